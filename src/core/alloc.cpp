@@ -1,0 +1,346 @@
+// Slow paths of malloc and free, the generic operations built on the fast
+// paths (realloc, aligned allocation, calloc), initialisation and fork.
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "core/boot.h"
+#include "core/central.h"
+#include "core/globals.h"
+#include "core/large.h"
+#include "core/lock.h"
+#include "core/thread_cache.h"
+#include "features/report.h"
+#include "os/os.h"
+
+extern char** environ;
+
+namespace btm {
+
+Globals g;
+ClassInfo g_class[kNumClasses];
+config::Values g_cfg;
+config::Origin g_cfg_origin;
+bool g_heap_ok;
+EventCounters g_events;
+
+namespace {
+
+SpinLock init_lock;
+
+// Depth guard for slow paths: a call nested inside one (from a pthread
+// function we call, or from a signal handler) sees depth > 0 and is served
+// from the boot arena instead of re-entering locked code.
+struct Nested {
+    Nested() { ++t_state.depth; }
+    ~Nested() { --t_state.depth; }
+};
+
+void setup_classes() {
+    size_t page = size_t(1) << g.page_shift;
+    for (unsigned c = 0; c < kNumClasses; ++c) {
+        ClassInfo& ci = g_class[c];
+        uint32_t size = kClassSize[c];
+        // Enough slots that a refill is worth its lock (but a slab stays a
+        // page or a few: every (partition, class) pair pins at most one
+        // partly used slab), and at most 1/8 of the slab lost to the tail.
+        uint32_t min_slots = size <= 1024 ? 8 : (32768 / size ? 32768 / size : 1);
+        size_t pages = 1;
+        for (;; ++pages) {
+            size_t bytes = pages * page;
+            size_t slots = bytes / size;
+            if (slots >= min_slots && (bytes - slots * size) * 8 <= bytes) break;
+            if (pages >= 64 && slots >= 1) break;
+        }
+        size_t slots = pages * page / size;
+        if (slots > 0xffff) {
+            slots = 0xffff;
+            pages = (slots * size + page - 1) / page;
+        }
+        ci.size = size;
+        ci.npages = uint16_t(pages);
+        ci.capacity = uint16_t(slots);
+        ci.limit = uint32_t(slots * size);
+        ci.div_magic = ~uint64_t(0) / size + 1;
+        uint32_t batch = 32768 / size;
+        ci.batch = uint16_t(batch < 1 ? 1 : batch > 64 ? 64 : batch);
+    }
+}
+
+uint32_t round_pow2(uint64_t v) {
+    uint32_t p = 1;
+    while (p < v && p < kMaxPartitions) p <<= 1;
+    return p;
+}
+
+void fork_prepare() {
+    ++t_state.depth;
+    size_t nbins = size_t(g.npart) << kClassBits;
+    for (size_t i = 0; i < nbins; ++i) g_central[i].lock.lock();
+    chunks::lock_all();
+    large::lock_all();
+    tcache::fork_prepare();
+}
+
+void fork_parent() {
+    tcache::fork_parent();
+    large::unlock_all(false);
+    chunks::unlock_all(false);
+    size_t nbins = size_t(g.npart) << kClassBits;
+    for (size_t i = 0; i < nbins; ++i) g_central[i].lock.unlock();
+    --t_state.depth;
+}
+
+void fork_child() {
+    tcache::fork_child();
+    large::unlock_all(true);
+    chunks::unlock_all(true);
+    partition::fork_child();
+    size_t nbins = size_t(g.npart) << kClassBits;
+    for (size_t i = 0; i < nbins; ++i) g_central[i].lock.reset();
+    --t_state.depth;
+}
+
+void do_init() {
+    g.page_shift = uint32_t(__builtin_ctzll(os::page_size()));
+    g.page_mask = os::page_size() - 1;
+    config::load(&g_cfg, &g_cfg_origin, environ, os::secure_mode());
+    g.checks = g_cfg.hardening != 0;
+    uint32_t npart = kPartitioning ? round_pow2(g_cfg.partitions) : 1;
+    uint64_t keys[2];
+    os::random_bytes(keys, sizeof keys);
+    g.secret = keys[0];
+    g.free_key = keys[1] | 1;  // never 0, the mark of a fresh slot
+    setup_classes();
+    g_warm_slabs = uint32_t(g_cfg.warm_slabs);
+    g.npart = npart;
+    g_central = static_cast<Central*>(os::map((size_t(npart) << kClassBits) * sizeof(Central)));
+    large::init(g_cfg.large_cache);
+    bool ok = g_central && partition::init(npart, kPartitioning && g_cfg.partition_mode == 1);
+    tcache::init(g_cfg.tcache_bytes);
+    ok = ok && chunks::init(g_cfg.reserve);  // publishes g.base and g.size
+    g_heap_ok = ok;
+    if (ok) pthread_atfork(fork_prepare, fork_parent, fork_child);
+    g.intern = kPartitioning && g_cfg.partition_mode == 1;
+    g.part_mask = uint64_t(npart - 1) << kClassBits;
+    __atomic_store_n(&g.initialized, true, __ATOMIC_RELEASE);
+}
+
+}  // namespace
+
+void init() {
+    // A call nested in a slow path (maybe in init itself) must not wait for
+    // the init lock; it is served from the boot arena.
+    if (__atomic_load_n(&g.initialized, __ATOMIC_ACQUIRE) || t_state.depth) return;
+    Nested nested;
+    LockGuard guard(init_lock);
+    if (!g.initialized) do_init();
+}
+
+void* malloc_slow(size_t n, uintptr_t ra) {
+    ThreadState& t = t_state;
+    if (t.depth) return boot::alloc(n, 16);
+    if (BTM_UNLIKELY(!g.initialized)) init();
+    if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false);
+    g_events.slow_mallocs.fetch_add(1, std::memory_order_relaxed);
+    Nested nested;
+    if (t.tc == &g_placeholder_tc && t.phase == Phase::kNone) tcache::thread_start();
+    uint32_t cls = class_of(n);
+    uint32_t bin = partition::bits_of(ra) | cls;
+    void* p = tcache::refill(bin, cls);
+    if (BTM_UNLIKELY(!p)) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    partition::note_site(bin, ra);
+    static_cast<uint64_t*>(p)[1] = 0;
+    return p;
+}
+
+void* malloc_large(size_t n, size_t align, bool zero) {
+    if (t_state.depth) return boot::alloc(n, align < 16 ? 16 : align);  // zeroed: never reused
+    if (BTM_UNLIKELY(!g.initialized)) init();
+    void* p;
+    {
+        Nested nested;
+        p = large::alloc(n, align, zero);
+    }
+    if (!p) errno = ENOMEM;
+    return p;
+}
+
+namespace {
+
+void count_foreign(void* p) { g_events.foreign_frees.fetch_add(1, std::memory_order_relaxed); }
+
+// A free of ours that missed the primary range test: an extra reservation.
+void free_small_general(void* p, uintptr_t ra) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    ChunkHeader* c = chunk_of(a);
+    uint64_t e = c->pagemap[(a - reinterpret_cast<uintptr_t>(c)) >> g.page_shift];
+    if (pe_kind(e) != kPageSlab) return invalid_free(p);
+    const ClassInfo& ci = g_class[pe_class(e)];
+    uint64_t off = (uint64_t(pe_page(e)) << g.page_shift) | (a & g.page_mask);
+    if (off * ci.div_magic > ci.div_magic - 1 || off >= ci.limit) return invalid_free(p);
+    if constexpr (kHardening)
+        if (g.checks && static_cast<uint64_t*>(p)[1] == g.free_key) double_free(p, e, ra);
+    Bin* b = &t_state.tc->bins[pe_bin(e)];
+    if (b->count >= b->max) return free_full(p, e);
+    link_encode(p, b->head);
+    if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
+    b->head = p;
+    ++b->count;
+}
+
+}  // namespace
+
+void free_outside(void* p) {
+    if (!p) return;
+    int saved = errno;
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    if (boot::owns(p)) {
+        // Never reused: see boot.h.
+    } else if (g_heap_ok && chunks::owns(a)) {
+        free_small_general(p, 0);
+    } else if (t_state.depth) {
+        count_foreign(p);  // nested: cannot take the large-table lock
+    } else {
+        Nested nested;
+        if (!large::free(p)) count_foreign(p);
+    }
+    errno = saved;
+}
+
+void free_bad_page(void* p) { invalid_free(p); }
+
+void invalid_free(void* p) {
+    uint64_t n = g_events.invalid_frees.fetch_add(1, std::memory_order_relaxed);
+    if (n == 0 && g_cfg.verbose) {
+        report::Line line;
+        line.str("btmalloc: free() of an address inside the heap that is not a block start: ")
+            .hex(reinterpret_cast<uintptr_t>(p))
+            .str(" (ignored; further ones are counted in btm_stats)");
+        line.emit();
+    }
+}
+
+void free_full(void* p, uint64_t entry) {
+    int saved = errno;
+    tcache::free_slow(p, entry);
+    errno = saved;
+}
+
+void double_free(void* p, uint64_t entry, uintptr_t ra) {
+    report::Line line;
+    line.str("btmalloc: double free of ")
+        .hex(reinterpret_cast<uintptr_t>(p))
+        .str(" (size class ")
+        .dec(kClassSize[pe_class(entry)])
+        .str(") in free() called from ")
+        .site(ra)
+        .str("; allocated from call site ")
+        .site(partition::g_site[pe_bin(entry) >> kClassBits].load(std::memory_order_relaxed));
+    report::fatal(line);
+}
+
+void check_link(void* slot, void* next) {
+    if (chunks::owns(reinterpret_cast<uintptr_t>(next))) return;
+    report::Line line;
+    line.str("btmalloc: corrupted free list: the free slot ")
+        .hex(reinterpret_cast<uintptr_t>(slot))
+        .str(" links to ")
+        .hex(reinterpret_cast<uintptr_t>(next))
+        .str(", outside the heap (a write after free or a buffer overflow)");
+    report::fatal(line);
+}
+
+size_t usable_size(const void* p) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    if (!p) return 0;
+    if (in_primary(a) || (g_heap_ok && chunks::owns(a))) {
+        ChunkHeader* c = chunk_of(a);
+        uint64_t e = c->pagemap[(a - reinterpret_cast<uintptr_t>(c)) >> g.page_shift];
+        if (pe_kind(e) != kPageSlab) return 0;
+        const ClassInfo& ci = g_class[pe_class(e)];
+        uint64_t off = (uint64_t(pe_page(e)) << g.page_shift) | (a & g.page_mask);
+        if (off * ci.div_magic > ci.div_magic - 1 || off >= ci.limit) return 0;
+        return ci.size;
+    }
+    if (boot::owns(p)) return boot::usable(p);
+    if (t_state.depth) return 0;
+    Nested nested;
+    return large::usable(p);
+}
+
+void* realloc_impl(void* p, size_t n, uintptr_t ra) {
+    if (!p) return malloc_fast(n, ra);
+    if (n == 0) {
+        free_fast(p, ra);
+        return nullptr;
+    }
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    size_t old = usable_size(p);
+    if (old == 0) {
+        // Not a block of ours: its size is unknown, so it cannot be moved.
+        errno = ENOMEM;
+        return nullptr;
+    }
+    bool small = in_primary(a) || chunks::owns(a);
+    if (small || boot::owns(p)) {
+        // Keep the block when the new size still fits and wastes under half.
+        if (small && n <= old && n > old / 2) return p;
+    } else if (n > kMaxSmall) {
+        void* q;
+        {
+            Nested nested;
+            q = large::realloc(p, n);
+        }
+        if (!q) errno = ENOMEM;
+        return q;
+    }
+    void* q = malloc_fast(n, ra);
+    if (!q) return nullptr;
+    memcpy(q, p, n < old ? n : old);
+    free_fast(p, ra);
+    return q;
+}
+
+void* aligned_impl(size_t align, size_t n, uintptr_t ra) {
+    if (align <= kAlignment) return malloc_fast(n, ra);
+    if (align <= g.page_mask + 1 && n <= kMaxSmall) {
+        // Slabs start on page boundaries, so a class whose size is a multiple
+        // of the alignment has every slot aligned; the powers of two are all
+        // classes, so the search ends.
+        size_t want = n > align ? n : align;
+        for (unsigned c = class_of(want); c < kNumClasses; ++c)
+            if (kClassSize[c] % align == 0) return malloc_fast(kClassSize[c], ra);
+    }
+    if (BTM_UNLIKELY(!g.initialized)) init();
+    return malloc_large(n, align, false);
+}
+
+void* calloc_impl(size_t count, size_t size, uintptr_t ra) {
+    size_t total;
+    if (BTM_UNLIKELY(__builtin_mul_overflow(count, size, &total))) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    if (total > kMaxSmall) return malloc_large(total, 0, true);
+    void* p = malloc_fast(total, ra);
+    if (BTM_LIKELY(p)) memset(p, 0, total);
+    return p;
+}
+
+size_t trim_impl() {
+    if (!g.initialized || !g_heap_ok || t_state.depth) return 0;
+    Nested nested;
+    tcache::flush_all();
+    central::drain_all();
+    return large::trim();
+}
+
+}  // namespace btm

@@ -1,0 +1,71 @@
+// The allocation and free fast paths, inlined into every entry point so that
+// the return address they key on is the entry point's caller.
+//
+// malloc hit: class lookup, partition hash, pop the bin's head.  free hit:
+// range compare, page-map load, (hardening) slot and double-free checks, push.
+// No lock, no atomic, no initialisation check on either (see state.h).
+#pragma once
+
+#include "core/chunk.h"
+#include "core/partition.h"
+#include "core/size_classes.h"
+#include "core/state.h"
+
+namespace btm {
+
+// Slow paths (alloc.cpp).
+void* malloc_slow(size_t n, uintptr_t ra);
+void* malloc_large(size_t n, size_t align, bool zero);
+void free_outside(void* p);
+void free_bad_page(void* p);
+void free_full(void* p, uint64_t entry);
+[[noreturn]] void double_free(void* p, uint64_t entry, uintptr_t ra);
+void invalid_free(void* p);
+void check_link(void* slot, void* next);  // aborts unless next is ours
+
+BTM_INLINE void* malloc_fast(size_t n, uintptr_t ra) {
+    if (BTM_UNLIKELY(n > kMaxSmall)) return malloc_large(n, 0, false);
+    uint32_t cls = class_of(n);
+    uint32_t bin = partition::bits_of(ra) | cls;
+    Bin* b = &t_state.tc->bins[bin];
+    void* p = b->head;
+    if (BTM_UNLIKELY(!p)) return malloc_slow(n, ra);
+    void* next = link_decode(p);
+    if constexpr (kHardening)
+        if (BTM_UNLIKELY(!in_primary(reinterpret_cast<uintptr_t>(next)) && next)) check_link(p, next);
+    b->head = next;
+    --b->count;
+    static_cast<uint64_t*>(p)[1] = 0;  // clear the free mark
+    return p;
+}
+
+BTM_INLINE void free_fast(void* p, uintptr_t ra) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    if (BTM_UNLIKELY(!in_primary(a))) return free_outside(p);
+    ChunkHeader* c = chunk_of(a);
+    uint64_t e = c->pagemap[(a - reinterpret_cast<uintptr_t>(c)) >> g.page_shift];
+    if (BTM_UNLIKELY(pe_kind(e) != kPageSlab)) return free_bad_page(p);
+    if constexpr (kHardening) {
+        if (BTM_LIKELY(g.checks)) {
+            const ClassInfo& ci = g_class[pe_class(e)];
+            uint64_t off = (uint64_t(pe_page(e)) << g.page_shift) | (a & g.page_mask);
+            if (BTM_UNLIKELY(off * ci.div_magic > ci.div_magic - 1 || off >= ci.limit)) return invalid_free(p);
+            if (BTM_UNLIKELY(static_cast<uint64_t*>(p)[1] == g.free_key)) double_free(p, e, ra);
+        }
+    }
+    Bin* b = &t_state.tc->bins[pe_bin(e)];
+    if (BTM_UNLIKELY(b->count >= b->max)) return free_full(p, e);
+    link_encode(p, b->head);
+    if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
+    b->head = p;
+    ++b->count;
+}
+
+// Usable size of a pointer of ours, 0 for a pointer that is not.
+size_t usable_size(const void* p);
+void* realloc_impl(void* p, size_t n, uintptr_t ra);
+void* aligned_impl(size_t align, size_t n, uintptr_t ra);
+void* calloc_impl(size_t count, size_t size, uintptr_t ra);
+size_t trim_impl();
+
+}  // namespace btm

@@ -1,0 +1,45 @@
+// Compile-time options, attributes and the constants every layer shares.
+// Build options arrive as BTM_CFG_* macros (0/1) and are turned into
+// constexpr values here, so both branches of every `if constexpr` compile.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#ifndef BTM_CFG_HARDENING
+#define BTM_CFG_HARDENING 1
+#endif
+#ifndef BTM_CFG_PARTITIONING
+#define BTM_CFG_PARTITIONING 1
+#endif
+#ifndef BTM_CFG_OVERRIDE_LIBC
+#define BTM_CFG_OVERRIDE_LIBC 1
+#endif
+
+#define BTM_INLINE inline __attribute__((always_inline))
+#define BTM_NOINLINE __attribute__((noinline))
+#define BTM_COLD __attribute__((noinline, cold))
+#define BTM_EXPORT __attribute__((visibility("default")))
+#define BTM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define BTM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+namespace btm {
+
+inline constexpr bool kHardening = BTM_CFG_HARDENING;
+inline constexpr bool kPartitioning = BTM_CFG_PARTITIONING;
+inline constexpr bool kOverrideLibc = BTM_CFG_OVERRIDE_LIBC;
+
+inline constexpr size_t kChunkShift = 21;  // 2 MiB chunks
+inline constexpr size_t kChunkSize = size_t(1) << kChunkShift;
+inline constexpr uintptr_t kChunkMask = kChunkSize - 1;
+inline constexpr size_t kMinPageShift = 12;
+inline constexpr size_t kMaxPagesPerChunk = kChunkSize >> kMinPageShift;  // 512
+
+// Bin index = partition << kClassBits | size class.
+inline constexpr unsigned kClassBits = 6;
+inline constexpr unsigned kMaxPartitions = 1024;
+inline constexpr size_t kMaxBins = size_t(kMaxPartitions) << kClassBits;
+
+inline constexpr size_t kAlignment = 16;  // malloc's guarantee on x86-64 and arm64
+
+}  // namespace btm

@@ -1,0 +1,237 @@
+#include "core/central.h"
+
+#include "core/chunk.h"
+
+namespace btm {
+
+Central* g_central;
+uint32_t g_warm_slabs = 2;
+
+namespace central {
+namespace {
+
+void list_push(Slab*& head, Slab* s, SlabList which) {
+    s->prev = nullptr;
+    s->next = head;
+    if (head) head->prev = s;
+    head = s;
+    s->list = which;
+}
+
+void list_remove(Central& c, Slab* s) {
+    Slab*& head = s->list == kListEmpty ? c.empty : c.partial;
+    if (s->prev) s->prev->next = s->next;
+    else head = s->next;
+    if (s->next) s->next->prev = s->prev;
+    if (s->list == kListEmpty) --c.nempty;
+    s->list = kListNone;
+    s->next = s->prev = nullptr;
+}
+
+// Puts a slab on the list its state calls for (central lock held).
+void reposition(Central& c, Slab* s) {
+    const ClassInfo& ci = g_class[s->cls];
+    bool available = s->free_count > 0 || s->bump < ci.capacity;
+    SlabList want = s->used == 0 ? kListEmpty : available ? kListPartial : kListNone;
+    if (want == s->list) return;
+    if (s->list != kListNone) list_remove(c, s);
+    if (want == kListEmpty) {
+        if (c.nempty >= g_warm_slabs) {
+            --c.nslabs;
+            chunks::slab_free(s);
+            return;
+        }
+        ++c.nempty;
+        list_push(c.empty, s, kListEmpty);
+    } else if (want == kListPartial) {
+        list_push(c.partial, s, kListPartial);
+    }
+}
+
+// Moves every remote free queued for this pair into its slab's local list.
+void drain(Central& c) {
+    if (!c.remote_q.load(std::memory_order_relaxed)) return;
+    Slab* s = c.remote_q.exchange(nullptr, std::memory_order_acquire);
+    while (s) {
+        Slab* next = s->qnext;
+        // Taking the word also clears kRemoteQueued: the next push queues the
+        // slab again.
+        uint64_t r = s->remote.exchange(0, std::memory_order_acq_rel);
+        uint32_t n = uint32_t(r >> 48);
+        if (n) {
+            void* chain = reinterpret_cast<void*>(r & kRemotePtrMask);
+            if (s->free) {
+                void* tail = chain;
+                for (uint32_t i = 1; i < n; ++i) tail = link_decode(tail);
+                link_encode(tail, s->free);
+            }
+            s->free = chain;
+            s->free_count += n;
+            s->used -= n;
+            c.out_bytes -= uint64_t(n) * g_class[s->cls].size;
+            reposition(c, s);
+        }
+        s = next;
+    }
+}
+
+// The push that sets kRemoteQueued owns the job of queueing the slab; the
+// slab is found by a drainer only through that queue, and the drainer's
+// exchange clears the bit.  So a slab is queued at most once, and never after
+// a drainer has seen its last slot come home (that slot's push came first).
+void push_remote(Slab* s, void* head, void* tail, uint32_t n) {
+    uint64_t old = s->remote.load(std::memory_order_relaxed);
+    uint64_t next;
+    do {
+        link_encode(tail, reinterpret_cast<void*>(old & kRemotePtrMask));
+        next = ((old >> 48) + n) << 48 | reinterpret_cast<uintptr_t>(head) | kRemoteQueued;
+    } while (!s->remote.compare_exchange_weak(old, next, std::memory_order_release,
+                                              std::memory_order_relaxed));
+    if (old & kRemoteQueued) return;
+    Central& c = g_central[s->bin];
+    Slab* h = c.remote_q.load(std::memory_order_relaxed);
+    do {
+        s->qnext = h;
+    } while (!c.remote_q.compare_exchange_weak(h, s, std::memory_order_release,
+                                               std::memory_order_relaxed));
+}
+
+// Takes up to `want` slots from the pair's slabs into the chain at *head
+// (central lock held).  Returns how many it took.
+uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want) {
+    const ClassInfo& ci = g_class[cls];
+    uint32_t got = 0;
+    while (got < want) {
+        Slab* s = c.partial ? c.partial : c.empty;
+        if (!s) {
+            s = chunks::slab_alloc(ci.npages, bin, cls);
+            if (!s) break;
+            ++c.nslabs;
+        }
+        uint32_t before = got;
+        if (s->free_count) {
+            // Cut the first k slots of the local list with k reads and one write.
+            uint32_t k = s->free_count < want - got ? s->free_count : want - got;
+            void* first = s->free;
+            void* last = first;
+            for (uint32_t i = 1; i < k; ++i) last = link_decode(last);
+            s->free = s->free_count == k ? nullptr : link_decode(last);
+            link_encode(last, *head);
+            *head = first;
+            s->free_count -= k;
+            got += k;
+        }
+        if (got < want && s->bump < ci.capacity) {
+            char* base = slab_base(s);
+            uint32_t k = ci.capacity - s->bump < want - got ? ci.capacity - s->bump : want - got;
+            for (uint32_t i = 0; i < k; ++i) {
+                void* p = base + size_t(s->bump + i) * ci.size;
+                link_encode(p, *head);
+                *head = p;
+            }
+            s->bump += k;
+            got += k;
+        }
+        s->used += got - before;
+        reposition(c, s);
+    }
+    c.out_bytes += uint64_t(got) * ci.size;
+    return got;
+}
+
+}  // namespace
+
+void* refill(Bin* b, uint32_t bin, uint32_t cls) {
+    Central& c = g_central[bin];
+    void* head = nullptr;
+    uint32_t got;
+    {
+        LockGuard guard(c.lock);
+        drain(c);
+        got = take(c, bin, cls, &head, g_class[cls].batch + 1);
+    }
+    if (!got) return nullptr;
+    b->head = link_decode(head);
+    b->count = got - 1;
+    return head;
+}
+
+void* alloc_one(uint32_t bin, uint32_t cls) {
+    Central& c = g_central[bin];
+    void* head = nullptr;
+    LockGuard guard(c.lock);
+    drain(c);
+    return take(c, bin, cls, &head, 1) ? head : nullptr;
+}
+
+void free_one(void* p, uint64_t entry) {
+    Slab* s = slab_of(reinterpret_cast<uintptr_t>(p), entry);
+    if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
+    push_remote(s, p, p, 1);
+}
+
+void flush(Bin* b, uint32_t keep) {
+    if (b->count <= keep) return;
+    void* rest;
+    uint32_t n = b->count - keep;
+    if (keep == 0) {
+        rest = b->head;
+        b->head = nullptr;
+    } else {
+        void* last = b->head;
+        for (uint32_t i = 1; i < keep; ++i) last = link_decode(last);
+        rest = link_decode(last);
+        link_encode(last, nullptr);
+    }
+    b->count = keep;
+
+    // Regroup the slots into one chain per slab; a few chains stay open at
+    // once because consecutive frees usually come from a few slabs.
+    struct Group {
+        Slab* slab;
+        void* head;
+        void* tail;
+        uint32_t n;
+    };
+    constexpr unsigned kOpen = 4;
+    Group open[kOpen];
+    unsigned nopen = 0, victim = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+        void* p = rest;
+        rest = i + 1 < n ? link_decode(p) : nullptr;
+        uintptr_t a = reinterpret_cast<uintptr_t>(p);
+        ChunkHeader* ch = chunk_of(a);
+        uint64_t e = ch->pagemap[(a - reinterpret_cast<uintptr_t>(ch)) >> g.page_shift];
+        Slab* s = slab_of(a, e);
+        unsigned j = 0;
+        while (j < nopen && open[j].slab != s) ++j;
+        if (j == nopen) {
+            if (nopen < kOpen) {
+                ++nopen;
+            } else {
+                j = victim;
+                victim = (victim + 1) % kOpen;
+                push_remote(open[j].slab, open[j].head, open[j].tail, open[j].n);
+            }
+            open[j] = Group{s, p, p, 1};
+            continue;
+        }
+        link_encode(p, open[j].head);
+        open[j].head = p;
+        ++open[j].n;
+    }
+    for (unsigned j = 0; j < nopen; ++j) push_remote(open[j].slab, open[j].head, open[j].tail, open[j].n);
+}
+
+void drain_all() {
+    size_t nbins = size_t(g.npart) << kClassBits;
+    for (size_t i = 0; i < nbins; ++i) {
+        Central& c = g_central[i];
+        if (!c.remote_q.load(std::memory_order_relaxed)) continue;
+        LockGuard guard(c.lock);
+        drain(c);
+    }
+}
+
+}  // namespace central
+}  // namespace btm

@@ -1,0 +1,116 @@
+// Chunks, slabs and the page map.
+//
+// A chunk is 2 MiB of the reservation, aligned to 2 MiB, so the header of the
+// chunk holding any pointer p of ours is at p & ~(2 MiB - 1).  The header's
+// first pages hold all metadata; the remaining pages are data only, carved
+// into slabs: runs of pages serving one (partition, size class) pair.
+//
+// Invariants:
+// - pagemap[i] describes data page i: kind kPageFree (not in any slab: a free
+//   of a pointer there is invalid) or kPageSlab with the slab's bin index, the
+//   page's position inside its slab, and the size class.  It is written only
+//   under the page-heap lock and only while no live slot lives on that page.
+// - slabs[i] is the descriptor of the slab whose first page is i.  Slots are
+//   never in the descriptor: the data pages are pure slots, so they can be
+//   released or paged out on their own.
+// - A slab's slots are: in its local free list, never handed out (>= bump),
+//   or `used` (in a thread cache, with the user, or in flight on its remote
+//   list).  `used` counts slots on the remote list until they are drained, so
+//   used == 0 means no slot of the slab is reachable by anyone.
+#pragma once
+
+#include <atomic>
+
+#include "core/base.h"
+#include "core/state.h"
+
+namespace btm {
+
+enum PageKind : uint8_t { kPageFree = 0, kPageSlab = 1 };
+
+// One 64-bit word per data page: [0,32) bin, [32,48) page in slab,
+// [48,56) size class, [56,64) kind.
+BTM_INLINE constexpr uint64_t page_entry(uint32_t bin, uint32_t page_in_slab, uint32_t cls) {
+    return uint64_t(bin) | (uint64_t(page_in_slab) << 32) | (uint64_t(cls) << 48) |
+           (uint64_t(kPageSlab) << 56);
+}
+BTM_INLINE constexpr uint32_t pe_bin(uint64_t e) { return uint32_t(e); }
+BTM_INLINE constexpr uint32_t pe_page(uint64_t e) { return uint32_t(e >> 32) & 0xffff; }
+BTM_INLINE constexpr uint32_t pe_class(uint64_t e) { return uint32_t(e >> 48) & 0xff; }
+BTM_INLINE constexpr uint32_t pe_kind(uint64_t e) { return uint32_t(e >> 56); }
+
+// Remote free list word: (count << 48) | pointer to the first slot, whose low
+// bit (slots are 16-byte aligned) says the slab is queued on its central.
+inline constexpr uint64_t kRemoteQueued = 1;
+inline constexpr uint64_t kRemotePtrMask = ((uint64_t(1) << 48) - 1) & ~kRemoteQueued;
+
+struct Slab {
+    void* free;                 // local free list (encoded links); central lock
+    uint32_t free_count;
+    uint32_t bump;              // slots [bump, capacity) were never handed out
+    uint32_t used;              // see the invariant above
+    uint32_t bin;               // partition << kClassBits | class
+    uint16_t npages;
+    uint8_t cls;
+    uint8_t list;               // which central list holds it (SlabList)
+    uint32_t epoch;             // activity stamp for cold tiering (slow paths only)
+    Slab* next;                 // central list links
+    Slab* prev;
+    std::atomic<uint64_t> remote;  // lock-free pushes from any thread
+    Slab* qnext;                // link in the central's queue of slabs with remote frees
+};
+
+enum SlabList : uint8_t { kListNone = 0, kListPartial = 1, kListEmpty = 2 };
+
+struct ChunkHeader {
+    uint64_t magic;
+    uint32_t npages;            // pages in the chunk
+    uint32_t first_page;        // first data page (after this header)
+    uint32_t free_pages;
+    uint32_t index;             // position in the chunk registry
+    ChunkHeader* avail_next;    // chunks with free pages (page-heap lock)
+    ChunkHeader* avail_prev;
+    bool in_avail;
+    uint64_t free_bits[kMaxPagesPerChunk / 64];  // 1 = page free
+    alignas(64) uint64_t pagemap[kMaxPagesPerChunk];
+    Slab slabs[kMaxPagesPerChunk];
+};
+
+inline constexpr uint64_t kChunkMagic = 0x6274'6d61'6c6c'6f63ULL;  // "btmalloc"
+
+BTM_INLINE ChunkHeader* chunk_of(uintptr_t a) { return reinterpret_cast<ChunkHeader*>(a & ~kChunkMask); }
+BTM_INLINE ChunkHeader* chunk_of(const Slab* s) { return chunk_of(reinterpret_cast<uintptr_t>(s)); }
+BTM_INLINE uint32_t slab_first_page(const Slab* s) { return uint32_t(s - chunk_of(s)->slabs); }
+BTM_INLINE char* slab_base(const Slab* s) {
+    return reinterpret_cast<char*>(chunk_of(s)) + (uintptr_t(slab_first_page(s)) << g.page_shift);
+}
+// The slab holding a pointer of ours whose page entry says kPageSlab.
+BTM_INLINE Slab* slab_of(uintptr_t a, uint64_t entry) {
+    ChunkHeader* c = chunk_of(a);
+    uint32_t page = uint32_t((a - reinterpret_cast<uintptr_t>(c)) >> g.page_shift);
+    return &c->slabs[page - pe_page(entry)];
+}
+
+namespace chunks {
+
+// Reserves the address space (shrunk to fit RLIMIT_AS).  False if even the
+// smallest reservation fails.
+bool init(uint64_t want_bytes);
+// True if a belongs to any reservation of ours (primary or extra).
+bool owns(uintptr_t a);
+// A run of `npages` data pages for a new slab; pagemap entries and the slab
+// descriptor are initialised.  Null when out of memory.
+Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls);
+// Returns an empty slab's pages to its chunk.  The pages stay committed.
+void slab_free(Slab* s);
+// Page-heap lock, for fork.
+void lock_all();
+void unlock_all(bool child);
+
+struct Counters {
+    uint64_t chunks, slabs, committed, reserved;
+};
+Counters counters();
+
+}  // namespace chunks
+}  // namespace btm

@@ -1,0 +1,25 @@
+// Library-wide singletons that are not read on fast paths: the effective
+// configuration and the counters of rare events.
+#pragma once
+
+#include <atomic>
+
+#include "config/config.h"
+
+namespace btm {
+
+extern config::Values g_cfg;
+extern config::Origin g_cfg_origin;
+extern bool g_heap_ok;  // false if no address space could be reserved
+
+struct EventCounters {
+    std::atomic<uint64_t> foreign_frees;
+    std::atomic<uint64_t> invalid_frees;
+    std::atomic<uint64_t> slow_mallocs;
+};
+extern EventCounters g_events;
+
+// Runs initialisation once (first slow path of the process).
+void init();
+
+}  // namespace btm

@@ -1,0 +1,228 @@
+// Invariant: `table` holds exactly the live large blocks (address -> mapping
+// size); a cached block is in `cache`, not in the table, so freeing it again
+// is a foreign free.  Both are guarded by `lock`.
+#include "core/large.h"
+
+#include <cstring>
+
+#include "core/lock.h"
+#include "core/state.h"
+#include "os/os.h"
+
+namespace btm::large {
+namespace {
+
+struct Entry {
+    uintptr_t addr;  // 0 = empty, 1 = deleted
+    size_t size;
+};
+
+struct Cached {
+    uintptr_t addr;
+    size_t size;
+};
+
+inline constexpr unsigned kCacheSlots = 32;
+
+SpinLock lock;
+Entry* table;
+size_t capacity;  // a power of two
+size_t filled;    // live + deleted
+size_t live;
+uint64_t live_bytes, cached_bytes, released_bytes, cache_budget;
+Cached cache[kCacheSlots];
+
+size_t slot_of(uintptr_t a) { return size_t((a >> 12) * 0x9E3779B97F4A7C15ULL >> 20) & (capacity - 1); }
+
+Entry* find(uintptr_t a) {
+    if (!table) return nullptr;
+    for (size_t i = slot_of(a);; i = (i + 1) & (capacity - 1)) {
+        if (table[i].addr == a) return &table[i];
+        if (table[i].addr == 0) return nullptr;
+    }
+}
+
+bool grow() {
+    size_t ncap = capacity ? capacity * 2 : 1024;
+    if (live * 4 < capacity) ncap = capacity;  // mostly deleted: rehash in place size
+    auto* nt = static_cast<Entry*>(os::map(ncap * sizeof(Entry)));
+    if (!nt) return false;
+    Entry* old = table;
+    size_t ocap = capacity;
+    table = nt;
+    capacity = ncap;
+    filled = live;
+    for (size_t i = 0; i < ocap; ++i) {
+        if (old[i].addr <= 1) continue;
+        size_t j = slot_of(old[i].addr);
+        while (table[j].addr) j = (j + 1) & (capacity - 1);
+        table[j] = old[i];
+    }
+    if (old) os::unmap(old, ocap * sizeof(Entry));
+    return true;
+}
+
+bool insert(uintptr_t a, size_t size) {
+    if ((filled + 1) * 2 > capacity && !grow()) return false;
+    size_t i = slot_of(a);
+    while (table[i].addr > 1) i = (i + 1) & (capacity - 1);
+    if (table[i].addr == 0) ++filled;
+    table[i] = Entry{a, size};
+    ++live;
+    live_bytes += size;
+    return true;
+}
+
+size_t round_pages(size_t n) {
+    size_t mask = g.page_mask;
+    return (n + mask) & ~mask;
+}
+
+// Takes a cached block of size in [need, need + need/4] with the alignment.
+void* cache_take(size_t need, size_t align, size_t* got) {
+    int best = -1;
+    for (unsigned i = 0; i < kCacheSlots; ++i) {
+        const Cached& c = cache[i];
+        if (!c.addr || c.size < need || c.size > need + need / 4) continue;
+        if (c.addr & (align - 1)) continue;
+        if (best < 0 || c.size < cache[best].size) best = int(i);
+    }
+    if (best < 0) return nullptr;
+    void* p = reinterpret_cast<void*>(cache[best].addr);
+    *got = cache[best].size;
+    cached_bytes -= cache[best].size;
+    cache[best] = Cached{};
+    return p;
+}
+
+// Keeps a freed block for reuse when the budget allows, evicting the largest
+// cached blocks first.  Returns false if the caller must unmap it.
+bool cache_put(uintptr_t a, size_t size) {
+    if (size > cache_budget) return false;
+    while (cached_bytes + size > cache_budget) {
+        unsigned big = 0;
+        for (unsigned i = 1; i < kCacheSlots; ++i)
+            if (cache[i].size > cache[big].size) big = i;
+        os::unmap(reinterpret_cast<void*>(cache[big].addr), cache[big].size);
+        released_bytes += cache[big].size;
+        cached_bytes -= cache[big].size;
+        cache[big] = Cached{};
+    }
+    for (unsigned i = 0; i < kCacheSlots; ++i) {
+        if (cache[i].addr) continue;
+        cache[i] = Cached{a, size};
+        cached_bytes += size;
+        return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+void init(uint64_t cache_bytes) { cache_budget = cache_bytes; }
+
+void* alloc(size_t n, size_t align, bool zero) {
+    size_t page = g.page_mask + 1;
+    if (align < page) align = page;
+    if (n > (size_t(1) << 62)) return nullptr;
+    size_t size = round_pages(n ? n : 1);
+    void* p = nullptr;
+    size_t got = size;
+    {
+        LockGuard guard(lock);
+        p = cache_take(size, align, &got);
+        if (p && !insert(reinterpret_cast<uintptr_t>(p), got)) {
+            cache_put(reinterpret_cast<uintptr_t>(p), got);
+            return nullptr;
+        }
+    }
+    if (p) {
+        if (zero) memset(p, 0, got);
+        return p;
+    }
+    p = os::map_aligned(size, align);
+    if (!p) return nullptr;
+    LockGuard guard(lock);
+    if (!insert(reinterpret_cast<uintptr_t>(p), size)) {
+        os::unmap(p, size);
+        return nullptr;
+    }
+    return p;
+}
+
+bool free(void* p) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    size_t size;
+    {
+        LockGuard guard(lock);
+        Entry* e = find(a);
+        if (!e) return false;
+        size = e->size;
+        e->addr = 1;
+        --live;
+        live_bytes -= size;
+        if (cache_put(a, size)) return true;
+        released_bytes += size;
+    }
+    os::unmap(p, size);
+    return true;
+}
+
+size_t usable(const void* p) {
+    LockGuard guard(lock);
+    Entry* e = find(reinterpret_cast<uintptr_t>(p));
+    return e ? e->size : 0;
+}
+
+void* realloc(void* p, size_t n) {
+    if (n > (size_t(1) << 62)) return nullptr;
+    size_t size = round_pages(n ? n : 1);
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    size_t old;
+    {
+        LockGuard guard(lock);
+        Entry* e = find(a);
+        if (!e) return nullptr;
+        old = e->size;
+        // Shrinking by less than half keeps the block: no copy, no syscall.
+        if (size <= old && size >= old / 2) return p;
+    }
+    // The block stays registered while the kernel moves it; no other thread
+    // may legally touch it during a realloc.
+    void* q = os::remap(p, old, size);
+    if (!q) return nullptr;
+    LockGuard guard(lock);
+    Entry* e = find(a);
+    e->addr = 1;
+    --live;
+    live_bytes -= old;
+    insert(reinterpret_cast<uintptr_t>(q), size);
+    return q;
+}
+
+size_t trim() {
+    LockGuard guard(lock);
+    size_t total = 0;
+    for (auto& c : cache) {
+        if (!c.addr) continue;
+        os::unmap(reinterpret_cast<void*>(c.addr), c.size);
+        total += c.size;
+        c = Cached{};
+    }
+    cached_bytes = 0;
+    released_bytes += total;
+    return total;
+}
+
+Counters counters() {
+    LockGuard guard(lock);
+    return Counters{live_bytes, cached_bytes, released_bytes};
+}
+
+void lock_all() { lock.lock(); }
+void unlock_all(bool child) {
+    if (child) lock.reset();
+    else lock.unlock();
+}
+
+}  // namespace btm::large

@@ -1,0 +1,34 @@
+// Large objects (above the largest size class): each has its own mapping,
+// recorded in an address-keyed table so free() can tell them from foreign
+// pointers without dereferencing anything.  Freed mappings are kept in a
+// small cache (knob large_cache bytes) so grow/free cycles do not pay mmap,
+// munmap and page faults every time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace btm::large {
+
+void init(uint64_t cache_bytes);
+// A block of at least n bytes aligned to `align` (a power of two >= page
+// size or <= 16), zeroed if `zero`.  Null on failure.
+void* alloc(size_t n, size_t align, bool zero);
+// Frees p if it is a large block of ours; false if it is not.
+bool free(void* p);
+// Usable size of large block p, or 0 if p is not one.
+size_t usable(const void* p);
+// Resizes large block p in place or by moving it (mremap); null on failure
+// (p is then unchanged).  Precondition: usable(p) != 0.
+void* realloc(void* p, size_t n);
+// Unmaps every cached block; returns the bytes released.
+size_t trim();
+
+struct Counters {
+    uint64_t live_bytes, cached_bytes, released_bytes;
+};
+Counters counters();
+void lock_all();
+void unlock_all(bool child);
+
+}  // namespace btm::large

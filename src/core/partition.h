@@ -1,0 +1,56 @@
+// Call-site partitions: the return address of the allocation call picks one
+// of P partitions.
+//
+// Mode hash: partition = high bits of (return address * odd constant), masked
+// to P - 1.  Mode intern: a lock-free table gives each distinct call site its
+// own partition in order of first use, until P are taken; later call sites
+// fall back to the hash.  Both return the partition already shifted into bin
+// index position (partition << kClassBits).
+#pragma once
+
+#include <atomic>
+
+#include "core/state.h"
+
+namespace btm::partition {
+
+inline constexpr uint64_t kMul = 0x9E3779B97F4A7C15ULL;
+inline constexpr size_t kInternSlots = 4096;  // a power of two, > kMaxPartitions
+
+struct InternSlot {
+    std::atomic<uintptr_t> ra;
+    uint32_t bits;
+};
+extern InternSlot* g_intern;
+
+uint32_t intern_slow(uintptr_t ra);
+
+BTM_INLINE uint32_t hash_bits(uintptr_t ra) {
+    return uint32_t((ra * kMul) >> 32) & uint32_t(g.part_mask);
+}
+
+BTM_INLINE uint32_t bits_of(uintptr_t ra) {
+    if constexpr (!kPartitioning) return 0;
+    if (BTM_UNLIKELY(g.intern)) {
+        size_t i = (ra * kMul) >> 52;  // top 12 bits: kInternSlots
+        InternSlot& s = g_intern[i];
+        if (BTM_LIKELY(s.ra.load(std::memory_order_acquire) == ra)) return s.bits;
+        return intern_slow(ra);
+    }
+    return hash_bits(ra);
+}
+
+// First call site seen for each partition, for reports (0 = none yet).
+extern std::atomic<uintptr_t>* g_site;
+BTM_INLINE void note_site(uint32_t bin, uintptr_t ra) {
+    std::atomic<uintptr_t>& s = g_site[bin >> kClassBits];
+    if (BTM_UNLIKELY(s.load(std::memory_order_relaxed) == 0)) {
+        uintptr_t zero = 0;
+        s.compare_exchange_strong(zero, ra, std::memory_order_relaxed);
+    }
+}
+
+bool init(uint32_t npart, bool intern);
+void fork_child();
+
+}  // namespace btm::partition

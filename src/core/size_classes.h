@@ -1,0 +1,70 @@
+// Size classes: a compile-time table, valid before any initialisation.
+//
+// Invariant: class sizes are multiples of 16 and strictly increasing; every
+// power of two from 16 B to kMaxSmall is a class (aligned allocation relies on
+// it); class_of(n) is the smallest class whose size is >= max(n, 1).
+// Spacing: 16 B steps up to 128 B, then four classes per doubling, so the
+// internal waste of a slot is below 25% (and below 12.5% on average).
+#pragma once
+
+#include <array>
+
+#include "core/base.h"
+
+namespace btm {
+
+inline constexpr size_t kMaxSmall = 128 * 1024;
+inline constexpr unsigned kNumClasses = 8 + 4 * 10;  // 16..128, then (128K] in quarter steps
+static_assert(kNumClasses <= (1u << kClassBits));
+
+inline constexpr std::array<uint32_t, kNumClasses> kClassSize = [] {
+    std::array<uint32_t, kNumClasses> t{};
+    unsigned i = 0;
+    for (uint32_t s = 16; s <= 128; s += 16) t[i++] = s;
+    for (uint32_t d = 128; d < kMaxSmall; d *= 2)
+        for (uint32_t q = 1; q <= 4; ++q) t[i++] = d + q * (d / 4);
+    return t;
+}();
+static_assert(kClassSize[kNumClasses - 1] == kMaxSmall);
+
+// Small requests (<= 1 KiB) are classed by one table load.
+inline constexpr size_t kLutMax = 1024;
+inline constexpr std::array<uint8_t, kLutMax / 16 + 1> kClassLut = [] {
+    std::array<uint8_t, kLutMax / 16 + 1> t{};
+    for (size_t i = 0; i < t.size(); ++i) {
+        size_t n = i * 16;
+        uint8_t c = 0;
+        while (kClassSize[c] < n) ++c;
+        t[i] = c;
+    }
+    return t;
+}();
+
+// Classes above 128 B: four per power of two.
+BTM_INLINE constexpr unsigned class_of_medium(size_t n) {
+    size_t m = n - 1;
+    unsigned lg = 63u - unsigned(__builtin_clzll(m));  // floor(log2(n-1)) >= 7
+    return 8u + (lg - 7u) * 4u + unsigned((m >> (lg - 2u)) & 3u);
+}
+
+// Precondition: n <= kMaxSmall.
+BTM_INLINE constexpr unsigned class_of(size_t n) {
+    return n <= kLutMax ? kClassLut[(n + 15) >> 4] : class_of_medium(n);
+}
+
+consteval bool class_table_consistent() {
+    for (size_t n = 0; n <= kMaxSmall; ++n) {
+        unsigned c = class_of(n);
+        if (kClassSize[c] < n) return false;
+        if (c > 0 && kClassSize[c - 1] >= n && n > 0) return false;
+    }
+    for (size_t s = 16; s <= kMaxSmall; s *= 2) {
+        bool found = false;
+        for (auto c : kClassSize) found |= (c == s);
+        if (!found) return false;
+    }
+    return true;
+}
+static_assert(class_table_consistent());
+
+}  // namespace btm

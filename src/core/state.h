@@ -1,0 +1,79 @@
+// Process-wide state read on the fast paths, and the thread's own state.
+//
+// Invariant: before init() has published them, `g.base` and `g.size` are 0,
+// so no pointer is "ours" and every free takes the slow path; `g.part_mask`
+// is 0, so every call site maps to partition 0; and every thread's cache is
+// the empty placeholder, so every malloc takes the slow path, which runs
+// init() first.  Nothing on a fast path ever asks "am I initialised?".
+#pragma once
+
+#include "core/base.h"
+#include "core/size_classes.h"
+
+namespace btm {
+
+struct alignas(64) Globals {
+    uintptr_t base;        // primary reservation: [base, base + size)
+    uintptr_t size;
+    uint64_t secret;       // safe-linking key
+    uint64_t free_key;     // marks a slot as free (word 1 of a free slot)
+    uint64_t part_mask;    // (P - 1) << kClassBits
+    uint32_t page_shift;
+    uint32_t npart;
+    uintptr_t page_mask;   // page size - 1
+    bool intern;           // partition_mode = intern
+    bool checks;           // runtime hardening checks (knob `hardening`)
+    bool initialized;
+};
+extern Globals g;
+
+// Per size class, filled at init from the page size.
+struct ClassInfo {
+    uint64_t div_magic;    // ceil(2^64 / size): n % size == 0  <=>  n * magic <= magic - 1
+    uint32_t limit;        // capacity * size: offsets at or past it are not slots
+    uint32_t size;
+    uint16_t npages;       // pages per slab
+    uint16_t capacity;     // slots per slab
+    uint16_t batch;        // slots moved per refill / flush
+    uint16_t pad;
+};
+extern ClassInfo g_class[kNumClasses];
+
+struct Bin {
+    void* head;            // encoded singly linked list of free slots
+    uint32_t count;
+    uint32_t max;          // 0 until the bin is first used: forces the slow path
+};
+static_assert(sizeof(Bin) == 16);
+
+struct ThreadCache {
+    Bin bins[kMaxBins];    // real caches allocate only npart << kClassBits bins
+};
+
+enum class Phase : uint32_t { kNone = 0, kStarting, kLive, kDead };
+
+struct ThreadState {
+    ThreadCache* tc;       // never null: the placeholder until the cache exists
+    uint32_t depth;        // > 0 while this thread runs an allocator slow path
+    Phase phase;
+};
+extern __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
+extern ThreadCache g_placeholder_tc;
+
+// Safe-linking: a free slot's first word holds the next pointer mixed with a
+// per-process secret and the slot's own address, so an overflow that writes a
+// plain pointer there produces a wild value that the range check catches.
+BTM_INLINE void* link_decode(const void* slot) {
+    uint64_t v = *static_cast<const uint64_t*>(slot);
+    if constexpr (kHardening) v ^= g.secret ^ reinterpret_cast<uintptr_t>(slot);
+    return reinterpret_cast<void*>(v);
+}
+BTM_INLINE void link_encode(void* slot, const void* next) {
+    uint64_t v = reinterpret_cast<uintptr_t>(next);
+    if constexpr (kHardening) v ^= g.secret ^ reinterpret_cast<uintptr_t>(slot);
+    *static_cast<uint64_t*>(slot) = v;
+}
+
+BTM_INLINE bool in_primary(uintptr_t a) { return a - g.base < g.size; }
+
+}  // namespace btm

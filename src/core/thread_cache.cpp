@@ -1,0 +1,190 @@
+#include "core/thread_cache.h"
+
+#include <pthread.h>
+
+#include <atomic>
+
+#include "core/central.h"
+#include "core/lock.h"
+#include "os/os.h"
+
+namespace btm {
+
+__thread ThreadState t_state __attribute__((tls_model("initial-exec"))) = {&g_placeholder_tc, 0, Phase::kNone};
+alignas(64) ThreadCache g_placeholder_tc;
+
+namespace tcache {
+namespace {
+
+inline constexpr unsigned kMaxActive = 256;
+inline constexpr unsigned kScavengePeriod = 64;
+
+// Lives just below the bins of a real cache.
+struct alignas(64) Header {
+    Header* next_free;       // recycled caches
+    size_t map_bytes;
+    uint32_t nactive;
+    uint32_t events;         // slow-path events since the last scavenge
+    bool overflow;           // more than kMaxActive bins in use: scan them all
+    uint32_t active[kMaxActive];
+};
+
+SpinLock pool_lock;
+Header* pool;                // caches of exited threads, ready for reuse
+std::atomic<uint64_t> nlive{0};
+pthread_key_t key;
+uint64_t budget = 1 << 20;
+
+Header* header_of(ThreadCache* tc) { return reinterpret_cast<Header*>(tc) - 1; }
+ThreadCache* cache_of(Header* h) { return reinterpret_cast<ThreadCache*>(h + 1); }
+size_t nbins() { return size_t(g.npart) << kClassBits; }
+
+void on_thread_exit(void* arg) {
+    auto* tc = static_cast<ThreadCache*>(arg);
+    ThreadState& t = t_state;
+    if (t.tc != tc) return;
+    ++t.depth;
+    flush_all();
+    t.tc = &g_placeholder_tc;
+    t.phase = Phase::kDead;
+    Header* h = header_of(tc);
+    {
+        LockGuard guard(pool_lock);
+        h->next_free = pool;
+        pool = h;
+    }
+    nlive.fetch_sub(1, std::memory_order_relaxed);
+    --t.depth;
+}
+
+// Halves every active bin when the cache holds more than its budget.
+void scavenge(ThreadCache* tc) {
+    Header* h = header_of(tc);
+    h->events = 0;
+    uint64_t total = 0;
+    size_t n = h->overflow ? nbins() : h->nactive;
+    for (size_t i = 0; i < n; ++i) {
+        uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
+        total += uint64_t(tc->bins[bin].count) * g_class[bin & ((1u << kClassBits) - 1)].size;
+    }
+    if (total <= budget) return;
+    for (size_t i = 0; i < n; ++i) {
+        uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
+        central::flush(&tc->bins[bin], tc->bins[bin].count / 2);
+    }
+}
+
+void activate(ThreadCache* tc, Bin* b, uint32_t bin, uint32_t cls) {
+    b->max = 2u * g_class[cls].batch;
+    Header* h = header_of(tc);
+    if (h->nactive < kMaxActive) h->active[h->nactive++] = bin;
+    else h->overflow = true;
+}
+
+void note_event(ThreadCache* tc) {
+    if (++header_of(tc)->events >= kScavengePeriod) scavenge(tc);
+}
+
+}  // namespace
+
+void init(uint64_t tcache_bytes) {
+    budget = tcache_bytes;
+    pthread_key_create(&key, on_thread_exit);
+}
+
+bool thread_start() {
+    ThreadState& t = t_state;
+    t.phase = Phase::kStarting;
+    Header* h = nullptr;
+    {
+        LockGuard guard(pool_lock);
+        if (pool) {
+            h = pool;
+            pool = h->next_free;
+        }
+    }
+    if (h) {
+        // A recycled cache is empty (flushed at its thread's exit); reset the
+        // bins it used so they re-learn their limits.
+        ThreadCache* tc = cache_of(h);
+        size_t n = h->overflow ? nbins() : h->nactive;
+        for (size_t i = 0; i < n; ++i) tc->bins[h->overflow ? i : h->active[i]] = Bin{};
+        h->nactive = 0;
+        h->overflow = false;
+        h->events = 0;
+    } else {
+        size_t bytes = sizeof(Header) + nbins() * sizeof(Bin);
+        h = static_cast<Header*>(os::map(bytes));
+        if (!h) {
+            t.phase = Phase::kNone;
+            return false;
+        }
+        h->map_bytes = bytes;
+    }
+    ThreadCache* tc = cache_of(h);
+    // May allocate (keys past the first 32): such a nested call is served
+    // from the boot arena because t.depth > 0.
+    pthread_setspecific(key, tc);
+    nlive.fetch_add(1, std::memory_order_relaxed);
+    t.tc = tc;
+    t.phase = Phase::kLive;
+    return true;
+}
+
+void* refill(uint32_t bin, uint32_t cls) {
+    ThreadCache* tc = t_state.tc;
+    if (tc == &g_placeholder_tc) return central::alloc_one(bin, cls);
+    Bin* b = &tc->bins[bin];
+    if (b->head) {  // the cache was just created by our caller's retry
+        void* p = b->head;
+        b->head = link_decode(p);
+        --b->count;
+        return p;
+    }
+    if (b->max == 0) activate(tc, b, bin, cls);
+    note_event(tc);
+    return central::refill(b, bin, cls);
+}
+
+void free_slow(void* p, uint64_t entry) {
+    ThreadState& t = t_state;
+    ThreadCache* tc = t.tc;
+    if (tc == &g_placeholder_tc) {
+        central::free_one(p, entry);
+        return;
+    }
+    uint32_t bin = uint32_t(entry);
+    Bin* b = &tc->bins[bin];
+    ++t.depth;
+    if (b->max == 0) activate(tc, b, bin, pe_class(entry));
+    else central::flush(b, g_class[pe_class(entry)].batch);
+    note_event(tc);
+    --t.depth;
+    link_encode(p, b->head);
+    if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
+    b->head = p;
+    ++b->count;
+}
+
+void flush_all() {
+    ThreadCache* tc = t_state.tc;
+    if (tc == &g_placeholder_tc) return;
+    Header* h = header_of(tc);
+    size_t n = h->overflow ? nbins() : h->nactive;
+    for (size_t i = 0; i < n; ++i) central::flush(&tc->bins[h->overflow ? i : h->active[i]], 0);
+}
+
+uint64_t live_caches() { return nlive.load(std::memory_order_relaxed); }
+
+void fork_prepare() { pool_lock.lock(); }
+void fork_parent() { pool_lock.unlock(); }
+void fork_child() {
+    pool_lock.reset();
+    // Only the forking thread survives; its cache stays valid.  The other
+    // threads' caches are lost with their cached slots (bounded by
+    // tcache_bytes each), as with every thread-caching allocator.
+    nlive.store(t_state.tc == &g_placeholder_tc ? 0 : 1, std::memory_order_relaxed);
+}
+
+}  // namespace tcache
+}  // namespace btm

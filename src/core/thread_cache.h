@@ -1,0 +1,34 @@
+// Thread caches: per thread, one bin per (partition, size class), indexed
+// directly by the bin index; the hit path touches only the bin.
+//
+// Invariants:
+// - t_state.tc is the placeholder (all bins empty, max 0) until the thread's
+//   cache exists and after it is torn down, so both fast paths fall into the
+//   slow path there.
+// - The bytes a thread keeps cached are bounded in total (knob tcache_bytes):
+//   each bin holds at most 2 batches, and every kScavengePeriod slow-path
+//   events the cache counts its active bins and halves them when over budget.
+#pragma once
+
+#include "core/state.h"
+
+namespace btm::tcache {
+
+// Creates the calling thread's cache; false if it cannot (then the caller
+// serves the request without one).
+bool thread_start();
+// Slow path of malloc for a small class: refills the bin (creating the cache
+// first if needed) and returns a slot, or null.
+void* refill(uint32_t bin, uint32_t cls);
+// Slow path of free when the bin is full, unused so far, or missing.
+void free_slow(void* p, uint64_t entry);
+// Returns every cached slot of the calling thread (malloc_trim, thread exit).
+void flush_all();
+uint64_t live_caches();
+
+void init(uint64_t tcache_bytes);
+void fork_prepare();
+void fork_parent();
+void fork_child();
+
+}  // namespace btm::tcache

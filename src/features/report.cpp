@@ -1,0 +1,133 @@
+#include "features/report.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "os/os.h"
+
+namespace btm::report {
+
+Line& Line::str(const char* s) {
+    while (*s && n < sizeof buf - 1) buf[n++] = *s++;
+    return *this;
+}
+
+Line& Line::hex(uint64_t v) {
+    char tmp[17];
+    int i = 16;
+    tmp[i] = 0;
+    do {
+        tmp[--i] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    return str("0x").str(tmp + i);
+}
+
+Line& Line::dec(uint64_t v) {
+    char tmp[21];
+    int i = 20;
+    tmp[i] = 0;
+    do {
+        tmp[--i] = char('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return str(tmp + i);
+}
+
+namespace {
+
+uint64_t parse_hex(const char*& s) {
+    uint64_t v = 0;
+    for (;; ++s) {
+        char c = *s;
+        if (c >= '0' && c <= '9') v = v * 16 + uint64_t(c - '0');
+        else if (c >= 'a' && c <= 'f') v = v * 16 + uint64_t(c - 'a' + 10);
+        else return v;
+    }
+}
+
+// Looks addr up in /proc/self/maps, one line at a time from a small buffer.
+bool find_module(uintptr_t addr, char* name, size_t name_len, uint64_t* offset) {
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[4096];
+    size_t have = 0;
+    bool found = false;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        if (r <= 0) break;
+        have += size_t(r);
+        buf[have] = 0;
+        char* line = buf;
+        char* nl;
+        while ((nl = static_cast<char*>(memchr(line, '\n', size_t(buf + have - line))))) {
+            *nl = 0;
+            const char* s = line;
+            uint64_t lo = parse_hex(s);
+            ++s;
+            uint64_t hi = parse_hex(s);
+            if (addr >= lo && addr < hi) {
+                while (*s == ' ') ++s;
+                while (*s && *s != ' ') ++s;  // permissions
+                while (*s == ' ') ++s;
+                uint64_t file_off = parse_hex(s);
+                for (int field = 0; field < 2; ++field) {  // device, inode
+                    while (*s == ' ') ++s;
+                    while (*s && *s != ' ') ++s;
+                }
+                while (*s == ' ') ++s;
+                const char* base = s;
+                for (const char* q = s; *q; ++q)
+                    if (*q == '/') base = q + 1;
+                size_t i = 0;
+                for (; base[i] && i < name_len - 1; ++i) name[i] = base[i];
+                name[i] = 0;
+                *offset = addr - lo + file_off;
+                found = i > 0;
+                close(fd);
+                return found;
+            }
+            line = nl + 1;
+        }
+        have = size_t(buf + have - line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1) have = 0;  // absurdly long line: drop it
+    }
+    close(fd);
+    return found;
+}
+
+}  // namespace
+
+Line& Line::site(uintptr_t addr) {
+    char name[128];
+    uint64_t off;
+    if (addr && find_module(addr, name, sizeof name, &off)) return str(name).str("+").hex(off);
+    return addr ? hex(addr) : str("(unknown)");
+}
+
+void Line::emit(int fd) {
+    if (n == 0 || buf[n - 1] != '\n') {
+        if (n == sizeof buf - 1) --n;
+        buf[n++] = '\n';
+    }
+    os::write_all(fd, buf, n);
+}
+
+void fatal(Line& line) {
+    line.emit(2);
+    // abort() would run no handlers of ours; make sure SIGABRT is not
+    // blocked or ignored so the process really stops here.
+    signal(SIGABRT, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGABRT);
+    sigprocmask(SIG_UNBLOCK, &set, nullptr);
+    abort();
+}
+
+}  // namespace btm::report

@@ -1,0 +1,145 @@
+#include "features/stats.h"
+
+#include <unistd.h>
+
+#include "core/central.h"
+#include "core/globals.h"
+#include "core/large.h"
+#include "core/partition.h"
+#include "core/thread_cache.h"
+#include "features/report.h"
+#include "os/os.h"
+
+namespace btm::stats {
+
+namespace {
+
+uint64_t partition_bytes(uint32_t part) {
+    uint64_t total = 0;
+    for (uint32_t c = 0; c < kNumClasses; ++c) total += g_central[(part << kClassBits) | c].out_bytes;
+    return total;
+}
+
+}  // namespace
+
+void fill(struct btm_stats* s) {
+    uint64_t version = s->version;
+    *s = {};
+    s->version = version;
+    s->resident_bytes = os::resident_bytes();
+    s->foreign_frees = g_events.foreign_frees.load(std::memory_order_relaxed);
+    s->invalid_frees = g_events.invalid_frees.load(std::memory_order_relaxed);
+    s->malloc_calls_slow = g_events.slow_mallocs.load(std::memory_order_relaxed);
+    if (!g.initialized || !g_heap_ok) return;
+    for (uint32_t p = 0; p < g.npart; ++p) s->allocated_bytes += partition_bytes(p);
+    large::Counters lc = large::counters();
+    s->large_bytes = lc.live_bytes;
+    s->large_cached_bytes = lc.cached_bytes;
+    s->allocated_bytes += lc.live_bytes;
+    chunks::Counters cc = chunks::counters();
+    s->committed_bytes = cc.committed;
+    s->reserved_bytes = cc.reserved;
+    s->chunks = cc.chunks;
+    s->slabs = cc.slabs;
+    s->partitions = g.npart;
+    s->thread_caches = tcache::live_caches();
+}
+
+void profile(int fd) {
+    report::Line head;
+    struct btm_stats s {};
+    s.version = BTM_STATS_VERSION;
+    fill(&s);
+    head.str("btmalloc heap profile: ")
+        .dec(s.allocated_bytes)
+        .str(" bytes allocated (")
+        .dec(s.large_bytes)
+        .str(" in large blocks), ")
+        .dec(s.committed_bytes)
+        .str(" committed, ")
+        .dec(s.resident_bytes)
+        .str(" resident, ")
+        .dec(s.partitions)
+        .str(" partitions");
+    head.emit(fd);
+    if (!g.initialized || !g_heap_ok) return;
+    report::Line cols;
+    cols.str("part   bytes_outstanding  call site (module+offset)");
+    cols.emit(fd);
+    for (uint32_t p = 0; p < g.npart; ++p) {
+        uint64_t bytes = partition_bytes(p);
+        uintptr_t site = partition::g_site[p].load(std::memory_order_relaxed);
+        if (!bytes && !site) continue;
+        report::Line line;
+        line.dec(p).str(" ").dec(bytes).str(" ").site(site);
+        line.emit(fd);
+    }
+}
+
+struct mallinfo2 mallinfo2() {
+    struct btm_stats s {};
+    s.version = BTM_STATS_VERSION;
+    fill(&s);
+    struct mallinfo2 m {};
+    m.arena = s.committed_bytes;
+    m.hblks = 0;
+    m.hblkhd = s.large_bytes;
+    m.uordblks = s.allocated_bytes;
+    m.fordblks = s.committed_bytes > s.allocated_bytes - s.large_bytes ? s.committed_bytes - (s.allocated_bytes - s.large_bytes) : 0;
+    m.keepcost = s.large_cached_bytes;
+    return m;
+}
+
+int write_info(FILE* out) {
+    struct btm_stats s {};
+    s.version = BTM_STATS_VERSION;
+    fill(&s);
+    fprintf(out,
+            "<malloc version=\"btmalloc-1\">\n"
+            "<total type=\"allocated\" size=\"%llu\"/>\n"
+            "<total type=\"committed\" size=\"%llu\"/>\n"
+            "<total type=\"large\" size=\"%llu\"/>\n"
+            "<total type=\"resident\" size=\"%llu\"/>\n"
+            "</malloc>\n",
+            (unsigned long long)s.allocated_bytes, (unsigned long long)s.committed_bytes,
+            (unsigned long long)s.large_bytes, (unsigned long long)s.resident_bytes);
+    return 0;
+}
+
+namespace {
+
+// stats_at_exit: one line per process, so tests and administrators can see
+// that a program really ran on btmalloc.
+__attribute__((destructor)) void print_at_exit() {
+    if (!g.initialized || !g_cfg.stats_at_exit) return;
+    struct btm_stats s {};
+    s.version = BTM_STATS_VERSION;
+    fill(&s);
+    report::Line line;
+    line.str("btmalloc[")
+        .dec(uint64_t(getpid()))
+        .str("]: allocated=")
+        .dec(s.allocated_bytes)
+        .str(" committed=")
+        .dec(s.committed_bytes)
+        .str(" chunks=")
+        .dec(s.chunks)
+        .str(" slabs=")
+        .dec(s.slabs)
+        .str(" large=")
+        .dec(s.large_bytes)
+        .str(" thread_caches=")
+        .dec(s.thread_caches)
+        .str(" slow_mallocs=")
+        .dec(s.malloc_calls_slow)
+        .str(" foreign_frees=")
+        .dec(s.foreign_frees)
+        .str(" invalid_frees=")
+        .dec(s.invalid_frees)
+        .str(" rss=")
+        .dec(s.resident_bytes);
+    line.emit(2);
+}
+
+}  // namespace
+}  // namespace btm::stats

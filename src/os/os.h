@@ -1,0 +1,48 @@
+// The OS layer: everything btmalloc asks of the kernel, stated once.
+//
+// Contract: every function here is async-signal-safe, never allocates, never
+// touches errno visibly to the caller (callers that must preserve errno save
+// it themselves), and reports failure by its return value only.  No policy
+// lives here: callers decide what to map, when and how much.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace btm::os {
+
+// The kernel's page size, read once at start-up (4 KiB, 16 KiB or 64 KiB).
+size_t page_size();
+
+// Reserves `size` bytes of address space aligned to `align` (a power of two):
+// PROT_NONE, MAP_NORESERVE, so neither RSS nor overcommit is charged.
+// Returns null on failure.
+void* reserve_aligned(size_t size, size_t align);
+// Makes [p, p+size) readable and writable (still charged only when touched,
+// except under strict overcommit).  Returns false on failure.
+bool commit(void* p, size_t size);
+// Fresh anonymous read-write memory, page aligned; null on failure.
+void* map(size_t size);
+// Fresh anonymous read-write memory aligned to `align` (> page size allowed).
+void* map_aligned(size_t size, size_t align);
+void unmap(void* p, size_t size);
+// Grows or shrinks a mapping, moving it if needed; null on failure.
+void* remap(void* p, size_t old_size, size_t new_size);
+// Releases the physical pages of [p, p+size); the range stays mapped and reads
+// back as zeros.  Returns false on failure.
+bool release(void* p, size_t size);
+// Asks the kernel not to back [p, p+size) with transparent huge pages.
+void no_huge_pages(void* p, size_t size);
+
+// Raw, unbuffered write of the whole buffer (retries on EINTR / short write).
+void write_all(int fd, const char* s, size_t n);
+// Fills buf with random bytes (getrandom, then AT_RANDOM, then time).
+void random_bytes(void* buf, size_t n);
+// True in secure-execution mode (setuid/setgid/capabilities: AT_SECURE).
+bool secure_mode();
+// Resident set size of this process in bytes (/proc/self/statm), 0 if unknown.
+uint64_t resident_bytes();
+// Limit on the address space (RLIMIT_AS), or ~0 when unlimited.
+uint64_t address_space_limit();
+
+}  // namespace btm::os
