@@ -23,6 +23,7 @@ namespace btm {
 
 Globals g;
 ClassInfo g_class[kNumClasses];
+SlotCheck g_check[kNumClasses];
 config::Values g_cfg;
 config::Origin g_cfg_origin;
 bool g_heap_ok;
@@ -64,8 +65,7 @@ void setup_classes() {
         ci.size = size;
         ci.npages = uint16_t(pages);
         ci.capacity = uint16_t(slots);
-        ci.limit = uint32_t(slots * size);
-        ci.div_magic = ~uint64_t(0) / size + 1;
+        g_check[c] = SlotCheck{~uint64_t(0) / size + 1, uint32_t(slots * size), size};
         uint32_t batch = 32768 / size;
         ci.batch = uint16_t(batch < 1 ? 1 : batch > 64 ? 64 : batch);
     }
@@ -181,11 +181,8 @@ void count_foreign(void* p) { g_events.foreign_frees.fetch_add(1, std::memory_or
 void free_small_general(void* p, uintptr_t ra) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     ChunkHeader* c = chunk_of(a);
-    uint64_t e = c->pagemap[(a - reinterpret_cast<uintptr_t>(c)) >> g.page_shift];
-    if (pe_kind(e) != kPageSlab) return invalid_free(p);
-    const ClassInfo& ci = g_class[pe_class(e)];
-    uint64_t off = (uint64_t(pe_page(e)) << g.page_shift) | (a & g.page_mask);
-    if (off * ci.div_magic > ci.div_magic - 1 || off >= ci.limit) return invalid_free(p);
+    uint64_t e = c->pagemap[(a & kChunkMask) >> g.page_shift];
+    if (e == 0 || !is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask))) return invalid_free(p);
     if constexpr (kHardening)
         if (g.checks && static_cast<uint64_t*>(p)[1] == g.free_key) double_free(p, e, ra);
     Bin* b = &t_state.tc->bins[pe_bin(e)];
@@ -214,8 +211,6 @@ void free_outside(void* p) {
     }
     errno = saved;
 }
-
-void free_bad_page(void* p) { invalid_free(p); }
 
 void invalid_free(void* p) {
     uint64_t n = g_events.invalid_frees.fetch_add(1, std::memory_order_relaxed);
@@ -247,15 +242,27 @@ void double_free(void* p, uint64_t entry, uintptr_t ra) {
     report::fatal(line);
 }
 
-void check_link(void* slot, void* next) {
-    if (chunks::owns(reinterpret_cast<uintptr_t>(next))) return;
-    report::Line line;
-    line.str("btmalloc: corrupted free list: the free slot ")
-        .hex(reinterpret_cast<uintptr_t>(slot))
-        .str(" links to ")
-        .hex(reinterpret_cast<uintptr_t>(next))
-        .str(", outside the heap (a write after free or a buffer overflow)");
-    report::fatal(line);
+void* pop_checked(Bin* b) {
+    void* p = b->head;
+    void* next = link_decode(p);
+    if (!chunks::owns(reinterpret_cast<uintptr_t>(next))) {
+        report::Line line;
+        line.str("btmalloc: corrupted free list: the free slot ")
+            .hex(reinterpret_cast<uintptr_t>(p))
+            .str(" links to ")
+            .hex(reinterpret_cast<uintptr_t>(next))
+            .str(", outside the heap (a write after free or a buffer overflow)");
+        report::fatal(line);
+    }
+    b->head = next;
+    --b->count;
+    static_cast<uint64_t*>(p)[1] = 0;
+    return p;
+}
+
+void* malloc_interned(size_t n, uintptr_t ra) {
+    uint32_t bin = partition::intern_bits(ra) | class_of(n);
+    return bin_pop(&t_state.tc->bins[bin], n, ra);
 }
 
 size_t usable_size(const void* p) {
@@ -263,12 +270,9 @@ size_t usable_size(const void* p) {
     if (!p) return 0;
     if (in_primary(a) || (g_heap_ok && chunks::owns(a))) {
         ChunkHeader* c = chunk_of(a);
-        uint64_t e = c->pagemap[(a - reinterpret_cast<uintptr_t>(c)) >> g.page_shift];
-        if (pe_kind(e) != kPageSlab) return 0;
-        const ClassInfo& ci = g_class[pe_class(e)];
-        uint64_t off = (uint64_t(pe_page(e)) << g.page_shift) | (a & g.page_mask);
-        if (off * ci.div_magic > ci.div_magic - 1 || off >= ci.limit) return 0;
-        return ci.size;
+        uint64_t e = c->pagemap[(a & kChunkMask) >> g.page_shift];
+        if (e == 0 || !is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask))) return 0;
+        return g_class[pe_class(e)].size;
     }
     if (boot::owns(p)) return boot::usable(p);
     if (t_state.depth) return 0;

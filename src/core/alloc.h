@@ -17,39 +17,46 @@ namespace btm {
 void* malloc_slow(size_t n, uintptr_t ra);
 void* malloc_large(size_t n, size_t align, bool zero);
 void free_outside(void* p);
-void free_bad_page(void* p);
 void free_full(void* p, uint64_t entry);
 [[noreturn]] void double_free(void* p, uint64_t entry, uintptr_t ra);
 void invalid_free(void* p);
-void check_link(void* slot, void* next);  // aborts unless next is ours
+// The head's link points outside the primary range: pops it if the link is
+// into an extra reservation of ours, aborts on a corrupted list otherwise.
+void* pop_checked(Bin* b);
+// malloc in partition_mode = intern.
+void* malloc_interned(size_t n, uintptr_t ra);
 
-BTM_INLINE void* malloc_fast(size_t n, uintptr_t ra) {
-    if (BTM_UNLIKELY(n > kMaxSmall)) return malloc_large(n, 0, false);
-    uint32_t cls = class_of(n);
-    uint32_t bin = partition::bits_of(ra) | cls;
-    Bin* b = &t_state.tc->bins[bin];
+// Pops the head of a bin.  Every unlikely branch is a tail call, so the hit
+// path needs no stack frame.
+BTM_INLINE void* bin_pop(Bin* b, size_t n, uintptr_t ra) {
     void* p = b->head;
     if (BTM_UNLIKELY(!p)) return malloc_slow(n, ra);
     void* next = link_decode(p);
     if constexpr (kHardening)
-        if (BTM_UNLIKELY(!in_primary(reinterpret_cast<uintptr_t>(next)) && next)) check_link(p, next);
+        if (BTM_UNLIKELY(!in_primary(reinterpret_cast<uintptr_t>(next)) && next)) return pop_checked(b);
     b->head = next;
     --b->count;
     static_cast<uint64_t*>(p)[1] = 0;  // clear the free mark
     return p;
 }
 
+BTM_INLINE void* malloc_fast(size_t n, uintptr_t ra) {
+    if (BTM_UNLIKELY(n > kMaxSmall)) return malloc_large(n, 0, false);
+    if constexpr (kPartitioning)
+        if (BTM_UNLIKELY(g.intern)) return malloc_interned(n, ra);
+    uint32_t bin = partition::hash_bits(ra) | class_of(n);
+    return bin_pop(&t_state.tc->bins[bin], n, ra);
+}
+
 BTM_INLINE void free_fast(void* p, uintptr_t ra) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     if (BTM_UNLIKELY(!in_primary(a))) return free_outside(p);
     ChunkHeader* c = chunk_of(a);
-    uint64_t e = c->pagemap[(a - reinterpret_cast<uintptr_t>(c)) >> g.page_shift];
-    if (BTM_UNLIKELY(pe_kind(e) != kPageSlab)) return free_bad_page(p);
+    uint64_t e = c->pagemap[(a & kChunkMask) >> g.page_shift];
+    if (BTM_UNLIKELY(e == 0)) return invalid_free(p);
     if constexpr (kHardening) {
         if (BTM_LIKELY(g.checks)) {
-            const ClassInfo& ci = g_class[pe_class(e)];
-            uint64_t off = (uint64_t(pe_page(e)) << g.page_shift) | (a & g.page_mask);
-            if (BTM_UNLIKELY(off * ci.div_magic > ci.div_magic - 1 || off >= ci.limit)) return invalid_free(p);
+            if (BTM_UNLIKELY(!is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask)))) return invalid_free(p);
             if (BTM_UNLIKELY(static_cast<uint64_t*>(p)[1] == g.free_key)) double_free(p, e, ra);
         }
     }

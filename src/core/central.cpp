@@ -201,7 +201,7 @@ void flush(Bin* b, uint32_t keep) {
         rest = i + 1 < n ? link_decode(p) : nullptr;
         uintptr_t a = reinterpret_cast<uintptr_t>(p);
         ChunkHeader* ch = chunk_of(a);
-        uint64_t e = ch->pagemap[(a - reinterpret_cast<uintptr_t>(ch)) >> g.page_shift];
+        uint64_t e = ch->pagemap[(a & kChunkMask) >> g.page_shift];
         Slab* s = slab_of(a, e);
         unsigned j = 0;
         while (j < nopen && open[j].slab != s) ++j;

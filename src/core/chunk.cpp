@@ -148,7 +148,7 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
     for (uint32_t i = 0; i < npages; ++i) {
         uint32_t p = uint32_t(first) + i;
         c->free_bits[p / 64] &= ~(uint64_t(1) << (p % 64));
-        c->pagemap[p] = page_entry(bin, i, cls);
+        c->pagemap[p] = page_entry(bin, i, cls, g.page_shift);
     }
     c->free_pages -= npages;
     if (c->free_pages == 0) avail_remove(c);

@@ -6,9 +6,9 @@
 // into slabs: runs of pages serving one (partition, size class) pair.
 //
 // Invariants:
-// - pagemap[i] describes data page i: kind kPageFree (not in any slab: a free
-//   of a pointer there is invalid) or kPageSlab with the slab's bin index, the
-//   page's position inside its slab, and the size class.  It is written only
+// - pagemap[i] describes data page i: 0 (not in any slab: a free of a
+//   pointer there is invalid) or the slab's bin index, size class and the
+//   page's byte offset inside its slab.  It is written only
 //   under the page-heap lock and only while no live slot lives on that page.
 // - slabs[i] is the descriptor of the slab whose first page is i.  Slots are
 //   never in the descriptor: the data pages are pure slots, so they can be
@@ -26,18 +26,19 @@
 
 namespace btm {
 
-enum PageKind : uint8_t { kPageFree = 0, kPageSlab = 1 };
+// One 64-bit word per data page; 0 means the page is in no slab (a free of
+// a pointer there is invalid).  Otherwise: [0,16) bin index, [16,24) size
+// class, [24,32) kPageSlab, [32,64) byte offset of the page in its slab.
+inline constexpr uint64_t kPageSlab = 1;
 
-// One 64-bit word per data page: [0,32) bin, [32,48) page in slab,
-// [48,56) size class, [56,64) kind.
-BTM_INLINE constexpr uint64_t page_entry(uint32_t bin, uint32_t page_in_slab, uint32_t cls) {
-    return uint64_t(bin) | (uint64_t(page_in_slab) << 32) | (uint64_t(cls) << 48) |
-           (uint64_t(kPageSlab) << 56);
+BTM_INLINE constexpr uint64_t page_entry(uint32_t bin, uint32_t page_in_slab, uint32_t cls, uint32_t page_shift) {
+    return uint64_t(bin) | (uint64_t(cls) << 16) | (kPageSlab << 24) |
+           (uint64_t(page_in_slab) << page_shift << 32);
 }
-BTM_INLINE constexpr uint32_t pe_bin(uint64_t e) { return uint32_t(e); }
-BTM_INLINE constexpr uint32_t pe_page(uint64_t e) { return uint32_t(e >> 32) & 0xffff; }
-BTM_INLINE constexpr uint32_t pe_class(uint64_t e) { return uint32_t(e >> 48) & 0xff; }
-BTM_INLINE constexpr uint32_t pe_kind(uint64_t e) { return uint32_t(e >> 56); }
+BTM_INLINE constexpr uint32_t pe_bin(uint64_t e) { return uint32_t(e & 0xffff); }
+BTM_INLINE constexpr uint32_t pe_class(uint64_t e) { return uint32_t(e >> 16) & 0xff; }
+BTM_INLINE constexpr uint32_t pe_offset(uint64_t e) { return uint32_t(e >> 32); }
+static_assert(kMaxBins <= 0x10000);
 
 // Remote free list word: (count << 48) | pointer to the first slot, whose low
 // bit (slots are 16-byte aligned) says the slab is queued on its central.
@@ -88,7 +89,7 @@ BTM_INLINE char* slab_base(const Slab* s) {
 BTM_INLINE Slab* slab_of(uintptr_t a, uint64_t entry) {
     ChunkHeader* c = chunk_of(a);
     uint32_t page = uint32_t((a - reinterpret_cast<uintptr_t>(c)) >> g.page_shift);
-    return &c->slabs[page - pe_page(entry)];
+    return &c->slabs[page - (pe_offset(entry) >> g.page_shift)];
 }
 
 namespace chunks {

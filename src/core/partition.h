@@ -26,18 +26,20 @@ extern InternSlot* g_intern;
 uint32_t intern_slow(uintptr_t ra);
 
 BTM_INLINE uint32_t hash_bits(uintptr_t ra) {
+    if constexpr (!kPartitioning) return 0;
     return uint32_t((ra * kMul) >> 32) & uint32_t(g.part_mask);
+}
+
+BTM_INLINE uint32_t intern_bits(uintptr_t ra) {
+    size_t i = (ra * kMul) >> 52;  // top 12 bits: kInternSlots
+    InternSlot& s = g_intern[i];
+    if (BTM_LIKELY(s.ra.load(std::memory_order_acquire) == ra)) return s.bits;
+    return intern_slow(ra);
 }
 
 BTM_INLINE uint32_t bits_of(uintptr_t ra) {
     if constexpr (!kPartitioning) return 0;
-    if (BTM_UNLIKELY(g.intern)) {
-        size_t i = (ra * kMul) >> 52;  // top 12 bits: kInternSlots
-        InternSlot& s = g_intern[i];
-        if (BTM_LIKELY(s.ra.load(std::memory_order_acquire) == ra)) return s.bits;
-        return intern_slow(ra);
-    }
-    return hash_bits(ra);
+    return BTM_UNLIKELY(g.intern) ? intern_bits(ra) : hash_bits(ra);
 }
 
 // First call site seen for each partition, for reports (0 = none yet).

@@ -27,17 +27,29 @@ struct alignas(64) Globals {
 };
 extern Globals g;
 
-// Per size class, filled at init from the page size.
-struct ClassInfo {
+// Per size class, filled at init from the page size.  The part the free
+// path reads is kept to 16 bytes.
+struct SlotCheck {
     uint64_t div_magic;    // ceil(2^64 / size): n % size == 0  <=>  n * magic <= magic - 1
     uint32_t limit;        // capacity * size: offsets at or past it are not slots
+    uint32_t size;
+};
+static_assert(sizeof(SlotCheck) == 16);
+extern SlotCheck g_check[kNumClasses];
+
+struct ClassInfo {
     uint32_t size;
     uint16_t npages;       // pages per slab
     uint16_t capacity;     // slots per slab
     uint16_t batch;        // slots moved per refill / flush
-    uint16_t pad;
 };
 extern ClassInfo g_class[kNumClasses];
+
+// True if the byte offset `off` inside a slab of class `cls` is a slot start.
+BTM_INLINE bool is_slot_start(uint32_t cls, uint64_t off) {
+    const SlotCheck& k = g_check[cls];
+    return off * k.div_magic <= k.div_magic - 1 && off < k.limit;
+}
 
 struct Bin {
     void* head;            // encoded singly linked list of free slots
