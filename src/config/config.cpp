@@ -1,0 +1,363 @@
+// Loading the configuration inside the allocator: the system files, the
+// drop-in directory, BTM_CONF, BTM_<KEY> variables and the program name.
+//
+// Everything here may run inside malloc's first call, before libc is fully
+// initialised: only system-call wrappers (stat, open, read, close, readlink,
+// syscall), fixed static buffers and no locale-dependent or allocating libc
+// functions (no stdio, no strerror, no getenv, no opendir).
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "config/config.h"
+#include "config/parser.h"
+#include "config/text.h"
+
+namespace btm::config {
+namespace {
+
+// Static so that load() costs little stack: the allocator may first be
+// called on a small thread stack.  The caller serialises load() (see
+// config.h), and the tools call it from one thread.
+alignas(8) char g_read_buf[4096];
+alignas(8) char g_dirent_buf[4096];
+constexpr size_t kPathCap = 256;
+char g_dropin_paths[kMaxDropIns][kPathCap];
+char g_program[256];
+
+void report_file(const Options& opt, const char* file, const char* text) {
+    opt.sink.report(opt.sink.ctx, Diagnostic{file, 0, text});
+}
+
+// strerror() may allocate or load locale data; a few fixed phrases suffice.
+template <size_t N>
+void put_errno(Text<N>& t, int err) {
+    switch (err) {
+        case ENOENT: t.put("no such file or directory"); break;
+        case EACCES: t.put("permission denied"); break;
+        case ENOTDIR: t.put("a path component is not a directory"); break;
+        case ELOOP: t.put("too many symbolic links"); break;
+        case ENAMETOOLONG: t.put("name too long"); break;
+        case EMFILE:
+        case ENFILE: t.put("too many open files"); break;
+        case EIO: t.put("input/output error"); break;
+        default: t.put("error ").put_u64(unsigned(err)); break;
+    }
+}
+
+const char* file_type(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+bool report_untrusted(const Options& opt, const char* file, const struct stat& st) {
+    if (!opt.secure || trusted_owner(st.st_uid, st.st_mode)) return false;
+    report_file(opt, file, "not owned by root or writable by group or others; ignored in secure mode");
+    return true;
+}
+
+// Matches "BTM_<NAME>=" where NAME is `key` in upper case; returns the value.
+const char* env_value(const char* entry, const char* key) {
+    if (strncmp(entry, "BTM_", 4) != 0) return nullptr;
+    const char* e = entry + 4;
+    for (; *key; ++key, ++e) {
+        char up = (*key >= 'a' && *key <= 'z') ? char(*key - 'a' + 'A') : *key;
+        if (*e != up) return nullptr;
+    }
+    return *e == '=' ? e + 1 : nullptr;
+}
+
+const char* find_env(char** env, const char* key) {
+    if (!env) return nullptr;
+    for (char** e = env; *e; ++e)
+        if (const char* v = env_value(*e, key)) return v;
+    return nullptr;
+}
+
+// Keeps the kMaxDropIns smallest names, sorted; returns false if `path` was
+// dropped or pushed another one out.
+bool insert_sorted(unsigned* count, const char* path) {
+    unsigned n = *count, pos = n;
+    while (pos > 0 && strcmp(g_dropin_paths[pos - 1], path) > 0) --pos;
+    if (pos == kMaxDropIns) return false;
+    unsigned last = n < kMaxDropIns ? n : kMaxDropIns - 1;
+    for (unsigned i = last; i > pos; --i) memcpy(g_dropin_paths[i], g_dropin_paths[i - 1], kPathCap);
+    size_t len = strlen(path);
+    memcpy(g_dropin_paths[pos], path, len + 1);
+    if (n < kMaxDropIns) {
+        *count = n + 1;
+        return true;
+    }
+    return false;
+}
+
+struct LinuxDirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[1];
+};
+
+unsigned load_dropins(const Options& opt, Values* out, Origin* origin) {
+    const char* dir = opt.dropin_dir;
+    if (!dir) return 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ENOENT) return 0;
+        Text<128> t;
+        t.put("cannot open directory: ");
+        put_errno(t, errno);
+        report_file(opt, dir, t.c_str());
+        return 1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || report_untrusted(opt, dir, st)) {
+        close(fd);
+        return 1;
+    }
+    size_t dir_len = strlen(dir);
+    unsigned count = 0, problems = 0;
+    bool dropped = false;
+    for (;;) {
+        long got = syscall(SYS_getdents64, fd, g_dirent_buf, sizeof g_dirent_buf);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        for (long off = 0; off < got;) {
+            const auto* d = reinterpret_cast<const LinuxDirent64*>(g_dirent_buf + off);
+            off += d->d_reclen;
+            const char* name = d->d_name;
+            size_t len = strlen(name);
+            // Hidden files, editor back-ups and package-manager leftovers
+            // (x.conf~, x.conf.dpkg-old) do not end in ".conf".
+            if (name[0] == '.' || len <= 5 || memcmp(name + len - 5, ".conf", 5) != 0) continue;
+            if (len > kMaxDropInName || dir_len + 1 + len >= kPathCap) {
+                Text<kPathCap + 64> t;
+                t.put("file name too long; ").safe(name, len, 64).put(" ignored");
+                report_file(opt, dir, t.c_str());
+                ++problems;
+                continue;
+            }
+            Text<kPathCap> path;
+            path.put(dir).put('/').put(name, len);
+            dropped |= !insert_sorted(&count, path.c_str());
+        }
+    }
+    close(fd);
+    if (dropped) {
+        Text<128> t;
+        t.put("more than ").put_u64(kMaxDropIns).put(" *.conf files; only the first ").put_u64(kMaxDropIns)
+            .put(" in name order are read");
+        report_file(opt, dir, t.c_str());
+        ++problems;
+    }
+    for (unsigned i = 0; i < count; ++i) problems += load_file(g_dropin_paths[i], false, opt, out, origin);
+    return problems;
+}
+
+}  // namespace
+
+void write_to_stderr(void*, const Diagnostic& d) {
+    Text<512> t;
+    t.put("btmalloc: ").put(d.file ? d.file : "?");
+    if (d.line) t.put(':').put_u64(d.line);
+    t.put(": ").put(d.text).put('\n');
+    if (t.buf[t.len - 1] != '\n') t.buf[t.len - 1] = '\n';
+    ssize_t r = write(2, t.buf, t.len);
+    (void)r;
+}
+
+unsigned load_file(const char* path, bool must_exist, const Options& opt, Values* out, Origin* origin) {
+    // stat() first so that a FIFO or a device is never opened at all (opening
+    // some devices has side effects); fstat() after open closes the race.
+    struct stat st;
+    Text<128> t;
+    if (stat(path, &st) != 0) {
+        int err = errno;
+        if ((err == ENOENT || err == ENOTDIR) && !must_exist) return 0;
+        t.put("cannot open: ");
+        put_errno(t, err);
+        report_file(opt, path, t.c_str());
+        return 1;
+    }
+    int fd = -1;
+    if (S_ISREG(st.st_mode)) {
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+            t.put("cannot open: ");
+            put_errno(t, errno);
+            report_file(opt, path, t.c_str());
+            return 1;
+        }
+        if (fstat(fd, &st) != 0) st.st_mode = 0;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        if (fd >= 0) close(fd);
+        t.put(file_type(st.st_mode)).put(", not a regular file; ignored");
+        report_file(opt, path, t.c_str());
+        return 1;
+    }
+    if (report_untrusted(opt, path, st)) {
+        close(fd);
+        return 1;
+    }
+    if (st.st_size > off_t(kMaxFileBytes)) {
+        close(fd);
+        t.put("larger than ").put_u64(kMaxFileBytes).put(" bytes; ignored");
+        report_file(opt, path, t.c_str());
+        return 1;
+    }
+    Origin scratch;
+    if (!origin) origin = reset_origin(&scratch);
+    Parser parser(path, opt, out, origin);
+    size_t total = 0;
+    for (;;) {
+        ssize_t n = read(fd, g_read_buf, sizeof g_read_buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            t.put("read error: ");
+            put_errno(t, errno);
+            t.put("; the rest is ignored");
+            parser.report(0, t.c_str());
+            break;
+        }
+        if (n == 0) break;
+        total += size_t(n);
+        if (total > kMaxFileBytes) {
+            t.put("grew past ").put_u64(kMaxFileBytes).put(" bytes while being read; the rest is ignored");
+            parser.report(0, t.c_str());
+            break;
+        }
+        parser.feed(g_read_buf, size_t(n));
+    }
+    parser.finish();
+    close(fd);
+    return parser.problems();
+}
+
+unsigned load_files(char** env, const Options& opt, Values* out, Origin* origin) {
+    if (!opt.secure) {
+        if (const char* conf = find_env(env, "conf")) {
+            // BTM_CONF replaces the whole set of files, drop-ins included, so
+            // a test or an experiment sees exactly the file it names.
+            return *conf ? load_file(conf, true, opt, out, origin) : 0;
+        }
+    }
+    unsigned problems = opt.system_file ? load_file(opt.system_file, false, opt, out, origin) : 0;
+    return problems + load_dropins(opt, out, origin);
+}
+
+unsigned apply_environment(char** env, const Options& opt, Values* out, Origin* origin) {
+    if (opt.secure || !env) return 0;
+    unsigned problems = 0;
+    auto set = [&](unsigned id, const char* name, const char* value, bool invert) {
+        uint64_t v = 0;
+        const char* why = "";
+        Text<256> t;
+        if (!parse_value(id, value, strlen(value), &v, &why)) {
+            t.put("bad value ").quote(value, strlen(value)).put(": ").put(why);
+        } else if (!invert && !in_range(id, v)) {
+            t.put("out of range: ").safe(value, strlen(value)).put(" (allowed ");
+            char a[32], b[32];
+            format_value(id, kKnobs[id].lo, a, sizeof a);
+            format_value(id, kKnobs[id].hi, b, sizeof b);
+            if (kKnobs[id].kind == SIGNAL) t.put("none or ");
+            t.put(a).put("..").put(b).put(')');
+        } else {
+            field(*out, id) = invert ? !v : v;
+            if (origin) {
+                origin->source[id] = kEnvironment;
+                origin->file[id] = nullptr;
+                origin->line[id] = 0;
+                origin->in_section[id] = false;
+            }
+            return;
+        }
+        ++problems;
+        opt.sink.report(opt.sink.ctx, Diagnostic{name, 0, t.c_str()});
+    };
+    // The old spelling first, so that BTM_ASYNC wins when both are set.
+    if (const char* v = find_env(env, "no_async")) set(k_async, "BTM_NO_ASYNC", v, true);
+    for (unsigned i = 0; i < kKnobCount; ++i) {
+        const char* v = find_env(env, kKnobs[i].key);
+        if (!v) continue;
+        Text<64> name;
+        name.put("BTM_");
+        for (const char* k = kKnobs[i].key; *k; ++k) name.put(*k >= 'a' && *k <= 'z' ? char(*k - 'a' + 'A') : *k);
+        set(i, name.c_str(), v, false);
+    }
+    return problems;
+}
+
+bool program_name(char* buf, size_t cap) {
+    if (cap == 0) return false;
+    char path[512];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n > 0) {
+        static constexpr char kDeleted[] = " (deleted)";
+        constexpr size_t kDeletedLen = sizeof kDeleted - 1;
+        if (size_t(n) > kDeletedLen && memcmp(path + n - kDeletedLen, kDeleted, kDeletedLen) == 0)
+            n -= kDeletedLen;
+    } else {
+        // No /proc/self/exe (some sandboxes): comm, truncated to 15 bytes.
+        int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return false;
+        do n = read(fd, path, sizeof path - 1); while (n < 0 && errno == EINTR);
+        close(fd);
+        while (n > 0 && (path[n - 1] == '\n' || path[n - 1] == '\0')) --n;
+        if (n <= 0) return false;
+    }
+    size_t start = size_t(n);
+    while (start > 0 && path[start - 1] != '/') --start;
+    size_t len = size_t(n) - start;
+    if (len == 0 || len >= cap) return false;
+    memcpy(buf, path + start, len);
+    buf[len] = '\0';
+    return true;
+}
+
+void load_with(char** env, Options opt, Values* out, Origin* origin) {
+    Origin scratch;
+    if (!origin) origin = &scratch;
+    set_defaults(out, origin);
+    if (!opt.program && program_name(g_program, sizeof g_program)) opt.program = g_program;
+    load_files(env, opt, out, origin);
+    apply_environment(env, opt, out, origin);
+}
+
+void load(Values* out, Origin* origin, char** environ_ptr, bool secure) {
+    Origin scratch;
+    if (!origin) origin = &scratch;
+    Options opt;
+    opt.secure = secure;
+    load_with(environ_ptr, opt, out, origin);
+    if (out->verbose) print(*out, *origin, 2);
+}
+
+void print(const Values& v, const Origin& origin, int fd) {
+    for (unsigned i = 0; i < kKnobCount; ++i) {
+        Text<512> t;
+        char value[32];
+        format_value(i, field(v, i), value, sizeof value);
+        t.put("btmalloc: ").put(kKnobs[i].key).put(" = ").put(value).put(" (");
+        switch (origin.source[i]) {
+            case kDefault: t.put("default"); break;
+            case kEnvironment: t.put("environment"); break;
+            case kFile: t.put(origin.file[i] ? origin.file[i] : "?").put(':').put_u64(origin.line[i]); break;
+        }
+        t.put(")\n");
+        if (t.buf[t.len - 1] != '\n') t.buf[t.len - 1] = '\n';
+        ssize_t r = write(fd, t.buf, t.len);
+        (void)r;
+    }
+}
+
+}  // namespace btm::config

@@ -1,0 +1,51 @@
+// The line parser behind parse_buffer() and load_file(), fed in pieces so a
+// file is read through a small buffer.  Splitting the input anywhere gives
+// the same result as feeding it whole (the fuzzer checks this).
+//
+// Invariant: a line is held in line_ only while it fits (kMaxLineBytes plus
+// one byte for a CR); a longer one is counted and skipped, never truncated
+// into a shorter, different line.
+#pragma once
+
+#include "config/config.h"
+
+namespace btm::config {
+
+// Marks every knob as coming from its default; returns `origin`.
+Origin* reset_origin(Origin* origin);
+
+class Parser {
+public:
+    Parser(const char* file, const Options& opt, Values* out, Origin* origin)
+        : file_(file), opt_(opt), out_(out), origin_(origin) {}
+    Parser(const Parser&) = delete;
+    Parser& operator=(const Parser&) = delete;
+
+    void feed(const char* data, size_t len);
+    // Ends the input: a last line without a newline is parsed like any other.
+    void finish();
+    // A problem with the file as a whole (line 0) or the current line.
+    void report(uint32_t line, const char* text);
+    unsigned problems() const { return problems_; }
+
+private:
+    enum class Scope : uint8_t { kGlobal, kMatching, kOther, kBroken };
+
+    void end_line();
+    void parse_line(const char* s, size_t n);
+    void parse_header(const char* s, size_t n);
+    void parse_assignment(const char* s, size_t n);
+
+    const char* file_;
+    const Options& opt_;
+    Values* out_;
+    Origin* origin_;
+    uint32_t lineno_ = 1;
+    Scope scope_ = Scope::kGlobal;
+    bool overlong_ = false;
+    unsigned problems_ = 0;
+    size_t len_ = 0;
+    char line_[kMaxLineBytes + 1];
+};
+
+}  // namespace btm::config
