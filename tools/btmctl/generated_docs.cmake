@@ -1,0 +1,65 @@
+# Compares (MODE=check) or rewrites (MODE=update) the text generated from the
+# knob table: the part of man/btmalloc.conf.5 between its GENERATED markers
+# and the whole of packaging/btmalloc.conf.
+#   cmake -DBTMCTL=path/to/btmctl -DSOURCE_DIR=repo -DMODE=check|update -P generated_docs.cmake
+cmake_minimum_required(VERSION 3.20)
+
+set(begin_marker ".\\\" BEGIN GENERATED KNOBS")
+set(end_marker ".\\\" END GENERATED KNOBS")
+set(stale FALSE)
+
+function(run_btmctl what out_var)
+  execute_process(COMMAND ${BTMCTL} config ${what}
+    OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "btmctl config ${what} failed: ${rc}")
+  endif()
+  set(${out_var} "${out}" PARENT_SCOPE)
+endfunction()
+
+# The man page: only the region between the markers is generated.
+set(man ${SOURCE_DIR}/man/btmalloc.conf.5)
+file(READ ${man} page)
+string(FIND "${page}" "${begin_marker}" b)
+string(FIND "${page}" "${end_marker}" e)
+if(b EQUAL -1 OR e EQUAL -1 OR e LESS b)
+  message(FATAL_ERROR "${man}: the GENERATED KNOBS markers are missing")
+endif()
+string(SUBSTRING "${page}" ${b} -1 from_begin)
+string(FIND "${from_begin}" "\n" nl)
+math(EXPR body_start "${b} + ${nl} + 1")
+math(EXPR body_len "${e} - ${body_start}")
+string(SUBSTRING "${page}" ${body_start} ${body_len} current)
+run_btmctl(man wanted)
+if(NOT current STREQUAL wanted)
+  set(stale TRUE)
+  if(MODE STREQUAL "update")
+    string(SUBSTRING "${page}" 0 ${body_start} head)
+    string(SUBSTRING "${page}" ${e} -1 tail)
+    file(WRITE ${man} "${head}${wanted}${tail}")
+    message(STATUS "updated ${man}")
+  else()
+    message(SEND_ERROR "${man}: the knob table differs from `btmctl config man`")
+  endif()
+endif()
+
+# The example configuration is generated whole.
+set(example ${SOURCE_DIR}/packaging/btmalloc.conf)
+set(current "")
+if(EXISTS ${example})
+  file(READ ${example} current)
+endif()
+run_btmctl(example wanted)
+if(NOT current STREQUAL wanted)
+  set(stale TRUE)
+  if(MODE STREQUAL "update")
+    file(WRITE ${example} "${wanted}")
+    message(STATUS "updated ${example}")
+  else()
+    message(SEND_ERROR "${example}: differs from `btmctl config example`")
+  endif()
+endif()
+
+if(stale AND NOT MODE STREQUAL "update")
+  message(FATAL_ERROR "run: cmake --build <build dir> --target config-docs")
+endif()
