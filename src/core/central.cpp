@@ -141,14 +141,14 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
 
 }  // namespace
 
-void* refill(Bin* b, uint32_t bin, uint32_t cls) {
+void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want) {
     Central& c = g_central[bin];
     void* head = nullptr;
     uint32_t got;
     {
         LockGuard guard(c.lock);
         drain(c);
-        got = take(c, bin, cls, &head, g_class[cls].batch + 1);
+        got = take(c, bin, cls, &head, want + 1);
     }
     if (!got) return nullptr;
     b->head = link_decode(head);

@@ -34,9 +34,9 @@ extern uint32_t g_warm_slabs;
 
 namespace central {
 
-// Fills an empty bin with up to one batch of slots and returns one more slot
-// for the caller, or null when memory is exhausted.
-void* refill(Bin* b, uint32_t bin, uint32_t cls);
+// Fills an empty bin with up to `want` slots and returns one more slot for
+// the caller, or null when memory is exhausted.
+void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want);
 // Leaves `keep` slots in the bin and sends the rest home.
 void flush(Bin* b, uint32_t keep);
 // One slot without a thread cache (threads being created or torn down).

@@ -74,8 +74,14 @@ void scavenge(ThreadCache* tc) {
     }
 }
 
+// Bins start small and double their limit on each refill up to two batches
+// (slow start): a thread that allocates a few objects of a class carves a
+// few slots, not a whole batch.
+inline constexpr uint32_t kFirstMax = 8;
+
 void activate(ThreadCache* tc, Bin* b, uint32_t bin, uint32_t cls) {
-    b->max = 2u * g_class[cls].batch;
+    uint32_t full = 2u * g_class[cls].batch;
+    b->max = full < kFirstMax ? full : kFirstMax;
     Header* h = header_of(tc);
     if (h->nactive < kMaxActive) h->active[h->nactive++] = bin;
     else h->overflow = true;
@@ -141,9 +147,14 @@ void* refill(uint32_t bin, uint32_t cls) {
         --b->count;
         return p;
     }
-    if (b->max == 0) activate(tc, b, bin, cls);
+    if (b->max == 0) {
+        activate(tc, b, bin, cls);
+    } else {
+        uint32_t full = 2u * g_class[cls].batch;
+        b->max = b->max * 2 < full ? b->max * 2 : full;
+    }
     note_event(tc);
-    return central::refill(b, bin, cls);
+    return central::refill(b, bin, cls, b->max / 2);
 }
 
 void free_slow(void* p, uint64_t entry) {
@@ -153,11 +164,11 @@ void free_slow(void* p, uint64_t entry) {
         central::free_one(p, entry);
         return;
     }
-    uint32_t bin = uint32_t(entry);
+    uint32_t bin = pe_bin(entry);
     Bin* b = &tc->bins[bin];
     ++t.depth;
     if (b->max == 0) activate(tc, b, bin, pe_class(entry));
-    else central::flush(b, g_class[pe_class(entry)].batch);
+    else central::flush(b, b->max / 2);
     note_event(tc);
     --t.depth;
     link_encode(p, b->head);
