@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -55,6 +57,72 @@ inline uint32_t mixed_small_size(Rng& rng) {
   if (r < 5) return 16 + rng.below(64 - 16 + 1);
   if (r < 8) return 65 + rng.below(256 - 65 + 1);
   return 257 + rng.below(1024 - 257 + 1);
+}
+
+// Time-sliced measurement for the single-thread loops. The run is cut into
+// `slices` slices of equal length; each slice runs whole batches until its time
+// is up, and the fastest slice is the result. On a shared, noisy 2-CPU machine
+// interference only ever adds time, so the fastest slice is the closest to
+// what the allocator costs; the mean over the whole run is kept as a comment.
+struct SlicedResult {
+  double best_ns_per_op;
+  double mean_ns_per_op;
+};
+
+template <class Batch>
+SlicedResult run_sliced(double total_s, int slices, uint64_t ops_per_batch, Batch&& batch) {
+  const double slice_s = total_s / slices;
+  double best = 1e300;
+  uint64_t all_ops = 0;
+  double all_s = 0;
+  for (int i = 0; i < slices; ++i) {
+    uint64_t ops = 0;
+    const uint64_t start = now_ns();
+    double elapsed;
+    do {
+      batch();
+      ops += ops_per_batch;
+      elapsed = seconds_since(start);
+    } while (elapsed < slice_s);
+    best = std::min(best, elapsed * 1e9 / double(ops));
+    all_ops += ops;
+    all_s += elapsed;
+  }
+  return {best, all_s * 1e9 / double(all_ops)};
+}
+
+// Windowed measurement for the multi-threaded loops: worker threads publish
+// their progress in their own Counter, and the caller samples the sum every
+// window. The best window is the result, for the same reason as above.
+struct alignas(64) Counter {
+  std::atomic<uint64_t> n{0};
+  void add(uint64_t k) { n.store(n.load(std::memory_order_relaxed) + k, std::memory_order_relaxed); }
+};
+
+struct WindowedResult {
+  double best_per_s;
+  double mean_per_s;
+};
+
+inline WindowedResult sample_windows(const Counter* counters, int n_counters, double total_s, int windows) {
+  auto sum = [&] {
+    uint64_t s = 0;
+    for (int i = 0; i < n_counters; ++i) s += counters[i].n.load(std::memory_order_relaxed);
+    return s;
+  };
+  const long window_ns = long(total_s / windows * 1e9);
+  const uint64_t first = sum(), t_first = now_ns();
+  uint64_t prev = first, t_prev = t_first;
+  double best = 0;
+  for (int w = 0; w < windows; ++w) {
+    timespec ts{window_ns / 1000000000, window_ns % 1000000000};
+    nanosleep(&ts, nullptr);
+    const uint64_t cur = sum(), t = now_ns();
+    best = std::max(best, double(cur - prev) * 1e9 / double(t - t_prev));
+    prev = cur;
+    t_prev = t;
+  }
+  return {best, double(prev - first) * 1e9 / double(t_prev - t_first)};
 }
 
 inline void report(const char* metric, double value, const char* unit) {

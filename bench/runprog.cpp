@@ -5,9 +5,13 @@
 // The command runs N times in a row (posix_spawn + wait4); runprog itself is
 // never preloaded: LD_PRELOAD is set (or, with `--preload ""`, removed) only in
 // the child's environment. The child's stdout goes to /dev/null, its stderr is
-// passed through. Reports NAME_wall (mean ms per run) and NAME_maxrss (the
-// largest ru_maxrss of any run, which wait4 takes over the child and the
-// descendants it waited for, e.g. gcc's cc1).
+// passed through. Reports NAME_wall (the median wall time of a run, in ms: a
+// noisy machine's interference lands on a few runs, the median ignores them),
+// NAME_cpu and NAME_sys (mean user+system and system-only CPU time of a run, ms,
+// the command's descendants included), NAME_minflt (mean minor page faults of a
+// run: what the allocator maps and touches, and steadier than time) and
+// NAME_maxrss (the largest ru_maxrss of any run, which wait4 takes
+// over the child and the descendants it waited for, e.g. gcc's cc1).
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -15,6 +19,7 @@
 #include <algorithm>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common.h"
 
@@ -43,8 +48,11 @@ int main(int argc, char** argv) {
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
 
   long max_rss_kib = 0;
+  double cpu_s = 0, sys_s = 0, minflt = 0;
+  std::vector<double> wall_ms(size_t(repeat), 0.0);
   const uint64_t start = now_ns();
   for (long i = 0; i < repeat; ++i) {
+    const uint64_t run_start = now_ns();
     pid_t pid;
     int err = posix_spawnp(&pid, argv[split + 1], &actions, nullptr, argv + split + 1, environ);
     if (err) {
@@ -64,11 +72,22 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "runprog: %s exited with %d\n", argv[split + 1], WEXITSTATUS(status));
       return 1;
     }
+    wall_ms[size_t(i)] = double(now_ns() - run_start) * 1e-6;
     max_rss_kib = std::max(max_rss_kib, ru.ru_maxrss);
+    cpu_s += double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+    sys_s += double(ru.ru_stime.tv_sec) + double(ru.ru_stime.tv_usec) * 1e-6;
+    minflt += double(ru.ru_minflt);
   }
-  const double wall_ms = double(now_ns() - start) * 1e-6 / double(repeat);
+  const double mean_ms = double(now_ns() - start) * 1e-6 / double(repeat);
+  std::sort(wall_ms.begin(), wall_ms.end());
+  const double median_ms = repeat % 2 ? wall_ms[size_t(repeat / 2)]
+                                      : (wall_ms[size_t(repeat / 2 - 1)] + wall_ms[size_t(repeat / 2)]) / 2;
 
-  report((name + "_wall").c_str(), wall_ms, "ms");
+  std::printf("# mean_wall %.4f ms\n", mean_ms);
+  report((name + "_wall").c_str(), median_ms, "ms");
+  report((name + "_cpu").c_str(), cpu_s * 1e3 / double(repeat), "ms");
+  report((name + "_sys").c_str(), sys_s * 1e3 / double(repeat), "ms");
+  report((name + "_minflt").c_str(), minflt / double(repeat), "faults");
   report((name + "_maxrss").c_str(), double(max_rss_kib) / 1024.0, "MiB");
   return 0;
 }
