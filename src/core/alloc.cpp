@@ -151,7 +151,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
     if (t.tc == &g_placeholder_tc && t.phase == Phase::kNone) tcache::thread_start();
     uint32_t cls = class_of(n);
     uint32_t bin = partition::bits_of(ra) | cls;
-    void* p = tcache::refill(bin, cls);
+    void* p = tcache::refill(bin, cls, ra);
     if (BTM_UNLIKELY(!p)) {
         errno = ENOMEM;
         return nullptr;
@@ -229,6 +229,19 @@ void free_full(void* p, uint64_t entry) {
     errno = saved;
 }
 
+namespace {
+
+// The call site that most likely allocated p: exact in intern mode (one site
+// per partition); otherwise the site whose refill last took slots from p's
+// slab, which is exact for the first allocations of a site.
+uintptr_t alloc_site(void* p, uint64_t entry) {
+    if (g.intern) return partition::g_site[pe_bin(entry) >> kClassBits].load(std::memory_order_relaxed);
+    uintptr_t site = slab_of(reinterpret_cast<uintptr_t>(p), entry)->site;
+    return site ? site : partition::g_site[pe_bin(entry) >> kClassBits].load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
 void double_free(void* p, uint64_t entry, uintptr_t ra) {
     report::Line line;
     line.str("btmalloc: double free of ")
@@ -238,7 +251,7 @@ void double_free(void* p, uint64_t entry, uintptr_t ra) {
         .str(") in free() called from ")
         .site(ra)
         .str("; allocated from call site ")
-        .site(partition::g_site[pe_bin(entry) >> kClassBits].load(std::memory_order_relaxed));
+        .site(alloc_site(p, entry));
     report::fatal(line);
 }
 

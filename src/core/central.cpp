@@ -98,7 +98,7 @@ void push_remote(Slab* s, void* head, void* tail, uint32_t n) {
 
 // Takes up to `want` slots from the pair's slabs into the chain at *head
 // (central lock held).  Returns how many it took.
-uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want) {
+uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want, uintptr_t ra) {
     const ClassInfo& ci = g_class[cls];
     uint32_t got = 0;
     while (got < want) {
@@ -133,6 +133,7 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
             got += k;
         }
         s->used += got - before;
+        s->site = ra;
         reposition(c, s);
     }
     c.out_bytes += uint64_t(got) * ci.size;
@@ -141,14 +142,14 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
 
 }  // namespace
 
-void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want) {
+void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra) {
     Central& c = g_central[bin];
     void* head = nullptr;
     uint32_t got;
     {
         LockGuard guard(c.lock);
         drain(c);
-        got = take(c, bin, cls, &head, want + 1);
+        got = take(c, bin, cls, &head, want + 1, ra);
     }
     if (!got) return nullptr;
     b->head = link_decode(head);
@@ -156,12 +157,12 @@ void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want) {
     return head;
 }
 
-void* alloc_one(uint32_t bin, uint32_t cls) {
+void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra) {
     Central& c = g_central[bin];
     void* head = nullptr;
     LockGuard guard(c.lock);
     drain(c);
-    return take(c, bin, cls, &head, 1) ? head : nullptr;
+    return take(c, bin, cls, &head, 1, ra) ? head : nullptr;
 }
 
 void free_one(void* p, uint64_t entry) {

@@ -36,11 +36,11 @@ namespace central {
 
 // Fills an empty bin with up to `want` slots and returns one more slot for
 // the caller, or null when memory is exhausted.
-void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want);
+void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra);
 // Leaves `keep` slots in the bin and sends the rest home.
 void flush(Bin* b, uint32_t keep);
 // One slot without a thread cache (threads being created or torn down).
-void* alloc_one(uint32_t bin, uint32_t cls);
+void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra);
 // Sends one slot home without a thread cache.
 void free_one(void* p, uint64_t entry);
 // Drains every central's remote queue (memory return, statistics).

@@ -162,6 +162,7 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
     s->cls = uint8_t(cls);
     s->list = kListNone;
     s->next = s->prev = s->qnext = nullptr;
+    s->site = 0;
     s->remote.store(0, std::memory_order_relaxed);
     ++nslabs;
     return s;

@@ -55,6 +55,7 @@ struct Slab {
     uint8_t cls;
     uint8_t list;               // which central list holds it (SlabList)
     uint32_t epoch;             // activity stamp for cold tiering (slow paths only)
+    uintptr_t site;             // call site of the last refill that took slots from it
     Slab* next;                 // central list links
     Slab* prev;
     std::atomic<uint64_t> remote;  // lock-free pushes from any thread

@@ -137,9 +137,9 @@ bool thread_start() {
     return true;
 }
 
-void* refill(uint32_t bin, uint32_t cls) {
+void* refill(uint32_t bin, uint32_t cls, uintptr_t ra) {
     ThreadCache* tc = t_state.tc;
-    if (tc == &g_placeholder_tc) return central::alloc_one(bin, cls);
+    if (tc == &g_placeholder_tc) return central::alloc_one(bin, cls, ra);
     Bin* b = &tc->bins[bin];
     if (b->head) {  // the cache was just created by our caller's retry
         void* p = b->head;
@@ -154,7 +154,7 @@ void* refill(uint32_t bin, uint32_t cls) {
         b->max = b->max * 2 < full ? b->max * 2 : full;
     }
     note_event(tc);
-    return central::refill(b, bin, cls, b->max / 2);
+    return central::refill(b, bin, cls, b->max / 2, ra);
 }
 
 void free_slow(void* p, uint64_t entry) {

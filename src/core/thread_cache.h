@@ -19,7 +19,7 @@ namespace btm::tcache {
 bool thread_start();
 // Slow path of malloc for a small class: refills the bin (creating the cache
 // first if needed) and returns a slot, or null.
-void* refill(uint32_t bin, uint32_t cls);
+void* refill(uint32_t bin, uint32_t cls, uintptr_t ra);
 // Slow path of free when the bin is full, unused so far, or missing.
 void free_slow(void* p, uint64_t entry);
 // Returns every cached slot of the calling thread (malloc_trim, thread exit).
