@@ -1,0 +1,276 @@
+// The prefixed API of include/btmalloc.h, linked from the static library.
+// Each btm_* function must behave exactly like its libc counterpart (same
+// errno, same edge cases), and btm_stats must report what the process did.
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "btmalloc.h"
+#include "test_support.h"
+
+namespace {
+
+using btm_test::escape;
+using btm_test::opaque;
+
+constexpr size_t kMiB = size_t{1} << 20;
+const size_t kImpossibleSizes[] = {SIZE_MAX, SIZE_MAX - 4096, SIZE_MAX / 2 + 1, size_t{PTRDIFF_MAX},
+                                   size_t{1} << 48};
+
+struct btm_stats read_stats() {
+    struct btm_stats st {};
+    st.version = BTM_STATS_VERSION;
+    EXPECT_EQ(btm_stats(&st), 0);
+    return st;
+}
+
+TEST(BtmMalloc, ZeroIsNonNullAndFreeable) {
+    void* a = btm_malloc(opaque(size_t{0}));
+    void* b = btm_malloc(opaque(size_t{0}));
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    EXPECT_NE(a, b);
+    btm_free(a);
+    btm_free(b);
+}
+
+TEST(BtmMalloc, ImpossibleSizeFailsWithEnomem) {
+    for (size_t n : kImpossibleSizes) {
+        errno = 0;
+        void* p = btm_malloc(opaque(n));
+        escape(p);
+        EXPECT_EQ(p, nullptr) << n;
+        EXPECT_EQ(errno, ENOMEM) << n;
+    }
+}
+
+TEST(BtmMalloc, UsableSizeIsAtLeastTheRequestAndStable) {
+    struct Block {
+        void* p;
+        size_t n, usable;
+    };
+    std::vector<Block> blocks;
+    for (size_t n = 0; n < 16 * kMiB; n = n * 4 / 3 + 1) {
+        void* p = btm_malloc(opaque(n));
+        ASSERT_NE(p, nullptr);
+        size_t u = btm_usable_size(p);
+        EXPECT_GE(u, n);
+        EXPECT_TRUE(btm_test::is_aligned(p, std::min<size_t>(16, n == 0 ? 1 : n & (~n + 1)))) << n;
+        btm_test::fill_pattern(p, u, n);
+        blocks.push_back({p, n, u});
+    }
+    for (const Block& b : blocks) {
+        EXPECT_EQ(btm_usable_size(b.p), b.usable) << b.n;
+        EXPECT_EQ(btm_test::check_pattern(b.p, b.usable, b.n), b.usable)
+            << "bytes up to btm_usable_size of a " << b.n << "-byte block were overwritten";
+        btm_free(b.p);
+    }
+    EXPECT_EQ(btm_usable_size(nullptr), 0u);
+}
+
+TEST(BtmMalloc, ContentsSurviveUntilFree) {
+    std::vector<std::pair<void*, size_t>> blocks;
+    for (size_t n = 1; n < 4 * kMiB; n = n * 3 / 2 + 1) {
+        void* p = btm_malloc(opaque(n));
+        ASSERT_NE(p, nullptr);
+        btm_test::fill_pattern(p, n, n * 31);
+        blocks.emplace_back(p, n);
+    }
+    for (auto [p, n] : blocks) {
+        EXPECT_EQ(btm_test::check_pattern(p, n, n * 31), n) << "block of " << n << " bytes overwritten";
+        btm_free(p);
+    }
+}
+
+TEST(BtmFree, NullAndErrno) {
+    errno = 1234;
+    btm_free(nullptr);
+    EXPECT_EQ(errno, 1234);
+    for (size_t n : {size_t{8}, size_t{3000}, 5 * kMiB}) {
+        void* p = btm_malloc(n);
+        ASSERT_NE(p, nullptr);
+        errno = 1234;
+        btm_free(p);
+        EXPECT_EQ(errno, 1234) << "btm_free of " << n << " bytes changed errno";
+    }
+}
+
+TEST(BtmCalloc, ZeroesReusedMemoryAndDetectsOverflow) {
+    for (size_t n : {size_t{16}, size_t{200}, size_t{4096}, size_t{50000}, 3 * kMiB}) {
+        for (int round = 0; round < 4; ++round) {
+            void* dirty = btm_malloc(n);
+            ASSERT_NE(dirty, nullptr);
+            memset(dirty, 0xAA, btm_usable_size(dirty));
+            escape(dirty);
+            btm_free(dirty);
+            void* p = btm_calloc(opaque(n), 1);
+            ASSERT_NE(p, nullptr);
+            EXPECT_EQ(btm_test::first_nonzero(p, n), n) << "btm_calloc(" << n << ", 1)";
+            btm_free(p);
+        }
+    }
+    for (auto [count, size] : {std::pair<size_t, size_t>{SIZE_MAX, 2}, {size_t{1} << 32, size_t{1} << 32},
+                               {1, SIZE_MAX}}) {
+        errno = 0;
+        void* p = btm_calloc(opaque(count), opaque(size));
+        escape(p);
+        EXPECT_EQ(p, nullptr) << count << " x " << size;
+        EXPECT_EQ(errno, ENOMEM);
+    }
+    void* z = btm_calloc(0, opaque(SIZE_MAX));
+    EXPECT_NE(z, nullptr);
+    btm_free(z);
+}
+
+TEST(BtmRealloc, GlibcEdgeCases) {
+    void* p = btm_realloc(nullptr, opaque(size_t{50}));
+    ASSERT_NE(p, nullptr);
+    btm_test::fill_pattern(p, 50, 3);
+    for (size_t n : kImpossibleSizes) {
+        errno = 0;
+        void* q = btm_realloc(p, opaque(n));
+        escape(q);
+        EXPECT_EQ(q, nullptr) << n;
+        EXPECT_EQ(errno, ENOMEM) << n;
+    }
+    EXPECT_EQ(btm_test::check_pattern(p, 50, 3), 50u) << "a failed btm_realloc damaged the block";
+    EXPECT_EQ(btm_realloc(p, opaque(size_t{0})), nullptr) << "btm_realloc(p, 0) frees and returns NULL";
+}
+
+TEST(BtmRealloc, KeepsContentsAcrossClasses) {
+    const size_t sizes[] = {1, 24, 100, 3000, 70000, 2 * kMiB, 9 * kMiB, 3 * kMiB, 500, 8, 4 * kMiB, 64};
+    size_t old = 10;
+    uint64_t tag = 1;
+    void* p = btm_malloc(old);
+    ASSERT_NE(p, nullptr);
+    btm_test::fill_pattern(p, old, tag);
+    for (size_t n : sizes) {
+        void* q = btm_realloc(p, opaque(n));
+        ASSERT_NE(q, nullptr);
+        size_t keep = std::min(old, n);
+        ASSERT_EQ(btm_test::check_pattern(q, keep, tag), keep) << old << " -> " << n;
+        EXPECT_GE(btm_usable_size(q), n);
+        btm_test::fill_pattern(q, n, ++tag);
+        p = q;
+        old = n;
+    }
+    btm_free(p);
+}
+
+TEST(BtmReallocarray, OverflowFailsAndKeepsTheBlock) {
+    void* p = btm_reallocarray(nullptr, 10, 10);
+    ASSERT_NE(p, nullptr);
+    btm_test::fill_pattern(p, 100, 8);
+    errno = 0;
+    void* q = btm_reallocarray(p, opaque(SIZE_MAX), 2);
+    escape(q);
+    EXPECT_EQ(q, nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+    EXPECT_EQ(btm_test::check_pattern(p, 100, 8), 100u);
+    q = btm_reallocarray(p, opaque(size_t{1000}), 10);
+    ASSERT_NE(q, nullptr);
+    EXPECT_EQ(btm_test::check_pattern(q, 100, 8), 100u);
+    EXPECT_GE(btm_usable_size(q), 10000u);
+    btm_free(q);
+}
+
+TEST(BtmAligned, AlignedAllocPosixMemalignMemalign) {
+    for (size_t alignment = 16; alignment <= 2 * kMiB; alignment *= 2) {
+        for (size_t n : {size_t{1}, alignment + 3}) {
+            void* a = btm_aligned_alloc(opaque(alignment), n);
+            void* m = btm_memalign(opaque(alignment), n);
+            void* pm = nullptr;
+            ASSERT_EQ(btm_posix_memalign(&pm, opaque(alignment), n), 0);
+            for (void* p : {a, m, pm}) {
+                ASSERT_NE(p, nullptr);
+                EXPECT_TRUE(btm_test::is_aligned(p, alignment)) << p << " " << alignment;
+                EXPECT_GE(btm_usable_size(p), n);
+                memset(p, 0x11, n);
+                btm_free(p);
+            }
+        }
+    }
+    void* m = btm_memalign(opaque(size_t{48}), 10);
+    ASSERT_NE(m, nullptr);
+    EXPECT_TRUE(btm_test::is_aligned(m, 64)) << "btm_memalign rounds 48 up to 64";
+    btm_free(m);
+}
+
+TEST(BtmAligned, PosixMemalignErrorsLeaveOutUntouched) {
+    void* const sentinel = reinterpret_cast<void*>(0x5eed);
+    for (size_t alignment : {size_t{0}, size_t{4}, size_t{24}, size_t{100}, size_t{3} << 20}) {
+        void* out = sentinel;
+        EXPECT_EQ(btm_posix_memalign(&out, opaque(alignment), 10), EINVAL) << alignment;
+        EXPECT_EQ(out, sentinel);
+    }
+    for (size_t n : kImpossibleSizes) {
+        void* out = sentinel;
+        EXPECT_EQ(btm_posix_memalign(&out, 64, opaque(n)), ENOMEM) << n;
+        EXPECT_EQ(out, sentinel);
+    }
+    errno = 0;
+    void* p = btm_aligned_alloc(4096, opaque(SIZE_MAX));
+    escape(p);
+    EXPECT_EQ(p, nullptr);
+    EXPECT_EQ(errno, ENOMEM);
+}
+
+TEST(BtmStats, RejectsNullAndUnknownVersions) {
+    EXPECT_EQ(btm_stats(nullptr), -1);
+    struct btm_stats st {};
+    st.version = BTM_STATS_VERSION + 100;
+    EXPECT_EQ(btm_stats(&st), -1);
+    st.version = BTM_STATS_VERSION;
+    EXPECT_EQ(btm_stats(&st), 0);
+}
+
+TEST(BtmStats, DescribeAHeapInUse) {
+    void* p = btm_malloc(opaque(size_t{100}));
+    ASSERT_NE(p, nullptr);
+    struct btm_stats st = read_stats();
+    EXPECT_GT(st.reserved_bytes, 0u);
+    EXPECT_GT(st.committed_bytes, 0u);
+    EXPECT_GE(st.reserved_bytes, st.committed_bytes);
+    EXPECT_GE(st.chunks, 1u);
+    EXPECT_GE(st.slabs, 1u);
+    EXPECT_GE(st.partitions, 1u);
+    EXPECT_GE(st.thread_caches, 1u);
+    EXPECT_GT(st.malloc_calls_slow, 0u);
+    EXPECT_GT(st.resident_bytes, 0u);
+    btm_free(p);
+}
+
+TEST(BtmStats, LargeBytesFollowLiveLargeBlocks) {
+    constexpr size_t kBlock = 8 * kMiB;
+    constexpr int kCount = 8;
+    struct btm_stats before = read_stats();
+    std::vector<void*> blocks;
+    for (int i = 0; i < kCount; ++i) {
+        void* p = btm_malloc(opaque(kBlock));
+        ASSERT_NE(p, nullptr);
+        memset(p, i, kBlock);
+        blocks.push_back(p);
+    }
+    struct btm_stats during = read_stats();
+    EXPECT_GE(during.large_bytes, before.large_bytes + kCount * kBlock);
+    EXPECT_GE(during.allocated_bytes, before.allocated_bytes + kCount * kBlock);
+    EXPECT_GE(during.resident_bytes, before.resident_bytes + kCount * kBlock / 2);
+    for (void* p : blocks) btm_free(p);
+    struct btm_stats after = read_stats();
+    EXPECT_LE(after.large_bytes, during.large_bytes - kCount * kBlock);
+}
+
+TEST(BtmStats, ForeignFreeIsIgnoredAndCounted) {
+    int on_stack[4] = {1, 2, 3, 4};
+    struct btm_stats before = read_stats();
+    btm_free(opaque(&on_stack[1]));
+    struct btm_stats after = read_stats();
+    EXPECT_EQ(after.foreign_frees, before.foreign_frees + 1);
+    EXPECT_EQ(on_stack[1], 2);
+}
+
+}  // namespace
