@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # The configuration through the real allocator:
-#   preload_test.sh LIBBTMALLOC WHERE WHERE_LINKED
+#   preload_test.sh files|disabled LIBBTMALLOC WHERE WHERE_LINKED
 # WHERE prints which allocator served its small blocks (where.c);
 # WHERE_LINKED is the same program linked against LIBBTMALLOC, for the
 # set-user-ID case (LD_PRELOAD does not reach set-user-ID programs).
-# Exit 77 (skipped) while the library does not load the configuration yet:
-# the test looks for `btmalloc: enabled = ` in BTM_VERBOSE=1 output.
+#   files     hostile BTM_CONF files and set-user-ID; skipped (77) while the
+#             library does not print its configuration with BTM_VERBOSE=1
+#   disabled  enabled = off; skipped (77) while the library does not print
+#             the line below with BTM_VERBOSE=1 when enabled = off
 set -u
-lib=$1 where=$2 linked=$3
+mode=$1 lib=$2 where=$3 linked=$4
+disabled_line="btmalloc: enabled = off: forwarding every call to glibc's allocator"
 tmp=$(mktemp -d /tmp/btm-preload-XXXXXX)
 chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 export BTM_CONF=  # only the files named here, never /etc/btmalloc.conf
 unset BTM_VERBOSE BTM_ENABLED
 
-if ! BTM_VERBOSE=1 LD_PRELOAD=$lib /bin/true 2>&1 | grep -q '^btmalloc: enabled = '; then
+if ! BTM_VERBOSE=1 LD_PRELOAD=$lib "$where" 2>&1 | grep -q '^btmalloc: enabled = '; then
   echo "SKIP: $lib does not print its configuration with BTM_VERBOSE=1 yet"
+  exit 77
+fi
+if [ "$mode" = disabled ] &&
+   ! BTM_ENABLED=0 BTM_VERBOSE=1 LD_PRELOAD=$lib "$where" 2>&1 | grep -qF "$disabled_line"; then
+  echo "SKIP: $lib does not announce enabled = off yet (\"$disabled_line\")"
   exit 77
 fi
 
@@ -37,42 +45,44 @@ expect() {  # expect NAME WANTED_STDOUT WANTED_STDERR_SUBSTRING -- command...
 expect "glibc alone" glibc "" -- "$where"
 expect "btmalloc preloaded" btmalloc "" -- env LD_PRELOAD="$lib" "$where"
 
-# enabled = off: every allocation goes to glibc, decided before the first.
-printf '[program config_where]\nenabled = off\n' >"$tmp/off.conf"
-expect "enabled = off for this program" glibc "" -- env BTM_CONF="$tmp/off.conf" LD_PRELOAD="$lib" "$where"
-printf '[program someone_else]\nenabled = off\n' >"$tmp/other.conf"
-expect "enabled = off for another program" btmalloc "" -- env BTM_CONF="$tmp/other.conf" LD_PRELOAD="$lib" "$where"
-expect "BTM_ENABLED=0" glibc "" -- env BTM_ENABLED=0 LD_PRELOAD="$lib" "$where"
-expect "enabled = off, verbose" glibc "btmalloc: enabled = off ($tmp/off.conf:2)" -- \
-  env BTM_VERBOSE=1 BTM_CONF="$tmp/off.conf" LD_PRELOAD="$lib" "$where"
-for prog in /bin/ls /usr/bin/python3 /usr/bin/perl; do
-  [ -x "$prog" ] || continue
-  case $prog in
-    */ls) args=(/) ;;
-    */python3) args=(-c 'print(sum(range(10)))') ;;
-    */perl) args=(-e 'print 1+1, "\n"') ;;
-  esac
-  BTM_ENABLED=0 LD_PRELOAD="$lib" "$prog" "${args[@]}" >/dev/null 2>"$tmp/err" ||
-    fail "$prog with enabled = off: $(cat "$tmp/err")"
-done
+if [ "$mode" = disabled ]; then
+  # enabled = off: every allocation goes to glibc, decided before the first.
+  printf '[program config_where]\nenabled = off\n' >"$tmp/off.conf"
+  expect "enabled = off for this program" glibc "" -- env BTM_CONF="$tmp/off.conf" LD_PRELOAD="$lib" "$where"
+  printf '[program someone_else]\nenabled = off\n' >"$tmp/other.conf"
+  expect "enabled = off for another program" btmalloc "" -- env BTM_CONF="$tmp/other.conf" LD_PRELOAD="$lib" "$where"
+  expect "BTM_ENABLED=0" glibc "" -- env BTM_ENABLED=0 LD_PRELOAD="$lib" "$where"
+  expect "enabled = off, verbose" glibc "$disabled_line" -- \
+    env BTM_VERBOSE=1 BTM_CONF="$tmp/off.conf" LD_PRELOAD="$lib" "$where"
+  for prog in /bin/ls /usr/bin/python3 /usr/bin/perl; do
+    [ -x "$prog" ] || continue
+    case $prog in
+      */ls) args=(/) ;;
+      */python3) args=(-c 'print(sum(range(10)))') ;;
+      */perl) args=(-e 'print 1+1, "\n"') ;;
+    esac
+    BTM_ENABLED=0 LD_PRELOAD="$lib" "$prog" "${args[@]}" >/dev/null 2>"$tmp/err" ||
+      fail "$prog with enabled = off: $(cat "$tmp/err")"
+  done
 
-# Hostile files: the program starts, runs on btmalloc, and says why.
-head -c 60000 /dev/urandom >"$tmp/garbage.conf"
-expect "garbage" btmalloc "btmalloc: $tmp/garbage.conf:" -- env BTM_CONF="$tmp/garbage.conf" LD_PRELOAD="$lib" "$where"
-head -c $((10 << 20)) /dev/zero | tr '\0' 'a' >"$tmp/huge.conf"
-expect "10 MB" btmalloc "btmalloc: $tmp/huge.conf: larger than 65536 bytes; ignored" -- \
-  env BTM_CONF="$tmp/huge.conf" LD_PRELOAD="$lib" "$where"
-expect "directory" btmalloc "btmalloc: $tmp: a directory, not a regular file; ignored" -- \
-  env BTM_CONF="$tmp" LD_PRELOAD="$lib" "$where"
-mkfifo "$tmp/fifo.conf"
-expect "FIFO" btmalloc "btmalloc: $tmp/fifo.conf: a FIFO, not a regular file; ignored" -- \
-  timeout 10 env BTM_CONF="$tmp/fifo.conf" LD_PRELOAD="$lib" "$where"
-printf 'partitions = 8\n' >"$tmp/secret.conf"
-chmod 600 "$tmp/secret.conf"
-if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
-  asnobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 else
-  chmod 000 "$tmp/secret.conf"; asnobody=()
+  # Hostile files: the program starts, runs on btmalloc, and says why.
+  head -c 60000 /dev/urandom >"$tmp/garbage.conf"
+  expect "garbage" btmalloc "btmalloc: $tmp/garbage.conf:" -- env BTM_CONF="$tmp/garbage.conf" LD_PRELOAD="$lib" "$where"
+  head -c $((10 << 20)) /dev/zero | tr '\0' 'a' >"$tmp/huge.conf"
+  expect "10 MB" btmalloc "btmalloc: $tmp/huge.conf: larger than 65536 bytes; ignored" -- \
+    env BTM_CONF="$tmp/huge.conf" LD_PRELOAD="$lib" "$where"
+  expect "directory" btmalloc "btmalloc: $tmp: a directory, not a regular file; ignored" -- \
+    env BTM_CONF="$tmp" LD_PRELOAD="$lib" "$where"
+  mkfifo "$tmp/fifo.conf"
+  expect "FIFO" btmalloc "btmalloc: $tmp/fifo.conf: a FIFO, not a regular file; ignored" -- \
+    timeout 10 env BTM_CONF="$tmp/fifo.conf" LD_PRELOAD="$lib" "$where"
+  printf 'partitions = 8\n' >"$tmp/secret.conf"
+  chmod 600 "$tmp/secret.conf"
+  if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    asnobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+else
+    chmod 000 "$tmp/secret.conf"; asnobody=()
 fi
 expect "unreadable" btmalloc "btmalloc: $tmp/secret.conf: cannot open: permission denied" -- \
   "${asnobody[@]}" env BTM_CONF="$tmp/secret.conf" LD_PRELOAD="$lib" "$where"
@@ -85,16 +95,21 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
   cp "$linked" "$tmp/where_setuid"
   chown root:root "$tmp/where_setuid"
   chmod 4755 "$tmp/where_setuid"
-  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
-        env BTM_ENABLED=0 BTM_VERBOSE=1 BTM_CONF="$tmp/off.conf" "$tmp/where_setuid" 2>"$tmp/err")
-  if grep -q "^btmalloc: " "$tmp/err"; then fail "setuid: printed $(cat "$tmp/err")"; fi
-  [ "$out" = btmalloc ] || fail "setuid: environment was honoured ($out)"
+  printf 'verbose = on\n' >"$tmp/verbose.conf"
+  run_setuid() {
+    setpriv --reuid=65534 --regid=65534 --clear-groups \
+      env BTM_VERBOSE=1 BTM_ENABLED=0 BTM_CONF="$tmp/verbose.conf" "$tmp/where_setuid" 2>"$tmp/err"
+  }
+  out=$(run_setuid)
+  if grep -q "^btmalloc: " "$tmp/err"; then fail "setuid: environment honoured, printed: $(cat "$tmp/err")"; fi
+  [ "$out" = btmalloc ] || fail "setuid: BTM_ENABLED=0 honoured ($out)"
   chmod 755 "$tmp/where_setuid"  # control: without the bit the same variables apply
-  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
-        env BTM_ENABLED=0 "$tmp/where_setuid" 2>&1)
-  [ "$out" = glibc ] || fail "setuid control: BTM_ENABLED=0 ignored without set-user-ID ($out)"
+  out=$(run_setuid)
+  grep -q "^btmalloc: verbose = on (environment)" "$tmp/err" ||
+    fail "setuid control: BTM_VERBOSE=1 ignored without set-user-ID: $(cat "$tmp/err")"
   echo "ok: set-user-ID"
 else
   echo "note: set-user-ID case needs root and setpriv; not run"
+fi
 fi
 exit $status
