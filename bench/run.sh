@@ -40,7 +40,7 @@ allocs="glibc,jemalloc,mimalloc,tcmalloc,btmalloc"
 out=""
 run_timeout=300
 
-usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -59,6 +59,20 @@ done
 benches=${benches//,/ }
 allocs=${allocs//,/ }
 [[ -n $rounds ]] || rounds=$((quick ? 2 : 5))
+
+for b in $benches; do
+  case $b in
+    churn | sites | local | prodcons | latency | scatter16k | burst | startup | hotpath | python | gcc) ;;
+    *) echo "run.sh: unknown benchmark '$b'" >&2; exit 2 ;;
+  esac
+done
+for a in $allocs; do
+  case $a in
+    glibc | jemalloc | mimalloc | tcmalloc | btmalloc) ;;
+    *) echo "run.sh: unknown allocator '$a'" >&2; exit 2 ;;
+  esac
+done
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --rounds wants a positive number" >&2; exit 2; }
 
 # ---------------------------------------------------------------- locate things
 if [[ -z $bin ]]; then
@@ -268,9 +282,6 @@ bench_gcc() {
 }
 
 # ---------------------------------------------------------------- checks
-for b in $benches; do
-  declare -F "bench_$b" >/dev/null || { echo "run.sh: unknown benchmark '$b'" >&2; exit 2; }
-done
 if [[ " $benches " == *" gcc "* ]]; then
   /usr/bin/python3 "$here/workloads/gen_c.py" $gcc_functions >"$out/work/big.c" || exit 1
 fi
@@ -280,10 +291,6 @@ fi
 
 active=()
 for a in $allocs; do
-  if [[ ! -v lib[$a] ]]; then
-    echo "run.sh: unknown allocator '$a'" >&2
-    exit 2
-  fi
   if [[ -n ${lib[$a]} && ! -e ${lib[$a]} ]] || [[ $a == btmalloc && -z ${lib[$a]} ]]; then
     note "SKIPPED $a: library ${lib[$a]:-(none found; give --btmalloc or BTMALLOC_LIB)} not found"
     continue
