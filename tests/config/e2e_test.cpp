@@ -4,7 +4,6 @@
 // run must start, finish its work, allocate nothing inside load() and print
 // exactly the expected warnings.
 #include <fcntl.h>
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -28,9 +27,6 @@
 
 namespace btm::config::test {
 namespace {
-
-using ::testing::HasSubstr;
-using ::testing::Not;
 
 struct Result {
     int status = -1;  // exit status, or 128 + signal
@@ -99,8 +95,8 @@ Result run(const std::vector<std::string>& env, bool as_nobody = false, const st
 void expect_healthy(const Result& r) {
     EXPECT_FALSE(r.timed_out);
     EXPECT_EQ(r.status, 0) << r.out << r.err;
-    EXPECT_THAT(r.out, HasSubstr("allocations_during_load=0\n"));
-    EXPECT_THAT(r.out, HasSubstr("ran ok\n"));
+    BTM_EXPECT_CONTAINS(r.out, "allocations_during_load=0\n");
+    BTM_EXPECT_CONTAINS(r.out, "ran ok\n");
 }
 
 struct EndToEnd : ::testing::Test {
@@ -115,7 +111,7 @@ TEST_F(EndToEnd, NoFileAtAll) {
     Result r = run({"BTM_CONF="});
     expect_healthy(r);
     EXPECT_EQ(r.err, "");
-    EXPECT_THAT(r.out, HasSubstr("partitions=64 default\n"));
+    BTM_EXPECT_CONTAINS(r.out, "partitions=64 default\n");
 }
 
 TEST_F(EndToEnd, GoodFile) {
@@ -131,11 +127,11 @@ TEST_F(EndToEnd, GoodFile) {
     Result r = run_with(f);
     expect_healthy(r);
     EXPECT_EQ(r.err, "");
-    EXPECT_THAT(r.out, HasSubstr("partitions=8 " + f + ":2\n"));
-    EXPECT_THAT(r.out, HasSubstr("mesh=on " + f + ":4\n"));
-    EXPECT_THAT(r.out, HasSubstr("async=on default\n"));
-    EXPECT_THAT(r.out, HasSubstr("tcache_bytes=2m " + f + ":8\n"));
-    EXPECT_THAT(r.out, HasSubstr("secure=0\n"));
+    BTM_EXPECT_CONTAINS(r.out, "partitions=8 " + f + ":2\n");
+    BTM_EXPECT_CONTAINS(r.out, "mesh=on " + f + ":4\n");
+    BTM_EXPECT_CONTAINS(r.out, "async=on default\n");
+    BTM_EXPECT_CONTAINS(r.out, "tcache_bytes=2m " + f + ":8\n");
+    BTM_EXPECT_CONTAINS(r.out, "secure=0\n");
 }
 
 TEST_F(EndToEnd, BadLinesAreOneWarningEach) {
@@ -161,8 +157,8 @@ TEST_F(EndToEnd, BadLinesAreOneWarningEach) {
                          p + "6: malformed line: control characters or NUL bytes\n" +
                          p + "7: malformed section header: expected [program PATTERN...] or [global]; "
                              "lines up to the next header are ignored\n");
-    EXPECT_THAT(r.out, HasSubstr("warm_slabs=7 " + f + ":10\n"));
-    EXPECT_THAT(r.out, HasSubstr("verbose=off default\n"));
+    BTM_EXPECT_CONTAINS(r.out, "warm_slabs=7 " + f + ":10\n");
+    BTM_EXPECT_CONTAINS(r.out, "verbose=off default\n");
 }
 
 TEST_F(EndToEnd, Garbage) {
@@ -217,7 +213,7 @@ TEST_F(EndToEnd, UnreadableFile) {
     Result r = run_with(f, {}, root);  // root reads anything: run as nobody
     expect_healthy(r);
     EXPECT_EQ(r.err, "btmalloc: " + f + ": cannot open: permission denied\n");
-    EXPECT_THAT(r.out, HasSubstr("partitions=64 default\n"));
+    BTM_EXPECT_CONTAINS(r.out, "partitions=64 default\n");
 }
 
 TEST_F(EndToEnd, MissingFile) {
@@ -231,8 +227,8 @@ TEST_F(EndToEnd, EnvironmentOverridesAndReportsBadValues) {
     Result r = run_with(f, {"BTM_PARTITIONS=16", "BTM_MESH=sometimes", "BTM_NO_ASYNC=0"});
     expect_healthy(r);
     EXPECT_EQ(r.err, "btmalloc: BTM_MESH: bad value 'sometimes': expected on or off\n");
-    EXPECT_THAT(r.out, HasSubstr("partitions=16 environment\n"));
-    EXPECT_THAT(r.out, HasSubstr("async=on environment\n"));
+    BTM_EXPECT_CONTAINS(r.out, "partitions=16 environment\n");
+    BTM_EXPECT_CONTAINS(r.out, "async=on environment\n");
 }
 
 TEST_F(EndToEnd, VerbosePrintsTheEffectiveConfiguration) {
@@ -240,12 +236,12 @@ TEST_F(EndToEnd, VerbosePrintsTheEffectiveConfiguration) {
     Result r = run_with(f, {"BTM_MESH=on"});
     expect_healthy(r);
     EXPECT_EQ(size_t(std::count(r.err.begin(), r.err.end(), '\n')), size_t(kKnobCount)) << r.err;
-    EXPECT_THAT(r.err, HasSubstr("btmalloc: enabled = on (default)\n"));
-    EXPECT_THAT(r.err, HasSubstr("btmalloc: partitions = 8 (" + f + ":1)\n"));
-    EXPECT_THAT(r.err, HasSubstr("btmalloc: verbose = on (" + f + ":2)\n"));
-    EXPECT_THAT(r.err, HasSubstr("btmalloc: mesh = on (environment)\n"));
+    BTM_EXPECT_CONTAINS(r.err, "btmalloc: enabled = on (default)\n");
+    BTM_EXPECT_CONTAINS(r.err, "btmalloc: partitions = 8 (" + f + ":1)\n");
+    BTM_EXPECT_CONTAINS(r.err, "btmalloc: verbose = on (" + f + ":2)\n");
+    BTM_EXPECT_CONTAINS(r.err, "btmalloc: mesh = on (environment)\n");
     Result quiet = run({"BTM_CONF=", "BTM_VERBOSE=1"});
-    EXPECT_THAT(quiet.err, HasSubstr("btmalloc: verbose = on (environment)\n"));
+    BTM_EXPECT_CONTAINS(quiet.err, "btmalloc: verbose = on (environment)\n");
 }
 
 // A copy of the probe owned by root with the set-user-ID bit, run by nobody:
@@ -263,18 +259,18 @@ TEST_F(EndToEnd, SetuidProgramIgnoresTheEnvironment) {
     expect_healthy(r);
     if (r.out.find("secure=1\n") == std::string::npos)
         GTEST_SKIP() << "set-user-ID has no effect here (nosuid mount?)";
-    EXPECT_THAT(r.out, HasSubstr("warm_slabs=2 "));
-    EXPECT_THAT(r.out, Not(HasSubstr(f)));
-    EXPECT_THAT(r.out, Not(HasSubstr("environment")));
-    EXPECT_THAT(r.err, Not(HasSubstr("btmalloc: verbose = on")));
+    BTM_EXPECT_CONTAINS(r.out, "warm_slabs=2 ");
+    BTM_EXPECT_LACKS(r.out, f);
+    BTM_EXPECT_LACKS(r.out, "environment");
+    BTM_EXPECT_LACKS(r.err, "btmalloc: verbose = on");
 
     // The same program without the bit honours both: the test can tell.
     ASSERT_EQ(chmod(exe.c_str(), 0755), 0);
     Result plain = run(env, true, exe);
     expect_healthy(plain);
-    EXPECT_THAT(plain.out, HasSubstr("secure=0\n"));
-    EXPECT_THAT(plain.out, HasSubstr("warm_slabs=9 environment\n"));
-    EXPECT_THAT(plain.out, HasSubstr("partitions=8 " + f + ":1\n"));
+    BTM_EXPECT_CONTAINS(plain.out, "secure=0\n");
+    BTM_EXPECT_CONTAINS(plain.out, "warm_slabs=9 environment\n");
+    BTM_EXPECT_CONTAINS(plain.out, "partitions=8 " + f + ":1\n");
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 // Files, drop-in directories, BTM_CONF, the environment, secure mode and the
 // verbose printout: load_file(), load_files(), apply_environment(),
 // load_with() and print() on real files in a scratch directory.
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -13,8 +12,6 @@
 
 namespace btm::config::test {
 namespace {
-
-using ::testing::HasSubstr;
 
 // An environment block for the functions that take one.
 struct Env {
@@ -200,8 +197,8 @@ TEST_F(Dirs, NonRegularDropInsAreReportedAndSkipped) {
     mkfifo((dropins + "/fifo.conf").c_str(), 0644);
     dir.write("btmalloc.conf.d/z.conf", "partitions = 2\n");
     EXPECT_EQ(load_all(), 2u);
-    EXPECT_THAT(r.all_diags(), HasSubstr(dropins + "/sub.conf: a directory, not a regular file; ignored"));
-    EXPECT_THAT(r.all_diags(), HasSubstr(dropins + "/fifo.conf: a FIFO, not a regular file; ignored"));
+    BTM_EXPECT_CONTAINS(r.all_diags(), dropins + "/sub.conf: a directory, not a regular file; ignored");
+    BTM_EXPECT_CONTAINS(r.all_diags(), dropins + "/fifo.conf: a FIFO, not a regular file; ignored");
     EXPECT_EQ(r.get("partitions"), 2u);
 }
 
@@ -219,7 +216,7 @@ TEST_F(Dirs, AtMostSoManyDropInsAreRead) {
 TEST_F(Dirs, OverlongDropInNamesAreSkipped) {
     dir.write("btmalloc.conf.d/" + std::string(kMaxDropInName, 'n') + ".conf", "partitions = 2\n");
     EXPECT_EQ(load_all(), 1u);
-    EXPECT_THAT(r.diags.at(0), HasSubstr(dropins + ": file name too long; "));
+    BTM_EXPECT_CONTAINS(r.diags.at(0), dropins + ": file name too long; ");
     EXPECT_EQ(r.get("partitions"), 64u);
 }
 
@@ -289,10 +286,10 @@ TEST(Environment, BadValuesAreReportedAndIgnored) {
     Conf r;
     Env env{"BTM_ASYNC=maybe", "BTM_PARTITIONS=5000", "BTM_MESH=", "BTM_VERBOSE= 1"};
     EXPECT_EQ(apply_environment(env.get(), r.opt, &r.v, &r.o), 4u);
-    EXPECT_THAT(r.all_diags(), HasSubstr("BTM_ASYNC: bad value 'maybe': expected on or off\n"));
-    EXPECT_THAT(r.all_diags(), HasSubstr("BTM_PARTITIONS: out of range: 5000 (allowed 1..1024)\n"));
-    EXPECT_THAT(r.all_diags(), HasSubstr("BTM_MESH: bad value '': expected on or off\n"));
-    EXPECT_THAT(r.all_diags(), HasSubstr("BTM_VERBOSE: bad value ' 1': expected on or off\n"));
+    BTM_EXPECT_CONTAINS(r.all_diags(), "BTM_ASYNC: bad value 'maybe': expected on or off\n");
+    BTM_EXPECT_CONTAINS(r.all_diags(), "BTM_PARTITIONS: out of range: 5000 (allowed 1..1024)\n");
+    BTM_EXPECT_CONTAINS(r.all_diags(), "BTM_MESH: bad value '': expected on or off\n");
+    BTM_EXPECT_CONTAINS(r.all_diags(), "BTM_VERBOSE: bad value ' 1': expected on or off\n");
     for (unsigned i = 0; i < kKnobCount; ++i) EXPECT_EQ(r.o.source[i], kDefault);
 }
 
@@ -373,12 +370,12 @@ TEST(Print, OneLinePerKnobWithItsOrigin) {
     for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, size_t(n));
     close(fds[0]);
     EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), long(kKnobCount));
-    EXPECT_THAT(out, HasSubstr("btmalloc: enabled = on (default)\n"));
-    EXPECT_THAT(out, HasSubstr("btmalloc: partitions = 8 (/etc/x.conf:1)\n"));
-    EXPECT_THAT(out, HasSubstr("btmalloc: async = off (/etc/x.conf:3)\n"));
-    EXPECT_THAT(out, HasSubstr("btmalloc: mesh = on (environment)\n"));
-    EXPECT_THAT(out, HasSubstr("btmalloc: reserve = 64g (default)\n"));
-    EXPECT_THAT(out, HasSubstr("btmalloc: pageout_signal = none (default)\n"));
+    BTM_EXPECT_CONTAINS(out, "btmalloc: enabled = on (default)\n");
+    BTM_EXPECT_CONTAINS(out, "btmalloc: partitions = 8 (/etc/x.conf:1)\n");
+    BTM_EXPECT_CONTAINS(out, "btmalloc: async = off (/etc/x.conf:3)\n");
+    BTM_EXPECT_CONTAINS(out, "btmalloc: mesh = on (environment)\n");
+    BTM_EXPECT_CONTAINS(out, "btmalloc: reserve = 64g (default)\n");
+    BTM_EXPECT_CONTAINS(out, "btmalloc: pageout_signal = none (default)\n");
 }
 
 }  // namespace

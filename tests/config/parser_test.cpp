@@ -1,6 +1,5 @@
 // The line parser through parse_buffer(): syntax, every kind of bad line,
 // sections and globs, precedence inside and across files.
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,8 +11,6 @@
 
 namespace btm::config::test {
 namespace {
-
-using ::testing::HasSubstr;
 
 TEST(Parser, DefaultsComeFromTheTable) {
     Conf r;
@@ -159,12 +156,12 @@ TEST(Parser, BadValues) {
     EXPECT_EQ(r.diags[0], "t.conf:1: bad value 'maybe' for async: expected on or off");
     EXPECT_EQ(r.diags[1], "t.conf:2: bad value 'eight' for partitions: expected a decimal number");
     EXPECT_EQ(r.diags[2], "t.conf:3: bad value 'random' for partition_mode: expected hash or intern");
-    EXPECT_THAT(r.diags[3], HasSubstr("t.conf:4: bad value '1x' for tcache_bytes: expected a size"));
-    EXPECT_THAT(r.diags[4], HasSubstr("t.conf:5: bad value 'SIGUSR1' for pageout_signal: expected a signal"));
+    BTM_EXPECT_CONTAINS(r.diags[3], "t.conf:4: bad value '1x' for tcache_bytes: expected a size");
+    BTM_EXPECT_CONTAINS(r.diags[4], "t.conf:5: bad value 'SIGUSR1' for pageout_signal: expected a signal");
     EXPECT_EQ(r.diags[5], "t.conf:6: bad value for async: no value");
     EXPECT_EQ(r.diags[6], "t.conf:7: bad value for mesh: more than one word");
-    EXPECT_THAT(r.diags[7], HasSubstr("t.conf:8: bad value '-1' for partitions"));
-    EXPECT_THAT(r.diags[8], HasSubstr("t.conf:9: bad value '8#x' for partitions"));
+    BTM_EXPECT_CONTAINS(r.diags[7], "t.conf:8: bad value '-1' for partitions");
+    BTM_EXPECT_CONTAINS(r.diags[8], "t.conf:9: bad value '8#x' for partitions");
     for (unsigned i = 0; i < kKnobCount; ++i) EXPECT_EQ(r.o.source[i], kDefault);
 }
 
@@ -197,7 +194,7 @@ TEST(Parser, MalformedLines) {
     EXPECT_EQ(r.diags[1], "t.conf:2: malformed line: expected KEY = VALUE");
     EXPECT_EQ(r.diags[2], "t.conf:3: malformed line: expected KEY = VALUE");
     EXPECT_EQ(r.diags[3], "t.conf:4: malformed line: expected KEY = VALUE");
-    EXPECT_THAT(r.diags[4], HasSubstr("t.conf:5: malformed section header"));
+    BTM_EXPECT_CONTAINS(r.diags[4], "t.conf:5: malformed section header");
 }
 
 TEST(Parser, QuotedTextIsSanitisedAndBounded) {
@@ -336,7 +333,7 @@ TEST(Sections, MalformedHeaderIgnoresItsLines) {
                             "[program foo] x", "[ program\tfoo\x01]"}) {
         Conf b("foo");
         EXPECT_EQ(b.parse(std::string(bad) + "\nmesh = on\n"), 1u) << bad;
-        EXPECT_THAT(b.diags.at(0), HasSubstr("malformed section header")) << bad;
+        BTM_EXPECT_CONTAINS(b.diags.at(0), "malformed section header") << bad;
         EXPECT_EQ(b.get("mesh"), 0u) << bad;
     }
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,12 @@
 #include <vector>
 
 #include "config/config.h"
+
+// Substring checks without gmock (not every Debian install has it).
+#define BTM_EXPECT_CONTAINS(hay, needle) \
+    EXPECT_NE(std::string(hay).find(needle), std::string::npos) << "no \"" << (needle) << "\" in:\n" << (hay)
+#define BTM_EXPECT_LACKS(hay, needle) \
+    EXPECT_EQ(std::string(hay).find(needle), std::string::npos) << "\"" << (needle) << "\" in:\n" << (hay)
 
 namespace btm::config::test {
 
