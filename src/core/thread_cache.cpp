@@ -159,6 +159,13 @@ void* refill(uint32_t bin, uint32_t cls, uintptr_t ra) {
 
 void free_slow(void* p, uint64_t entry) {
     ThreadState& t = t_state;
+    // A thread that only frees (a consumer) needs a cache as much as one that
+    // allocates: without it every free would be one CAS on the slab.
+    if (t.tc == &g_placeholder_tc && t.phase == Phase::kNone && t.depth == 0) {
+        ++t.depth;
+        thread_start();
+        --t.depth;
+    }
     ThreadCache* tc = t.tc;
     if (tc == &g_placeholder_tc) {
         central::free_one(p, entry);
