@@ -22,9 +22,10 @@ namespace {
 
 // Static so that load() costs little stack: the allocator may first be
 // called on a small thread stack.  The caller serialises load() (see
-// config.h), and the tools call it from one thread.
-alignas(8) char g_read_buf[4096];
-alignas(8) char g_dirent_buf[4096];
+// config.h), and the tools call it from one thread.  One buffer serves both
+// getdents64 and read: a directory is listed completely before its files
+// are read.
+alignas(8) char g_io_buf[4096];
 constexpr size_t kPathCap = 256;
 char g_dropin_paths[kMaxDropIns][kPathCap];
 char g_program[256];
@@ -128,11 +129,11 @@ unsigned load_dropins(const Options& opt, Values* out, Origin* origin) {
     unsigned count = 0, problems = 0;
     bool dropped = false;
     for (;;) {
-        long got = syscall(SYS_getdents64, fd, g_dirent_buf, sizeof g_dirent_buf);
+        long got = syscall(SYS_getdents64, fd, g_io_buf, sizeof g_io_buf);
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0) break;
         for (long off = 0; off < got;) {
-            const auto* d = reinterpret_cast<const LinuxDirent64*>(g_dirent_buf + off);
+            const auto* d = reinterpret_cast<const LinuxDirent64*>(g_io_buf + off);
             off += d->d_reclen;
             const char* name = d->d_name;
             size_t len = strlen(name);
@@ -220,7 +221,7 @@ unsigned load_file(const char* path, bool must_exist, const Options& opt, Values
     Parser parser(path, opt, out, origin);
     size_t total = 0;
     for (;;) {
-        ssize_t n = read(fd, g_read_buf, sizeof g_read_buf);
+        ssize_t n = read(fd, g_io_buf, sizeof g_io_buf);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             t.put("read error: ");
@@ -236,7 +237,7 @@ unsigned load_file(const char* path, bool must_exist, const Options& opt, Values
             parser.report(0, t.c_str());
             break;
         }
-        parser.feed(g_read_buf, size_t(n));
+        parser.feed(g_io_buf, size_t(n));
     }
     parser.finish();
     close(fd);
