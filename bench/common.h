@@ -59,41 +59,51 @@ inline uint32_t mixed_small_size(Rng& rng) {
   return 257 + rng.below(1024 - 257 + 1);
 }
 
+inline uint64_t thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
 // Time-sliced measurement for the single-thread loops. The run is cut into
 // `slices` slices of equal length; each slice runs whole batches until its time
-// is up, and the fastest slice is the result. On a shared, noisy 2-CPU machine
-// interference only ever adds time, so the fastest slice is the closest to
-// what the allocator costs; the mean over the whole run is kept as a comment.
+// is up, and the fastest slice is the result. Time is the thread's CPU time,
+// not wall time: on a shared 2-CPU machine the thread is descheduled now and
+// then, which wall time would count and CPU time does not (nothing in these
+// loops blocks, so the two agree on an idle machine). What preemption still
+// costs (cold caches afterwards) only ever adds time, hence the fastest
+// slice. The wall-clock mean over the whole run is kept as a comment.
 struct SlicedResult {
   double best_ns_per_op;
-  double mean_ns_per_op;
+  double mean_wall_ns_per_op;
 };
 
 template <class Batch>
 SlicedResult run_sliced(double total_s, int slices, uint64_t ops_per_batch, Batch&& batch) {
-  const double slice_s = total_s / slices;
+  const uint64_t slice_ns = uint64_t(total_s / slices * 1e9);
   double best = 1e300;
   uint64_t all_ops = 0;
-  double all_s = 0;
+  const uint64_t wall_start = now_ns();
   for (int i = 0; i < slices; ++i) {
     uint64_t ops = 0;
-    const uint64_t start = now_ns();
-    double elapsed;
+    const uint64_t start = thread_cpu_ns();
+    uint64_t elapsed;
     do {
       batch();
       ops += ops_per_batch;
-      elapsed = seconds_since(start);
-    } while (elapsed < slice_s);
-    best = std::min(best, elapsed * 1e9 / double(ops));
+      elapsed = thread_cpu_ns() - start;
+    } while (elapsed < slice_ns);
+    best = std::min(best, double(elapsed) / double(ops));
     all_ops += ops;
-    all_s += elapsed;
   }
-  return {best, all_s * 1e9 / double(all_ops)};
+  return {best, double(now_ns() - wall_start) / double(all_ops)};
 }
 
 // Windowed measurement for the multi-threaded loops: worker threads publish
 // their progress in their own Counter, and the caller samples the sum every
-// window. The best window is the result, for the same reason as above.
+// window. Throughput across threads is a wall-clock quantity (CPU time would
+// hide a thread blocked on a lock), so on a busy machine these are noisier;
+// the best window is the result, for the same reason as above.
 struct alignas(64) Counter {
   std::atomic<uint64_t> n{0};
   void add(uint64_t k) { n.store(n.load(std::memory_order_relaxed) + k, std::memory_order_relaxed); }

@@ -24,11 +24,12 @@ INFO_METRICS = {"burst_settled_live"}
 SECTIONS = [
     ("churn", "Single-thread churn",
      "A ring of 256 live objects of one size; each operation frees a random slot and mallocs "
-     "its replacement. ns per malloc+free, in the fastest of 10 time slices of a run."),
+     "its replacement (`_new`: operator new and sized delete). ns per malloc+free, thread CPU "
+     "time, in the fastest of 10 slices of a run."),
     ("sites", "Many call sites",
      "64 B churn as above (window 1024) with the mallocs spread over 1, 256 or 1024 distinct call "
-     "sites (each its own function; 1024 with mixed 16-512 B sizes); ns per malloc+free in the "
-     "fastest of 10 slices; sitesN_rss is the resident set at the end, in MiB."),
+     "sites (each its own function; 1024 with mixed 16-512 B sizes); ns per malloc+free (thread "
+     "CPU time) in the fastest of 10 slices; sitesN_rss is the resident set at the end, in MiB."),
     ("local", "Thread-local throughput",
      "Each thread mallocs a batch of 256 mixed small objects (16-1024 B) and frees them itself. "
      "Millions of malloc+free per second, summed over threads, in the best of 10 time windows."),

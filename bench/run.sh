@@ -17,6 +17,8 @@
 #                        tcmalloc,btmalloc)
 #   -o, --out DIR        output directory (default: /tmp/btm-bench-DATE)
 #   -t, --timeout SEC    kill a single benchmark run after SEC seconds (default 300)
+#   -n, --nice N         run the benchmarks at nice level N (e.g. -10, as root) so that
+#                        other work on a shared machine disturbs them less (default: as is)
 #   -h, --help
 #
 # Writes DIR/results.md (also printed on stdout), DIR/raw.tsv (every value of
@@ -39,8 +41,9 @@ benches="churn,sites,local,prodcons,latency,scatter16k,burst,startup,hotpath,pyt
 allocs="glibc,jemalloc,mimalloc,tcmalloc,btmalloc"
 out=""
 run_timeout=300
+nice_level=""
 
-usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -52,6 +55,7 @@ while [[ $# -gt 0 ]]; do
     -a | --alloc) allocs=$2; shift 2 ;;
     -o | --out) out=$2; shift 2 ;;
     -t | --timeout) run_timeout=$2; shift 2 ;;
+    -n | --nice) nice_level=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -73,6 +77,10 @@ for a in $allocs; do
   esac
 done
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --rounds wants a positive number" >&2; exit 2; }
+[[ -z $nice_level || $nice_level =~ ^-?[0-9]+$ ]] || { echo "run.sh: --nice wants a number" >&2; exit 2; }
+# Prefix for every timed command.
+prio=()
+[[ -n $nice_level ]] && prio=(nice -n "$nice_level")
 
 # ---------------------------------------------------------------- locate things
 if [[ -z $bin ]]; then
@@ -157,7 +165,7 @@ run_preloaded() {
   local log=$out/logs/$tag-$alloc-r$round
   local preload=(env -u LD_PRELOAD)
   [[ -n ${lib[$alloc]} ]] && preload=(env LD_PRELOAD="${lib[$alloc]}")
-  timeout -k 5 "$run_timeout" "${preload[@]}" "$@" >"$log.out" 2>"$log.err"
+  timeout -k 5 "$run_timeout" "${prio[@]}" "${preload[@]}" "$@" >"$log.out" 2>"$log.err"
   local rc=$?
   if ((rc != 0)); then
     note "FAILED: $tag under $alloc, round $round: exit $rc$( ((rc == 124)) && echo " (timeout)"), see logs/$tag-$alloc-r$round.err"
@@ -178,7 +186,7 @@ run_wrapped() {
   local round=$1 alloc=$2 bench=$3 tag=$4
   shift 4
   local log=$out/logs/$tag-$alloc-r$round
-  timeout -k 5 "$run_timeout" env -u LD_PRELOAD "$bin/bench_runprog" --preload "${lib[$alloc]}" "$@" \
+  timeout -k 5 "$run_timeout" "${prio[@]}" env -u LD_PRELOAD "$bin/bench_runprog" --preload "${lib[$alloc]}" "$@" \
     >"$log.out" 2>"$log.err"
   local rc=$?
   if ((rc != 0)); then
@@ -207,6 +215,7 @@ bench_churn() {
   for size in 16 64 1024 16384; do
     run_preloaded "$2" "$1" churn "churn$size" "$bin/bench_churn" --size $size --time $t_churn
   done
+  run_preloaded "$2" "$1" churn churn64new "$bin/bench_churn" --size 64 --api new --time $t_churn
 }
 
 bench_sites() {
@@ -325,7 +334,7 @@ fi
     fi
   done
   echo "packages: $(dpkg-query -W -f '${Package} ${Version}; ' libc6 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 2>/dev/null)"
-  echo "rounds: $rounds$( ((quick)) && echo ' (quick mode)')"
+  echo "rounds: $rounds$( ((quick)) && echo ' (quick mode)')${nice_level:+, nice $nice_level}"
 } >"$out/machine.txt"
 
 # ---------------------------------------------------------------- run

@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   else
     std::snprintf(size_name, sizeof size_name, "mixed");
   std::snprintf(name, sizeof name, "sites%u_%s", sites, size_name);
-  std::printf("# mean_over_run %.3f ns/op\n", r.mean_ns_per_op);
+  std::printf("# wall_mean_over_run %.3f ns/op\n", r.mean_wall_ns_per_op);
   report(name, r.best_ns_per_op, "ns/op");
   std::snprintf(name, sizeof name, "sites%u_%s_rss", sites, size_name);
   report(name, double(rss) / (1 << 20), "MiB");
