@@ -3,7 +3,8 @@
 // `--threads` threads each allocate a batch of `--batch` objects of mixed small
 // sizes, write to each, and free the whole batch themselves (in allocation
 // order), over and over for `--time` seconds. No memory crosses threads, so this
-// is the allocator's per-thread fast path plus its refill/flush path. Reports
+// is the allocator's per-thread fast path plus its refill/flush path. Thread t
+// runs on CPU t (common.h, pin_to_cpu). Reports
 // millions of objects (one malloc + one free each) per second, summed over
 // threads, in the best of 10 time windows (common.h says why).
 #include <thread>
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   std::vector<Counter> done(threads);
 
   auto worker = [&](int t) {
+    pin_to_cpu(t);
     constexpr uint32_t kSizes = 4096;
     std::vector<uint32_t> sizes(kSizes);
     Rng rng(seed + uint64_t(t) * 7919);

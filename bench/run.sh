@@ -339,7 +339,7 @@ fi
 
 # ---------------------------------------------------------------- run
 load1=$(cut -d' ' -f1 /proc/loadavg)
-if awk -v l="$load1" 'BEGIN { exit !(l > 0.7) }'; then
+if awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }'; then
   note "the machine was busy when the run started (load average $load1): expect noise, prefer the CPU-time and instruction-count rows"
 fi
 progress "output in $out; allocators: ${active[*]}; benchmarks: $benches; $rounds rounds"
