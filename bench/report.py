@@ -49,7 +49,7 @@ SECTIONS = [
      "MiB at each point; ratios are RSS over the live bytes at that point; drained is measured "
      "after a pause, drained_over_start is drained minus the RSS before the burst."),
     ("startup", "Short-lived processes",
-     "/bin/true (1000 runs) and a 20-command shell pipeline (50 runs), every process preloaded: "
+     "/bin/true (1000 runs) and a 20-command shell pipeline (100 runs), every process preloaded: "
      "median wall time of a run in ms, mean CPU time (user+system) and system time of a run in ms, "
      "mean minor page faults of a run (all processes), the largest peak RSS of a process in MiB, and callgrind instructions (Ir) of one run summed "
      "over all its processes (first round only: they do not vary)."),

@@ -137,9 +137,9 @@ if ((quick)); then
   true_n=200 pipe_n=10 py_scale=0.4 gcc_functions=80
   hot_n1=100000 hot_n2=200000
 else
-  t_churn=0.3 t_local=0.5 t_pc=0.5 lat_ops=4000000 scatter_cycles=8
+  t_churn=0.5 t_local=1 t_pc=1 lat_ops=4000000 scatter_cycles=8
   burst_args=(--settle-s 3 --drain-wait-s 1)
-  true_n=1000 pipe_n=50 py_scale=1 gcc_functions=200
+  true_n=1000 pipe_n=100 py_scale=1 gcc_functions=200
   hot_n1=200000 hot_n2=400000
 fi
 
