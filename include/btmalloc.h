@@ -50,7 +50,11 @@ struct btm_stats {
     uint64_t pageout_requests;    /* btm_pageout_cold() runs                   */
     uint64_t pageout_bytes;       /* bytes asked to be paged out               */
     uint64_t resident_bytes;      /* RSS of the process (from /proc/self/statm) */
-    uint64_t reserved_for_future[8];
+    uint64_t dirty_bytes;         /* free pages not yet returned to the OS     */
+    uint64_t free_chunks;         /* chunks with no slab (warm pool + released) */
+    uint64_t reclaim_thread;      /* 1 if the background thread runs           */
+    uint64_t reclaim_uring;       /* 1 if it releases pages through io_uring   */
+    uint64_t reserved_for_future[4];
 };
 #define BTM_STATS_VERSION 1
 

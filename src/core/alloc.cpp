@@ -13,6 +13,7 @@
 #include "core/globals.h"
 #include "core/large.h"
 #include "core/lock.h"
+#include "core/reclaim.h"
 #include "core/thread_cache.h"
 #include "features/report.h"
 #include "os/os.h"
@@ -79,6 +80,7 @@ uint32_t round_pow2(uint64_t v) {
 
 void fork_prepare() {
     ++t_state.depth;
+    reclaim::fork_prepare();
     size_t nbins = size_t(g.npart) << kClassBits;
     for (size_t i = 0; i < nbins; ++i) g_central[i].lock.lock();
     chunks::lock_all();
@@ -92,6 +94,7 @@ void fork_parent() {
     chunks::unlock_all(false);
     size_t nbins = size_t(g.npart) << kClassBits;
     for (size_t i = 0; i < nbins; ++i) g_central[i].lock.unlock();
+    reclaim::fork_parent();
     --t_state.depth;
 }
 
@@ -102,6 +105,7 @@ void fork_child() {
     partition::fork_child();
     size_t nbins = size_t(g.npart) << kClassBits;
     for (size_t i = 0; i < nbins; ++i) g_central[i].lock.reset();
+    reclaim::fork_child();
     --t_state.depth;
 }
 
@@ -119,9 +123,12 @@ void do_init() {
     g_warm_slabs = uint32_t(g_cfg.warm_slabs);
     g.npart = npart;
     g_central = static_cast<Central*>(os::map((size_t(npart) << kClassBits) * sizeof(Central)));
+    for (size_t i = 0; g_central && i < (size_t(npart) << kClassBits); ++i)
+        g_central[i].cls = uint32_t(i & ((1u << kClassBits) - 1));
     large::init(g_cfg.large_cache);
     bool ok = g_central && partition::init(npart, kPartitioning && g_cfg.partition_mode == 1);
     tcache::init(g_cfg.tcache_bytes);
+    reclaim::init(g_cfg.async != 0, uint32_t(g_cfg.warm_chunks));
     ok = ok && chunks::init(g_cfg.reserve);  // publishes g.base and g.size
     g_heap_ok = ok;
     if (ok) pthread_atfork(fork_prepare, fork_parent, fork_child);
@@ -147,17 +154,21 @@ void* malloc_slow(size_t n, uintptr_t ra) {
     if (BTM_UNLIKELY(!g.initialized)) init();
     if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false);
     g_events.slow_mallocs.fetch_add(1, std::memory_order_relaxed);
-    Nested nested;
-    if (t.tc == &g_placeholder_tc && t.phase == Phase::kNone) tcache::thread_start();
-    uint32_t cls = class_of(n);
-    uint32_t bin = partition::bits_of(ra) | cls;
-    void* p = tcache::refill(bin, cls, ra);
-    if (BTM_UNLIKELY(!p)) {
-        errno = ENOMEM;
-        return nullptr;
+    void* p;
+    {
+        Nested nested;
+        if (t.tc == &g_placeholder_tc && t.phase == Phase::kNone) tcache::thread_start();
+        uint32_t cls = class_of(n);
+        uint32_t bin = partition::bits_of(ra) | cls;
+        p = tcache::refill(bin, cls, ra);
+        if (BTM_UNLIKELY(!p)) {
+            errno = ENOMEM;
+            return nullptr;
+        }
+        partition::note_site(bin, ra);
+        static_cast<uint64_t*>(p)[1] = 0;
     }
-    partition::note_site(bin, ra);
-    static_cast<uint64_t*>(p)[1] = 0;
+    reclaim::poll();  // outside every lock and with depth 0: may start a thread
     return p;
 }
 
@@ -185,6 +196,7 @@ void free_small_general(void* p, uintptr_t ra) {
     if (e == 0 || !is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask))) return invalid_free(p);
     if constexpr (kHardening)
         if (g.checks && static_cast<uint64_t*>(p)[1] == g.free_key) double_free(p, e, ra);
+    if (pe_kind(e) != kPageSlab) return central::free_home(p, e);
     Bin* b = &t_state.tc->bins[pe_bin(e)];
     if (b->count >= b->max) return free_full(p, e);
     link_encode(p, b->head);
@@ -223,6 +235,17 @@ void invalid_free(void* p) {
     }
 }
 
+void free_unusual(void* p, uint64_t e, uintptr_t ra) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    if (e == 0 || !is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask))) return invalid_free(p);
+    if constexpr (kHardening)
+        if (g.checks && static_cast<uint64_t*>(p)[1] == g.free_key) double_free(p, e, ra);
+    int saved = errno;
+    central::free_home(p, e);
+    reclaim::poll();
+    errno = saved;
+}
+
 void free_full(void* p, uint64_t entry) {
     int saved = errno;
     tcache::free_slow(p, entry);
@@ -231,9 +254,9 @@ void free_full(void* p, uint64_t entry) {
 
 namespace {
 
-// The call site that most likely allocated p: exact in intern mode (one site
-// per partition); otherwise the site whose refill last took slots from p's
-// slab, which is exact for the first allocations of a site.
+// The call site that most likely allocated p: exact in intern mode while
+// partitions last (one site each); otherwise the site whose refill last took
+// slots from p's slab, exact for a site's first allocations.
 uintptr_t alloc_site(void* p, uint64_t entry) {
     if (g.intern) return partition::g_site[pe_bin(entry) >> kClassBits].load(std::memory_order_relaxed);
     uintptr_t site = slab_of(reinterpret_cast<uintptr_t>(p), entry)->site;
@@ -252,6 +275,13 @@ void double_free(void* p, uint64_t entry, uintptr_t ra) {
         .site(ra)
         .str("; allocated from call site ")
         .site(alloc_site(p, entry));
+    // Hash mode puts several call sites in one partition, and a block may
+    // come from a bin another site refilled: the site is then only likely.
+    uint32_t part = pe_bin(entry) >> kClassBits;
+    if (!g.intern || partition::g_shared[part].load(std::memory_order_relaxed))
+        line.str(" (likely: call sites share partition ")
+            .dec(part)
+            .str("; BTM_PARTITION_MODE=intern names the site exactly)");
     report::fatal(line);
 }
 
@@ -354,10 +384,13 @@ void* calloc_impl(size_t count, size_t size, uintptr_t ra) {
 
 size_t trim_impl() {
     if (!g.initialized || !g_heap_ok || t_state.depth) return 0;
-    Nested nested;
-    tcache::flush_all();
-    central::drain_all();
-    return large::trim();
+    size_t n;
+    {
+        Nested nested;
+        tcache::flush_all();
+        n = large::trim();
+    }
+    return n + reclaim::trim_all();
 }
 
 }  // namespace btm

@@ -20,6 +20,9 @@ void free_outside(void* p);
 void free_full(void* p, uint64_t entry);
 [[noreturn]] void double_free(void* p, uint64_t entry, uintptr_t ra);
 void invalid_free(void* p);
+// A page-map word that is not a plain slab page: no slab (invalid free) or
+// a draining slab.
+void free_unusual(void* p, uint64_t e, uintptr_t ra);
 // The head's link points outside the primary range: pops it if the link is
 // into an extra reservation of ours, aborts on a corrupted list otherwise.
 void* pop_checked(Bin* b);
@@ -53,7 +56,7 @@ BTM_INLINE void free_fast(void* p, uintptr_t ra) {
     if (BTM_UNLIKELY(!in_primary(a))) return free_outside(p);
     ChunkHeader* c = chunk_of(a);
     uint64_t e = c->pagemap[(a & kChunkMask) >> g.page_shift];
-    if (BTM_UNLIKELY(e == 0)) return invalid_free(p);
+    if (BTM_UNLIKELY(pe_kind(e) != kPageSlab)) return free_unusual(p, e, ra);
     if constexpr (kHardening) {
         if (BTM_LIKELY(g.checks)) {
             if (BTM_UNLIKELY(!is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask)))) return invalid_free(p);

@@ -1,14 +1,18 @@
 #include "core/central.h"
 
+#include <time.h>
+
 #include "core/chunk.h"
 
 namespace btm {
 
 Central* g_central;
+std::atomic<uint64_t> g_remote_queued_bytes{0};
 uint32_t g_warm_slabs = 2;
 
 namespace central {
 namespace {
+
 
 void list_push(Slab*& head, Slab* s, SlabList which) {
     s->prev = nullptr;
@@ -18,22 +22,48 @@ void list_push(Slab*& head, Slab* s, SlabList which) {
     s->list = which;
 }
 
+Slab*& list_head(Central& c, SlabList which) {
+    return which == kListEmpty ? c.empty : which == kListSparse ? c.sparse : c.partial;
+}
+
+void push_sparse_tail(Central& c, Slab* s) {
+    s->next = nullptr;
+    s->prev = c.sparse_tail;
+    if (c.sparse_tail) c.sparse_tail->next = s;
+    else c.sparse = s;
+    c.sparse_tail = s;
+    s->list = kListSparse;
+}
+
 void list_remove(Central& c, Slab* s) {
-    Slab*& head = s->list == kListEmpty ? c.empty : c.partial;
+    Slab*& head = list_head(c, SlabList(s->list));
     if (s->prev) s->prev->next = s->next;
     else head = s->next;
     if (s->next) s->next->prev = s->prev;
+    else if (s->list == kListSparse) c.sparse_tail = s->prev;
     if (s->list == kListEmpty) --c.nempty;
     s->list = kListNone;
     s->next = s->prev = nullptr;
+}
+
+// Marks or clears the draining kind on every page of the slab.
+void set_draining(Slab* s, bool on) {
+    ChunkHeader* c = chunk_of(s);
+    uint32_t first = slab_first_page(s);
+    uint64_t kind = (on ? kPageDraining : kPageSlab) << 24;
+    for (uint32_t i = 0; i < s->npages; ++i) c->pagemap[first + i] = (c->pagemap[first + i] & ~kKindMask) | kind;
 }
 
 // Puts a slab on the list its state calls for (central lock held).
 void reposition(Central& c, Slab* s) {
     const ClassInfo& ci = g_class[s->cls];
     bool available = s->free_count > 0 || s->bump < ci.capacity;
-    SlabList want = s->used == 0 ? kListEmpty : available ? kListPartial : kListNone;
+    SlabList want = s->used == 0       ? kListEmpty
+                    : !available       ? kListNone
+                    : s->used * 4 < ci.capacity ? kListSparse
+                                                : kListPartial;
     if (want == s->list) return;
+    if (s->list == kListSparse) set_draining(s, false);
     if (s->list != kListNone) list_remove(c, s);
     if (want == kListEmpty) {
         if (c.nempty >= g_warm_slabs) {
@@ -43,6 +73,10 @@ void reposition(Central& c, Slab* s) {
         }
         ++c.nempty;
         list_push(c.empty, s, kListEmpty);
+    } else if (want == kListSparse) {
+        push_sparse_tail(c, s);
+        // A pair's only slabs are its working set, not a cohort to drain.
+        if (c.nslabs - c.nempty > 2) set_draining(s, true);
     } else if (want == kListPartial) {
         list_push(c.partial, s, kListPartial);
     }
@@ -88,6 +122,7 @@ void push_remote(Slab* s, void* head, void* tail, uint32_t n) {
     } while (!s->remote.compare_exchange_weak(old, next, std::memory_order_release,
                                               std::memory_order_relaxed));
     if (old & kRemoteQueued) return;
+    g_remote_queued_bytes.fetch_add(uint64_t(s->npages) << g.page_shift, std::memory_order_relaxed);
     Central& c = g_central[s->bin];
     Slab* h = c.remote_q.load(std::memory_order_relaxed);
     do {
@@ -96,13 +131,25 @@ void push_remote(Slab* s, void* head, void* tail, uint32_t n) {
                                                std::memory_order_relaxed));
 }
 
+// The slab to allocate from: among the first few of a list, the one with the
+// most live slots (then the lowest address), so allocations concentrate on
+// full slabs and the emptiest ones are left to drain and go back.
+Slab* pick(Slab* head) {
+    constexpr unsigned kLook = 16;
+    Slab* best = head;
+    unsigned i = 0;
+    for (Slab* s = head ? head->next : nullptr; s && ++i < kLook; s = s->next)
+        if (s->used > best->used || (s->used == best->used && s < best)) best = s;
+    return best;
+}
+
 // Takes up to `want` slots from the pair's slabs into the chain at *head
 // (central lock held).  Returns how many it took.
 uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want, uintptr_t ra) {
     const ClassInfo& ci = g_class[cls];
     uint32_t got = 0;
     while (got < want) {
-        Slab* s = c.partial ? c.partial : c.empty;
+        Slab* s = c.partial ? pick(c.partial) : c.sparse ? c.sparse : c.empty;
         if (!s) {
             s = chunks::slab_alloc(ci.npages, bin, cls);
             if (!s) break;
@@ -148,6 +195,7 @@ void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra) {
     uint32_t got;
     {
         LockGuard guard(c.lock);
+        ++c.refills;
         drain(c);
         got = take(c, bin, cls, &head, want + 1, ra);
     }
@@ -165,29 +213,36 @@ void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra) {
     return take(c, bin, cls, &head, 1, ra) ? head : nullptr;
 }
 
-void free_one(void* p, uint64_t entry) {
-    Slab* s = slab_of(reinterpret_cast<uintptr_t>(p), entry);
-    if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
-    push_remote(s, p, p, 1);
+
+namespace {
+
+// Returns n chained slots to their slabs (central lock held); returns how
+// many landed in slabs that are now under a quarter full.
+uint32_t free_local(Central& c, void* chain, uint32_t n) {
+    uint32_t cap = n ? g_class[c.cls].capacity : 0;
+    uint32_t thin = 0;
+    Slab* prev = nullptr;
+    for (uint32_t i = 0; i < n; ++i) {
+        void* p = chain;
+        chain = i + 1 < n ? link_decode(p) : nullptr;
+        uintptr_t a = reinterpret_cast<uintptr_t>(p);
+        Slab* s = slab_of(a, chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift]);
+        link_encode(p, s->free);
+        s->free = p;
+        ++s->free_count;
+        --s->used;
+        thin += s->used * 4 < cap;
+        if (s != prev && prev) reposition(c, prev);
+        prev = s;
+    }
+    if (prev) reposition(c, prev);
+    return thin;
 }
 
-void flush(Bin* b, uint32_t keep) {
-    if (b->count <= keep) return;
-    void* rest;
-    uint32_t n = b->count - keep;
-    if (keep == 0) {
-        rest = b->head;
-        b->head = nullptr;
-    } else {
-        void* last = b->head;
-        for (uint32_t i = 1; i < keep; ++i) last = link_decode(last);
-        rest = link_decode(last);
-        link_encode(last, nullptr);
-    }
-    b->count = keep;
-
-    // Regroup the slots into one chain per slab; a few chains stay open at
-    // once because consecutive frees usually come from a few slabs.
+// Returns n chained slots to their slabs' remote lists, one CAS per run of
+// slots of the same slab; a few runs stay open at once because consecutive
+// frees usually come from a few slabs.
+void free_remote(void* chain, uint32_t n) {
     struct Group {
         Slab* slab;
         void* head;
@@ -198,12 +253,10 @@ void flush(Bin* b, uint32_t keep) {
     Group open[kOpen];
     unsigned nopen = 0, victim = 0;
     for (uint32_t i = 0; i < n; ++i) {
-        void* p = rest;
-        rest = i + 1 < n ? link_decode(p) : nullptr;
+        void* p = chain;
+        chain = i + 1 < n ? link_decode(p) : nullptr;
         uintptr_t a = reinterpret_cast<uintptr_t>(p);
-        ChunkHeader* ch = chunk_of(a);
-        uint64_t e = ch->pagemap[(a & kChunkMask) >> g.page_shift];
-        Slab* s = slab_of(a, e);
+        Slab* s = slab_of(a, chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift]);
         unsigned j = 0;
         while (j < nopen && open[j].slab != s) ++j;
         if (j == nopen) {
@@ -224,13 +277,64 @@ void flush(Bin* b, uint32_t keep) {
     for (unsigned j = 0; j < nopen; ++j) push_remote(open[j].slab, open[j].head, open[j].tail, open[j].n);
 }
 
+}  // namespace
+
+bool flush(Bin* b, uint32_t bin, uint32_t keep) {
+    if (b->count <= keep) return false;
+    void* rest;
+    uint32_t n = b->count - keep;
+    if (keep == 0) {
+        rest = b->head;
+        b->head = nullptr;
+    } else {
+        void* last = b->head;
+        for (uint32_t i = 1; i < keep; ++i) last = link_decode(last);
+        rest = link_decode(last);
+        link_encode(last, nullptr);
+    }
+    b->count = keep;
+    // Every slot of a bin belongs to the bin's own pair.
+    Central& c = g_central[bin];
+    if (!c.lock.try_lock()) {
+        free_remote(rest, n);
+        return false;
+    }
+    c.out_bytes -= uint64_t(n) * g_class[c.cls].size;
+    uint32_t thin = free_local(c, rest, n);
+    drain(c);
+    c.lock.unlock();
+    return thin * 2 >= n;
+}
+
+void free_home(void* p, uint64_t entry) {
+    if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
+    Central& c = g_central[pe_bin(entry)];
+    if (c.lock.try_lock()) {
+        c.out_bytes -= g_class[pe_class(entry)].size;
+        link_encode(p, nullptr);
+        free_local(c, p, 1);  // one slot: whether its slab thinned does not matter
+        c.lock.unlock();
+    } else {
+        push_remote(slab_of(reinterpret_cast<uintptr_t>(p), entry), p, p, 1);
+    }
+}
+
 void drain_all() {
+    g_remote_queued_bytes.store(0, std::memory_order_relaxed);
     size_t nbins = size_t(g.npart) << kClassBits;
     for (size_t i = 0; i < nbins; ++i) {
         Central& c = g_central[i];
-        if (!c.remote_q.load(std::memory_order_relaxed)) continue;
+        bool idle = c.nempty && c.refills == c.refills_seen;
+        c.refills_seen = c.refills;
+        if (!c.remote_q.load(std::memory_order_relaxed) && !idle) continue;
         LockGuard guard(c.lock);
         drain(c);
+        if (c.refills != c.refills_seen) continue;  // a refill raced in: keep them warm
+        while (Slab* s = c.empty) {
+            list_remove(c, s);
+            --c.nslabs;
+            chunks::slab_free(s);
+        }
     }
 }
 

@@ -3,7 +3,12 @@
 //
 // Invariants:
 // - A slab is on at most one list: `partial` (has a free or never-used slot
-//   and live slots), `empty` (no live slot; kept warm), or none (full).
+//   and at least a quarter of its slots live), `sparse` (has a free slot, some
+//   but fewer live), `empty` (no live slot; kept warm), or none (full).
+//   Refills take from partial slabs (the fullest of the first few), then
+//   from the sparse slab that has been sparse longest, then from empty or
+//   new slabs, so allocations concentrate on full slabs and the sparse ones
+//   get time to drain to empty and go back (lifetime cohorting).
 // - Frees never take the lock: a thread cache flushes freed slots onto their
 //   slab's lock-free remote list (one CAS per run of slots of the same slab),
 //   and the first push to a slab queues the slab on its central's
@@ -22,14 +27,22 @@ namespace btm {
 struct alignas(64) Central {
     SpinLock lock;
     uint32_t nempty;
+    uint32_t cls;          // the size class of this pair
     Slab* partial;
+    Slab* sparse;          // oldest first
+    Slab* sparse_tail;
     Slab* empty;
     std::atomic<Slab*> remote_q;
     uint64_t out_bytes;    // bytes of slots out of this pair's slabs
     uint64_t nslabs;
+    uint32_t refills;      // refills so far, and at the last aging tick:
+    uint32_t refills_seen; // a pair with no refill in a tick keeps no warm slabs
 };
 
 extern Central* g_central;  // indexed by bin index
+// Bytes of slabs queued for a remote drain since the last aging tick: frees
+// the background work has to look at even if nobody allocates again.
+extern std::atomic<uint64_t> g_remote_queued_bytes;
 extern uint32_t g_warm_slabs;
 
 namespace central {
@@ -37,13 +50,20 @@ namespace central {
 // Fills an empty bin with up to `want` slots and returns one more slot for
 // the caller, or null when memory is exhausted.
 void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra);
-// Leaves `keep` slots in the bin and sends the rest home.
-void flush(Bin* b, uint32_t keep);
+// Leaves `keep` slots in the bin and sends the rest home: straight into
+// their slabs under the pair's lock when it is free, else onto the slabs'
+// lock-free remote lists.
+// Returns true when most of the slots sent home landed in slabs now under a
+// quarter full: the pair is shrinking, and caching its slots would only keep
+// those slabs from emptying.
+bool flush(Bin* b, uint32_t bin, uint32_t keep);
+// Frees one slot of a draining slab (or any slot, without a thread cache):
+// into its slab under the pair's lock when free, else onto the remote list.
+void free_home(void* p, uint64_t entry);
 // One slot without a thread cache (threads being created or torn down).
 void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra);
-// Sends one slot home without a thread cache.
-void free_one(void* p, uint64_t entry);
-// Drains every central's remote queue (memory return, statistics).
+// Drains every central's remote queue, and gives the warm empty slabs of
+// pairs that had no refill since the last call back to the page heap.
 void drain_all();
 
 }  // namespace central

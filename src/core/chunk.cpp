@@ -28,6 +28,8 @@ ChunkHeader** registry;  // all chunks, in creation order
 unsigned nchunks;
 ChunkHeader* avail;      // chunks with at least one free page
 uint64_t nslabs;
+uint64_t dirty_total;    // dirty pages in all chunks
+uint64_t slab_pages;     // pages in live slabs
 uint32_t header_pages;
 
 bool reserve_region(uint64_t want) {
@@ -147,10 +149,17 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
     }
     for (uint32_t i = 0; i < npages; ++i) {
         uint32_t p = uint32_t(first) + i;
-        c->free_bits[p / 64] &= ~(uint64_t(1) << (p % 64));
+        uint64_t bit = uint64_t(1) << (p % 64);
+        c->free_bits[p / 64] &= ~bit;
+        if (c->dirty_bits[p / 64] & bit) --c->dirty_pages, --dirty_total;
+        c->dirty_bits[p / 64] &= ~bit;
+        c->aged_bits[p / 64] &= ~bit;
         c->pagemap[p] = page_entry(bin, i, cls, g.page_shift);
     }
+    c->idle_ticks = 0;
+    c->released = false;
     c->free_pages -= npages;
+    slab_pages += npages;
     if (c->free_pages == 0) avail_remove(c);
     Slab* s = &c->slabs[first];
     s->free = nullptr;
@@ -174,10 +183,15 @@ void slab_free(Slab* s) {
     uint32_t first = slab_first_page(s);
     for (uint32_t i = 0; i < s->npages; ++i) {
         uint32_t p = first + i;
+        uint64_t bit = uint64_t(1) << (p % 64);
         c->pagemap[p] = 0;
-        c->free_bits[p / 64] |= uint64_t(1) << (p % 64);
+        c->free_bits[p / 64] |= bit;
+        c->dirty_bits[p / 64] |= bit;
     }
     c->free_pages += s->npages;
+    slab_pages -= s->npages;
+    c->dirty_pages += s->npages;
+    dirty_total += s->npages;
     if (!c->in_avail) avail_push(c);
     --nslabs;
 }
@@ -188,12 +202,155 @@ void unlock_all(bool child) {
     else heap_lock.unlock();
 }
 
+namespace {
+
+uint32_t data_pages() { return uint32_t(kChunkSize >> g.page_shift) - header_pages; }
+
+// Takes the runs of set bits of `take` out of the chunk's free set.
+size_t collect_runs(ChunkHeader* c, const uint64_t* take, Range* out, size_t max) {
+    size_t n = 0;
+    uint32_t i = c->first_page;
+    while (i < c->npages && n < max) {
+        if (!(take[i / 64] >> (i % 64) & 1)) {
+            ++i;
+            continue;
+        }
+        uint32_t start = i;
+        while (i < c->npages && (take[i / 64] >> (i % 64) & 1)) {
+            uint64_t bit = uint64_t(1) << (i % 64);
+            c->free_bits[i / 64] &= ~bit;
+            c->dirty_bits[i / 64] &= ~bit;
+            c->aged_bits[i / 64] &= ~bit;
+            ++i;
+        }
+        uint32_t len = i - start;
+        c->free_pages -= len;
+        c->dirty_pages -= len;
+        dirty_total -= len;
+        out[n++] = Range{reinterpret_cast<uintptr_t>(c) + (uintptr_t(start) << g.page_shift),
+                         size_t(len) << g.page_shift};
+    }
+    return n;
+}
+
+}  // namespace
+
+namespace {
+uint64_t excess_pages_locked() {
+    uint64_t budget = (uint64_t(4) << 20 >> g.page_shift);
+    if (slab_pages / 8 > budget) budget = slab_pages / 8;
+    return dirty_total > budget ? dirty_total - budget / 2 : 0;  // down to half the budget
+}
+}  // namespace
+
+uint64_t dirty_excess() {
+    // Read without the lock: a hint for when to take it.
+    uint64_t budget = (uint64_t(4) << 20 >> g.page_shift);
+    uint64_t sp = __atomic_load_n(&slab_pages, __ATOMIC_RELAXED);
+    if (sp / 8 > budget) budget = sp / 8;
+    uint64_t d = __atomic_load_n(&dirty_total, __ATOMIC_RELAXED);
+    return d > budget ? (d - budget) << g.page_shift : 0;
+}
+
+size_t collect(Range* out, size_t max, Collect mode, uint32_t warm_chunks) {
+    LockGuard guard(heap_lock);
+    bool all = mode == Collect::kAll;
+    uint64_t excess = mode == Collect::kExcess ? excess_pages_locked() : 0;
+    if (mode == Collect::kExcess && excess == 0) return 0;
+    size_t n = 0;
+    uint32_t free_chunks = 0;
+    for (unsigned k = nchunks; k-- > 0 && n < max;) {  // newest first: keep the low chunks warm
+        ChunkHeader* c = registry[k];
+        if (c->releasing) continue;
+        bool empty = c->free_pages == data_pages();
+        if (empty && !c->released) {
+            // A drained chunk: past the warm pool, or idle for a whole tick,
+            // it goes back entirely, header pages but the first included.
+            ++free_chunks;
+            if (all || free_chunks > warm_chunks || (mode == Collect::kAged && c->idle_ticks >= 1)) {
+                c->releasing = true;
+                if (c->in_avail) avail_remove(c);
+                dirty_total -= c->dirty_pages;
+                c->dirty_pages = 0;
+                for (auto& w : c->dirty_bits) w = 0;
+                for (auto& w : c->aged_bits) w = 0;
+                size_t page = size_t(1) << g.page_shift;
+                out[n++] = Range{reinterpret_cast<uintptr_t>(c) + page, kChunkSize - page};
+                if (excess) excess = excess > c->npages ? excess - c->npages : 0;
+                if (mode == Collect::kExcess && excess == 0) break;
+                continue;
+            }
+            if (mode == Collect::kAged) ++c->idle_ticks;
+        }
+        if (!c->dirty_pages) continue;
+        uint64_t take[kMaxPagesPerChunk / 64];
+        bool whole = mode != Collect::kAged;
+        for (unsigned w = 0; w < kMaxPagesPerChunk / 64; ++w)
+            take[w] = whole ? c->dirty_bits[w] : c->dirty_bits[w] & c->aged_bits[w];
+        uint32_t before = c->dirty_pages;
+        n += collect_runs(c, take, out + n, max - n);
+        if (mode == Collect::kAged) {
+            // What is still dirty now is aged at the next tick unless reused.
+            for (unsigned w = 0; w < kMaxPagesPerChunk / 64; ++w) c->aged_bits[w] = c->dirty_bits[w];
+        } else if (mode == Collect::kExcess) {
+            uint32_t got = before - c->dirty_pages;
+            excess = excess > got ? excess - got : 0;
+            if (excess == 0) break;
+        }
+    }
+    return n;
+}
+
+void finish_release(const Range* r, size_t n) {
+    LockGuard guard(heap_lock);
+    for (size_t i = 0; i < n; ++i) {
+        ChunkHeader* c = chunk_of(r[i].addr);
+        if (c->releasing && r[i].len == kChunkSize - (size_t(1) << g.page_shift)) {
+            // The header pages read back as zeros: a page map of free pages.
+            c->releasing = false;
+            c->released = true;
+            c->idle_ticks = 0;
+            if (!c->in_avail) avail_push(c);
+            continue;
+        }
+        uint32_t first = uint32_t((r[i].addr & kChunkMask) >> g.page_shift);
+        uint32_t len = uint32_t(r[i].len >> g.page_shift);
+        for (uint32_t p = first; p < first + len; ++p) c->free_bits[p / 64] |= uint64_t(1) << (p % 64);
+        c->free_pages += len;
+        if (!c->in_avail) avail_push(c);
+    }
+}
+
+uint64_t dirty_bytes() { return dirty_total << g.page_shift; }
+
+void occupancy(uint64_t hist[10], uint64_t list[4]) {
+    LockGuard guard(heap_lock);
+    for (unsigned k = 0; k < nchunks; ++k) {
+        ChunkHeader* c = registry[k];
+        if (c->released) continue;
+        for (uint32_t p = c->first_page; p < c->npages;) {
+            uint64_t e = c->pagemap[p];
+            if (e == 0 || (pe_offset(e) >> g.page_shift) != 0) {
+                ++p;
+                continue;
+            }
+            const Slab& s = c->slabs[p];
+            uint32_t cap = g_class[s.cls].capacity;
+            ++hist[cap ? (s.used * 10 / cap > 9 ? 9 : s.used * 10 / cap) : 0];
+            ++list[s.list & 3];
+            p += s.npages;
+        }
+    }
+}
+
 Counters counters() {
     LockGuard guard(heap_lock);
     Counters k{};
     k.chunks = nchunks;
     k.slabs = nslabs;
     k.committed = uint64_t(nchunks) * kChunkSize;
+    k.dirty = dirty_total << g.page_shift;
+    for (unsigned i = 0; i < nchunks; ++i) k.free_chunks += registry[i]->free_pages == data_pages();
     unsigned n = nregions.load(std::memory_order_relaxed);
     for (unsigned i = 0; i < n; ++i) k.reserved += regions[i].size;
     return k;

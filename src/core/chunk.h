@@ -28,8 +28,14 @@ namespace btm {
 
 // One 64-bit word per data page; 0 means the page is in no slab (a free of
 // a pointer there is invalid).  Otherwise: [0,16) bin index, [16,24) size
-// class, [24,32) kPageSlab, [32,64) byte offset of the page in its slab.
+// class, [24,32) kind, [32,64) byte offset of the page in its slab.  Kind
+// kPageDraining marks a sparse slab whose pair has others: frees into it go
+// straight home instead of into a thread cache, so it empties and its pages
+// go back.  The kind is advisory (readers may see it late), written under
+// the central lock of the slab's pair.
 inline constexpr uint64_t kPageSlab = 1;
+inline constexpr uint64_t kPageDraining = 2;
+inline constexpr uint64_t kKindMask = uint64_t(0xff) << 24;
 
 BTM_INLINE constexpr uint64_t page_entry(uint32_t bin, uint32_t page_in_slab, uint32_t cls, uint32_t page_shift) {
     return uint64_t(bin) | (uint64_t(cls) << 16) | (kPageSlab << 24) |
@@ -38,6 +44,7 @@ BTM_INLINE constexpr uint64_t page_entry(uint32_t bin, uint32_t page_in_slab, ui
 BTM_INLINE constexpr uint32_t pe_bin(uint64_t e) { return uint32_t(e & 0xffff); }
 BTM_INLINE constexpr uint32_t pe_class(uint64_t e) { return uint32_t(e >> 16) & 0xff; }
 BTM_INLINE constexpr uint32_t pe_offset(uint64_t e) { return uint32_t(e >> 32); }
+BTM_INLINE constexpr uint32_t pe_kind(uint64_t e) { return uint32_t(e >> 24) & 0xff; }
 static_assert(kMaxBins <= 0x10000);
 
 // Remote free list word: (count << 48) | pointer to the first slot, whose low
@@ -62,7 +69,7 @@ struct Slab {
     Slab* qnext;                // link in the central's queue of slabs with remote frees
 };
 
-enum SlabList : uint8_t { kListNone = 0, kListPartial = 1, kListEmpty = 2 };
+enum SlabList : uint8_t { kListNone = 0, kListPartial = 1, kListSparse = 2, kListEmpty = 3 };
 
 struct ChunkHeader {
     uint64_t magic;
@@ -73,7 +80,13 @@ struct ChunkHeader {
     ChunkHeader* avail_next;    // chunks with free pages (page-heap lock)
     ChunkHeader* avail_prev;
     bool in_avail;
-    uint64_t free_bits[kMaxPagesPerChunk / 64];  // 1 = page free
+    bool releasing;             // a whole-chunk release is in flight: not in avail
+    bool released;              // entirely free and given back; nothing to age
+    uint8_t idle_ticks;         // aging ticks the chunk has spent entirely free
+    uint32_t dirty_pages;       // free pages still backed by memory
+    uint64_t free_bits[kMaxPagesPerChunk / 64];   // 1 = page free
+    uint64_t dirty_bits[kMaxPagesPerChunk / 64];  // 1 = free page not yet released
+    uint64_t aged_bits[kMaxPagesPerChunk / 64];   // 1 = dirty at the last aging tick
     alignas(64) uint64_t pagemap[kMaxPagesPerChunk];
     Slab slabs[kMaxPagesPerChunk];
 };
@@ -105,12 +118,38 @@ bool owns(uintptr_t a);
 Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls);
 // Returns an empty slab's pages to its chunk.  The pages stay committed.
 void slab_free(Slab* s);
+// Memory return.  A free page is dirty (still backed) until released.  An
+// aging tick collects the pages that stayed dirty for a whole interval, and
+// whole chunks that stayed entirely free for one; collected pages are taken
+// out of the free set (no slab can get them) until finish_release() gives
+// them back clean, so a release never touches a page that holds a slot.
+struct Range {
+    uintptr_t addr;
+    size_t len;
+};
+enum class Collect {
+    kAged,    // an aging tick: pages dirty through a whole interval, idle chunks
+    kExcess,  // dirty pages beyond the budget, newest chunks first, now
+    kAll,     // everything free (malloc_trim)
+};
+// Fills up to max ranges; returns the number of ranges.
+size_t collect(Range* out, size_t max, Collect mode, uint32_t warm_chunks);
+void finish_release(const Range* r, size_t n);
+uint64_t dirty_bytes();
+// Dirty bytes above the budget (max(4 MiB, 1/8 of the bytes in slabs)): what
+// must go back now rather than at the next tick.
+uint64_t dirty_excess();
+
+// Histogram of live slabs by occupancy (used / capacity) in ten buckets;
+// `list` counts them by central list (none, partial, sparse, empty).
+void occupancy(uint64_t hist[10], uint64_t list[4]);
+
 // Page-heap lock, for fork.
 void lock_all();
 void unlock_all(bool child);
 
 struct Counters {
-    uint64_t chunks, slabs, committed, reserved;
+    uint64_t chunks, slabs, committed, reserved, dirty, free_chunks;
 };
 Counters counters();
 

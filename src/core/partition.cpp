@@ -9,6 +9,7 @@ namespace btm::partition {
 
 InternSlot* g_intern;
 std::atomic<uintptr_t>* g_site;
+std::atomic<uint8_t>* g_shared;
 
 namespace {
 SpinLock intern_lock;
@@ -18,7 +19,8 @@ uint32_t used_slots;
 
 bool init(uint32_t npart, bool intern) {
     g_site = static_cast<std::atomic<uintptr_t>*>(os::map(npart * sizeof(uintptr_t)));
-    if (!g_site) return false;
+    g_shared = static_cast<std::atomic<uint8_t>*>(os::map(npart));
+    if (!g_site || !g_shared) return false;
     if (intern) {
         g_intern = static_cast<InternSlot*>(os::map(kInternSlots * sizeof(InternSlot)));
         if (!g_intern) return false;

@@ -42,13 +42,19 @@ BTM_INLINE uint32_t bits_of(uintptr_t ra) {
     return BTM_UNLIKELY(g.intern) ? intern_bits(ra) : hash_bits(ra);
 }
 
-// First call site seen for each partition, for reports (0 = none yet).
+// First call site seen for each partition, for reports (0 = none yet), and
+// whether a slow path has seen a second one there (then reports can only
+// name the likely site of a block).
 extern std::atomic<uintptr_t>* g_site;
+extern std::atomic<uint8_t>* g_shared;
 BTM_INLINE void note_site(uint32_t bin, uintptr_t ra) {
-    std::atomic<uintptr_t>& s = g_site[bin >> kClassBits];
-    if (BTM_UNLIKELY(s.load(std::memory_order_relaxed) == 0)) {
-        uintptr_t zero = 0;
-        s.compare_exchange_strong(zero, ra, std::memory_order_relaxed);
+    uint32_t part = bin >> kClassBits;
+    std::atomic<uintptr_t>& s = g_site[part];
+    uintptr_t first = s.load(std::memory_order_relaxed);
+    if (BTM_UNLIKELY(first == 0)) {
+        s.compare_exchange_strong(first, ra, std::memory_order_relaxed);
+    } else if (first != ra && !g_shared[part].load(std::memory_order_relaxed)) {
+        g_shared[part].store(1, std::memory_order_relaxed);
     }
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/central.h"
 #include "core/lock.h"
+#include "core/reclaim.h"
 #include "os/os.h"
 
 namespace btm {
@@ -70,7 +71,7 @@ void scavenge(ThreadCache* tc) {
     if (total <= budget) return;
     for (size_t i = 0; i < n; ++i) {
         uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
-        central::flush(&tc->bins[bin], tc->bins[bin].count / 2);
+        central::flush(&tc->bins[bin], bin, tc->bins[bin].count / 2);
     }
 }
 
@@ -168,20 +169,21 @@ void free_slow(void* p, uint64_t entry) {
     }
     ThreadCache* tc = t.tc;
     if (tc == &g_placeholder_tc) {
-        central::free_one(p, entry);
+        central::free_home(p, entry);
         return;
     }
     uint32_t bin = pe_bin(entry);
     Bin* b = &tc->bins[bin];
     ++t.depth;
     if (b->max == 0) activate(tc, b, bin, pe_class(entry));
-    else central::flush(b, b->max / 2);
+    else if (central::flush(b, bin, b->max / 2) && b->max > 1) b->max /= 2;  // a shrinking pair: cache less
     note_event(tc);
     --t.depth;
     link_encode(p, b->head);
     if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
     b->head = p;
     ++b->count;
+    reclaim::poll();
 }
 
 void flush_all() {
@@ -189,7 +191,10 @@ void flush_all() {
     if (tc == &g_placeholder_tc) return;
     Header* h = header_of(tc);
     size_t n = h->overflow ? nbins() : h->nactive;
-    for (size_t i = 0; i < n; ++i) central::flush(&tc->bins[h->overflow ? i : h->active[i]], 0);
+    for (size_t i = 0; i < n; ++i) {
+        uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
+        central::flush(&tc->bins[bin], bin, 0);
+    }
 }
 
 uint64_t live_caches() { return nlive.load(std::memory_order_relaxed); }

@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include "core/central.h"
+#include "core/chunk.h"
 #include "core/globals.h"
 #include "core/large.h"
 #include "core/partition.h"
+#include "core/reclaim.h"
 #include "core/thread_cache.h"
 #include "features/report.h"
 #include "os/os.h"
@@ -43,6 +45,13 @@ void fill(struct btm_stats* s) {
     s->slabs = cc.slabs;
     s->partitions = g.npart;
     s->thread_caches = tcache::live_caches();
+    reclaim::Counters rc = reclaim::counters();
+    s->released_bytes_sync = rc.released_sync;
+    s->released_bytes_async = rc.released_async;
+    s->dirty_bytes = cc.dirty;
+    s->free_chunks = cc.free_chunks;
+    s->reclaim_thread = rc.thread_running;
+    s->reclaim_uring = rc.uring;
 }
 
 void profile(int fd) {
@@ -63,6 +72,14 @@ void profile(int fd) {
         .str(" partitions");
     head.emit(fd);
     if (!g.initialized || !g_heap_ok) return;
+    uint64_t hist[10] = {}, lists[4] = {};
+    chunks::occupancy(hist, lists);
+    report::Line occ;
+    occ.str("slabs by occupancy (0-10% ... 90-100%):");
+    for (uint64_t h : hist) occ.str(" ").dec(h);
+    occ.str("; full ").dec(lists[kListNone]).str(", partial ").dec(lists[kListPartial]);
+    occ.str(", sparse ").dec(lists[kListSparse]).str(", empty ").dec(lists[kListEmpty]);
+    occ.emit(fd);
     report::Line cols;
     cols.str("part   bytes_outstanding  call site (module+offset)");
     cols.emit(fd);
@@ -136,6 +153,14 @@ __attribute__((destructor)) void print_at_exit() {
         .dec(s.foreign_frees)
         .str(" invalid_frees=")
         .dec(s.invalid_frees)
+        .str(" dirty=")
+        .dec(s.dirty_bytes)
+        .str(" released_sync=")
+        .dec(s.released_bytes_sync)
+        .str(" released_async=")
+        .dec(s.released_bytes_async)
+        .str(" reclaim_thread=")
+        .dec(s.reclaim_thread)
         .str(" rss=")
         .dec(s.resident_bytes);
     line.emit(2);

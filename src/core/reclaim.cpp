@@ -1,0 +1,186 @@
+#include "core/reclaim.h"
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "core/central.h"
+#include "core/chunk.h"
+#include "core/lock.h"
+#include "core/state.h"
+#include "os/os.h"
+#include "os/uring.h"
+
+namespace btm::reclaim {
+namespace {
+
+inline constexpr uint64_t kTickNs = 250'000'000;        // the aging interval
+inline constexpr uint64_t kStartThreadBytes = 1 << 20;  // dirty bytes that justify a thread
+inline constexpr size_t kBatch = 64;                    // ranges per release batch
+
+SpinLock tick_lock;  // one tick at a time; held across collect -> finish
+bool async_wanted;
+uint32_t warm;
+std::atomic<bool> started{false};
+std::atomic<uint32_t> wake_word{0};
+std::atomic<bool> sleeping{false};  // the thread waits without a timeout
+std::atomic<uint64_t> last_tick_ns{0};
+std::atomic<uint64_t> released_sync{0}, released_async{0}, nticks{0};
+os::AsyncRelease ring;  // used by the tick holder only
+
+// Bytes the next tick could give back: free pages, and slabs whose remote
+// frees nobody has drained.
+uint64_t pending_bytes() {
+    return chunks::dirty_bytes() + g_remote_queued_bytes.load(std::memory_order_relaxed);
+}
+
+uint64_t now_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
+}
+
+// Releases what `mode` collects, batch by batch; tick_lock held.
+size_t release(chunks::Collect mode, bool use_ring) {
+    size_t total = 0;
+    chunks::Range r[kBatch];
+    for (;;) {
+        size_t n = chunks::collect(r, kBatch, mode, warm);
+        if (n == 0) break;
+        size_t bytes = 0;
+        for (size_t i = 0; i < n; ++i) bytes += r[i].len;
+        static_assert(sizeof(chunks::Range) == sizeof(os::PageRange));
+        size_t via_ring = use_ring ? ring.release(reinterpret_cast<const os::PageRange*>(r), n) : 0;
+        if (!use_ring)
+            for (size_t i = 0; i < n; ++i) os::release(reinterpret_cast<void*>(r[i].addr), r[i].len);
+        chunks::finish_release(r, n);
+        released_async.fetch_add(via_ring, std::memory_order_relaxed);
+        released_sync.fetch_add(bytes - via_ring, std::memory_order_relaxed);
+        total += bytes;
+        if (n < kBatch) break;
+    }
+    return total;
+}
+
+// One aging tick (or everything, for malloc_trim); tick_lock held.
+size_t tick(bool all, bool use_ring) {
+    central::drain_all();  // remote frees can be all that keeps a slab alive
+    size_t total = release(all ? chunks::Collect::kAll : chunks::Collect::kAged, use_ring);
+    total += release(chunks::Collect::kExcess, use_ring);
+    nticks.fetch_add(1, std::memory_order_relaxed);
+    last_tick_ns.store(now_ns(), std::memory_order_relaxed);
+    return total;
+}
+
+void futex_wait(uint32_t expected, const timespec* timeout) {
+    syscall(SYS_futex, &wake_word, FUTEX_WAIT_PRIVATE, expected, timeout, nullptr, 0);
+}
+
+void* thread_main(void*) {
+    ++t_state.depth;  // never allocate through the heap from here
+    ring.open(kBatch);
+    for (;;) {
+        uint32_t seen = wake_word.load(std::memory_order_acquire);
+        if (pending_bytes() == 0) {
+            sleeping.store(true, std::memory_order_seq_cst);
+            if (pending_bytes() == 0) futex_wait(seen, nullptr);  // nothing to age: sleep until woken
+            sleeping.store(false, std::memory_order_relaxed);
+        } else {
+            timespec ts{0, long(kTickNs)};
+            futex_wait(seen, &ts);
+        }
+        LockGuard guard(tick_lock);
+        if (now_ns() - last_tick_ns.load(std::memory_order_relaxed) >= kTickNs) tick(false, ring.is_open());
+        else release(chunks::Collect::kExcess, ring.is_open());  // woken early: over budget
+    }
+    return nullptr;
+}
+
+bool start_thread() {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    // The thread inherits this mask: it must never run the program's handlers.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t tid;
+    ++t_state.depth;  // pthread_create may allocate: serve it from the boot arena
+    bool ok = pthread_create(&tid, &attr, thread_main, nullptr) == 0;
+    --t_state.depth;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    pthread_attr_destroy(&attr);
+    return ok;
+}
+
+}  // namespace
+
+void init(bool async, uint32_t warm_chunks) {
+    async_wanted = async;
+    warm = warm_chunks;
+    last_tick_ns.store(now_ns(), std::memory_order_relaxed);
+}
+
+void poll() {
+    if (t_state.depth) return;
+    uint64_t pending = pending_bytes();
+    if (pending == 0) return;
+    bool excess = chunks::dirty_excess() > 0;
+    if (async_wanted) {
+        if (started.load(std::memory_order_relaxed)) {
+            // Over budget, or work for a thread that sleeps without a timeout.
+            if (excess || (sleeping.load(std::memory_order_relaxed) && sleeping.exchange(false))) wake();
+            return;
+        }
+        if (pending < kStartThreadBytes && !excess) return;
+        bool expected = false;
+        if (!started.compare_exchange_strong(expected, true)) return;
+        if (start_thread()) return;
+        async_wanted = false;  // no thread to be had: do the same work inline
+    }
+    bool due = now_ns() - last_tick_ns.load(std::memory_order_relaxed) >= kTickNs;
+    if (!due && !excess) return;
+    if (!tick_lock.try_lock()) return;
+    ++t_state.depth;
+    if (due) tick(false, false);
+    else release(chunks::Collect::kExcess, false);
+    --t_state.depth;
+    tick_lock.unlock();
+}
+
+void wake() {
+    wake_word.fetch_add(1, std::memory_order_release);
+    syscall(SYS_futex, &wake_word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+size_t trim_all() {
+    LockGuard guard(tick_lock);
+    ++t_state.depth;
+    size_t n = tick(true, false);
+    --t_state.depth;
+    return n;
+}
+
+Counters counters() {
+    return Counters{released_sync.load(std::memory_order_relaxed), released_async.load(std::memory_order_relaxed),
+                    nticks.load(std::memory_order_relaxed), started.load(std::memory_order_relaxed) && async_wanted,
+                    ring.is_open()};
+}
+
+void fork_prepare() { tick_lock.lock(); }
+void fork_parent() { tick_lock.unlock(); }
+void fork_child() {
+    tick_lock.reset();
+    // The parent's thread does not exist here, and its ring is the parent's.
+    ring.forget();
+    started.store(false, std::memory_order_relaxed);
+    wake_word.store(0, std::memory_order_relaxed);
+}
+
+}  // namespace btm::reclaim

@@ -1,0 +1,37 @@
+// Memory return: aging ticks that give free pages back to the kernel with
+// hysteresis, run by a background thread (batched through io_uring) or
+// inline on allocation slow paths (knob async = off, or no thread/ring).
+//
+// Invariants: a page is released only after it stayed free through a whole
+// tick interval (or on malloc_trim), and only while it is out of the page
+// heap's free set (chunks::collect), so no slot can live on it.  The thread
+// starts only once the process has memory to give back, blocks every signal,
+// never allocates through the heap (its depth is always > 0), and is not
+// waited for at exit.  After fork the child starts its own when needed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace btm::reclaim {
+
+void init(bool async, uint32_t warm_chunks);
+// At the end of slow paths, outside every lock: starts the thread or runs a
+// due synchronous tick.
+void poll();
+// Wakes the background thread now (async-signal-safe).
+void wake();
+// Releases everything free now; returns the bytes released.
+size_t trim_all();
+
+struct Counters {
+    uint64_t released_sync, released_async, ticks;
+    bool thread_running, uring;
+};
+Counters counters();
+
+void fork_prepare();
+void fork_parent();
+void fork_child();
+
+}  // namespace btm::reclaim
