@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "api/entry.h"
+#include "core/forward.h"
 #include "core/globals.h"
 #include "features/stats.h"
 
@@ -53,9 +54,18 @@ BTM_EXPORT int malloc_trim(size_t) { return trim_impl() > 0 ? 1 : 0; }
 
 BTM_EXPORT int mallopt(int, int) { return 1; }
 
-BTM_EXPORT void malloc_stats(void) { stats::profile(2); }
+BTM_EXPORT void malloc_stats(void) {
+    if (g_forward) {
+        if (g_real.stats) g_real.stats();
+        return;
+    }
+    stats::profile(2);
+}
 
-BTM_EXPORT struct mallinfo2 mallinfo2(void) { return stats::mallinfo2(); }
+BTM_EXPORT struct mallinfo2 mallinfo2(void) {
+    if (g_forward && g_real.mallinfo2) return g_real.mallinfo2();
+    return stats::mallinfo2();
+}
 
 BTM_EXPORT struct mallinfo mallinfo(void) {
     struct mallinfo2 m = stats::mallinfo2();
@@ -71,6 +81,7 @@ BTM_EXPORT struct mallinfo mallinfo(void) {
 }
 
 BTM_EXPORT int malloc_info(int options, FILE* out) {
+    if (g_forward && g_real.info) return g_real.info(options, out);
     if (options != 0) {
         errno = EINVAL;
         return -1;

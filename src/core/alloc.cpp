@@ -10,6 +10,7 @@
 
 #include "core/boot.h"
 #include "core/central.h"
+#include "core/forward.h"
 #include "core/globals.h"
 #include "core/large.h"
 #include "core/lock.h"
@@ -113,6 +114,19 @@ void do_init() {
     g.page_shift = uint32_t(__builtin_ctzll(os::page_size()));
     g.page_mask = os::page_size() - 1;
     config::load(&g_cfg, &g_cfg_origin, environ, os::secure_mode());
+    if (!g_cfg.enabled) {
+        if (forward::resolve()) {
+            g_forward = true;
+            if (g_cfg.verbose) {
+                static const char kLine[] = "btmalloc: enabled = off: forwarding every call to glibc's allocator\n";
+                os::write_all(2, kLine, sizeof kLine - 1);
+            }
+            __atomic_store_n(&g.initialized, true, __ATOMIC_RELEASE);
+            return;
+        }
+        static const char kWarn[] = "btmalloc: enabled = off, but glibc's allocator was not found: staying on\n";
+        os::write_all(2, kWarn, sizeof kWarn - 1);
+    }
     g.checks = g_cfg.hardening != 0;
     uint32_t npart = kPartitioning ? round_pow2(g_cfg.partitions) : 1;
     uint64_t keys[2];
@@ -152,6 +166,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
     ThreadState& t = t_state;
     if (t.depth) return boot::alloc(n, 16);
     if (BTM_UNLIKELY(!g.initialized)) init();
+    if (BTM_UNLIKELY(g_forward)) return g_real.malloc(n);
     if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false);
     g_events.slow_mallocs.fetch_add(1, std::memory_order_relaxed);
     void* p;
@@ -175,6 +190,10 @@ void* malloc_slow(size_t n, uintptr_t ra) {
 void* malloc_large(size_t n, size_t align, bool zero) {
     if (t_state.depth) return boot::alloc(n, align < 16 ? 16 : align);  // zeroed: never reused
     if (BTM_UNLIKELY(!g.initialized)) init();
+    if (BTM_UNLIKELY(g_forward)) {
+        if (align > kAlignment) return g_real.memalign(align, n);
+        return zero ? g_real.calloc(1, n) : g_real.malloc(n);
+    }
     void* p;
     {
         Nested nested;
@@ -213,6 +232,8 @@ void free_outside(void* p) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     if (boot::owns(p)) {
         // Never reused: see boot.h.
+    } else if (g_forward) {
+        g_real.free(p);
     } else if (g_heap_ok && chunks::owns(a)) {
         free_small_general(p, 0);
     } else if (t_state.depth) {
@@ -318,6 +339,7 @@ size_t usable_size(const void* p) {
         return g_class[pe_class(e)].size;
     }
     if (boot::owns(p)) return boot::usable(p);
+    if (g_forward) return g_real.usable_size(const_cast<void*>(p));
     if (t_state.depth) return 0;
     Nested nested;
     return large::usable(p);
@@ -329,6 +351,7 @@ void* realloc_impl(void* p, size_t n, uintptr_t ra) {
         free_fast(p, ra);
         return nullptr;
     }
+    if (BTM_UNLIKELY(g_forward) && !boot::owns(p)) return g_real.realloc(p, n);
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     size_t old = usable_size(p);
     if (old == 0) {
@@ -358,6 +381,8 @@ void* realloc_impl(void* p, size_t n, uintptr_t ra) {
 
 void* aligned_impl(size_t align, size_t n, uintptr_t ra) {
     if (align <= kAlignment) return malloc_fast(n, ra);
+    if (BTM_UNLIKELY(!g.initialized)) init();
+    if (BTM_UNLIKELY(g_forward)) return g_real.memalign(align, n);
     if (align <= g.page_mask + 1 && n <= kMaxSmall) {
         // Slabs start on page boundaries, so a class whose size is a multiple
         // of the alignment has every slot aligned; the powers of two are all
@@ -376,13 +401,14 @@ void* calloc_impl(size_t count, size_t size, uintptr_t ra) {
         errno = ENOMEM;
         return nullptr;
     }
-    if (total > kMaxSmall) return malloc_large(total, 0, true);
+    if (total > kMaxSmall || BTM_UNLIKELY(g_forward)) return malloc_large(total, 0, true);
     void* p = malloc_fast(total, ra);
     if (BTM_LIKELY(p)) memset(p, 0, total);
     return p;
 }
 
 size_t trim_impl() {
+    if (g_forward) return g_real.trim && g_real.trim(0) ? 1 : 0;
     if (!g.initialized || !g_heap_ok || t_state.depth) return 0;
     size_t n;
     {
