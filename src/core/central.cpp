@@ -157,14 +157,23 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
         }
         uint32_t before = got;
         if (s->free_count) {
-            // Cut the first k slots of the local list with k reads and one write.
-            uint32_t k = s->free_count < want - got ? s->free_count : want - got;
+            // Cut the first k slots of the local list with k reads and one
+            // write; a list not much longer than the need is taken whole,
+            // with no walk over cold slots at all.
+            uint32_t need = want - got;
+            uint32_t k = s->free_count <= need + need / 2 ? s->free_count : need;
             void* first = s->free;
-            void* last = first;
-            for (uint32_t i = 1; i < k; ++i) last = link_decode(last);
-            s->free = s->free_count == k ? nullptr : link_decode(last);
-            link_encode(last, *head);
-            *head = first;
+            if (k == s->free_count && *head == nullptr) {
+                *head = first;  // the whole list, already null-terminated
+            } else {
+                void* last = first;
+                for (uint32_t i = 1; i < k; ++i) last = link_decode(last);
+                void* after = s->free_count == k ? nullptr : link_decode(last);
+                link_encode(last, *head);
+                *head = first;
+                s->free = after;
+            }
+            if (k == s->free_count) s->free = nullptr;
             s->free_count -= k;
             got += k;
         }
@@ -281,15 +290,17 @@ void free_remote(void* chain, uint32_t n) {
 
 bool flush(Bin* b, uint32_t bin, uint32_t keep) {
     if (b->count <= keep) return false;
-    void* rest;
+    // Send home the most recently freed slots, which are still in cache: the
+    // walk to the cut point and the regrouping touch only warm lines, and the
+    // older slots stay cached without being read at all.
+    void* rest = b->head;
     uint32_t n = b->count - keep;
     if (keep == 0) {
-        rest = b->head;
         b->head = nullptr;
     } else {
-        void* last = b->head;
-        for (uint32_t i = 1; i < keep; ++i) last = link_decode(last);
-        rest = link_decode(last);
+        void* last = rest;
+        for (uint32_t i = 1; i < n; ++i) last = link_decode(last);
+        b->head = link_decode(last);
         link_encode(last, nullptr);
     }
     b->count = keep;
