@@ -256,8 +256,17 @@ unsigned load_files(char** env, const Options& opt, Values* out, Origin* origin)
     return problems + load_dropins(opt, out, origin);
 }
 
+// True if any variable starts with BTM_: most processes have none, and then
+// the per-knob scans below are skipped (this runs in every process's first
+// malloc under /etc/ld.so.preload).
+bool has_btm_variable(char** env) {
+    for (char** e = env; *e; ++e)
+        if ((*e)[0] == 'B' && (*e)[1] == 'T' && (*e)[2] == 'M' && (*e)[3] == '_') return true;
+    return false;
+}
+
 unsigned apply_environment(char** env, const Options& opt, Values* out, Origin* origin) {
-    if (opt.secure || !env) return 0;
+    if (opt.secure || !env || !has_btm_variable(env)) return 0;
     unsigned problems = 0;
     auto set = [&](unsigned id, const char* name, const char* value, bool invert) {
         uint64_t v = 0;

@@ -82,8 +82,8 @@ uint32_t round_pow2(uint64_t v) {
 void fork_prepare() {
     ++t_state.depth;
     reclaim::fork_prepare();
-    size_t nbins = size_t(g.npart) << kClassBits;
-    for (size_t i = 0; i < nbins; ++i) g_central[i].lock.lock();
+    central::lock_registry();
+    central::for_each_used([](Central& c) { c.lock.lock(); });
     chunks::lock_all();
     large::lock_all();
     tcache::fork_prepare();
@@ -93,8 +93,8 @@ void fork_parent() {
     tcache::fork_parent();
     large::unlock_all(false);
     chunks::unlock_all(false);
-    size_t nbins = size_t(g.npart) << kClassBits;
-    for (size_t i = 0; i < nbins; ++i) g_central[i].lock.unlock();
+    central::for_each_used([](Central& c) { c.lock.unlock(); });
+    central::unlock_registry(false);
     reclaim::fork_parent();
     --t_state.depth;
 }
@@ -104,8 +104,8 @@ void fork_child() {
     large::unlock_all(true);
     chunks::unlock_all(true);
     partition::fork_child();
-    size_t nbins = size_t(g.npart) << kClassBits;
-    for (size_t i = 0; i < nbins; ++i) g_central[i].lock.reset();
+    central::for_each_used([](Central& c) { c.lock.reset(); });
+    central::unlock_registry(true);
     reclaim::fork_child();
     --t_state.depth;
 }
@@ -136,9 +136,11 @@ void do_init() {
     setup_classes();
     g_warm_slabs = uint32_t(g_cfg.warm_slabs);
     g.npart = npart;
-    g_central = static_cast<Central*>(os::map((size_t(npart) << kClassBits) * sizeof(Central)));
-    for (size_t i = 0; g_central && i < (size_t(npart) << kClassBits); ++i)
-        g_central[i].cls = uint32_t(i & ((1u << kClassBits) - 1));
+    size_t nbins = size_t(npart) << kClassBits;
+    // One mapping for the centrals and the list of used ones.
+    char* meta = static_cast<char*>(os::map(nbins * (sizeof(Central) + sizeof(Central*))));
+    g_central = reinterpret_cast<Central*>(meta);
+    if (meta) central::g_used = reinterpret_cast<Central**>(meta + nbins * sizeof(Central));
     large::init(g_cfg.large_cache);
     bool ok = g_central && partition::init(npart, kPartitioning && g_cfg.partition_mode == 1);
     tcache::init(g_cfg.tcache_bytes);
@@ -147,7 +149,9 @@ void do_init() {
     g_heap_ok = ok;
     if (ok) pthread_atfork(fork_prepare, fork_parent, fork_child);
     g.intern = kPartitioning && g_cfg.partition_mode == 1;
-    g.part_mask = uint64_t(npart - 1) << kClassBits;
+    g_part_mask_full = uint64_t(npart - 1) << kClassBits;
+    g_partition_after = g_cfg.partition_after;
+    if (g_partition_after == 0) g.part_mask = g_part_mask_full;
     __atomic_store_n(&g.initialized, true, __ATOMIC_RELEASE);
 }
 

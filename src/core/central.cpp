@@ -7,6 +7,10 @@
 namespace btm {
 
 Central* g_central;
+namespace central {
+Central** g_used;
+std::atomic<uint32_t> g_nused{0};
+}  // namespace central
 std::atomic<uint64_t> g_remote_queued_bytes{0};
 uint32_t g_warm_slabs = 2;
 
@@ -198,8 +202,29 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
 
 }  // namespace
 
+namespace {
+SpinLock registry_lock;
+}  // namespace
+
+void use(Central& c) {
+    if (BTM_LIKELY(c.registered.load(std::memory_order_acquire))) return;
+    LockGuard guard(registry_lock);
+    if (c.registered.load(std::memory_order_relaxed)) return;
+    uint32_t n = g_nused.load(std::memory_order_relaxed);
+    g_used[n] = &c;
+    g_nused.store(n + 1, std::memory_order_release);
+    c.registered.store(true, std::memory_order_release);
+}
+
+void lock_registry() { registry_lock.lock(); }
+void unlock_registry(bool child) {
+    if (child) registry_lock.reset();
+    else registry_lock.unlock();
+}
+
 void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra) {
     Central& c = g_central[bin];
+    use(c);
     void* head = nullptr;
     uint32_t got;
     {
@@ -216,6 +241,7 @@ void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra) {
 
 void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra) {
     Central& c = g_central[bin];
+    use(c);
     void* head = nullptr;
     LockGuard guard(c.lock);
     drain(c);
@@ -228,7 +254,7 @@ namespace {
 // Returns n chained slots to their slabs (central lock held); returns how
 // many landed in slabs that are now under a quarter full.
 uint32_t free_local(Central& c, void* chain, uint32_t n) {
-    uint32_t cap = n ? g_class[c.cls].capacity : 0;
+    uint32_t cap = n ? g_class[class_of_central(c)].capacity : 0;
     uint32_t thin = 0;
     Slab* prev = nullptr;
     for (uint32_t i = 0; i < n; ++i) {
@@ -310,7 +336,7 @@ bool flush(Bin* b, uint32_t bin, uint32_t keep) {
         free_remote(rest, n);
         return false;
     }
-    c.out_bytes -= uint64_t(n) * g_class[c.cls].size;
+    c.out_bytes -= uint64_t(n) * g_class[class_of_central(c)].size;
     uint32_t thin = free_local(c, rest, n);
     drain(c);
     c.lock.unlock();
@@ -332,21 +358,19 @@ void free_home(void* p, uint64_t entry) {
 
 void drain_all() {
     g_remote_queued_bytes.store(0, std::memory_order_relaxed);
-    size_t nbins = size_t(g.npart) << kClassBits;
-    for (size_t i = 0; i < nbins; ++i) {
-        Central& c = g_central[i];
+    for_each_used([](Central& c) {
         bool idle = c.nempty && c.refills == c.refills_seen;
         c.refills_seen = c.refills;
-        if (!c.remote_q.load(std::memory_order_relaxed) && !idle) continue;
+        if (!c.remote_q.load(std::memory_order_relaxed) && !idle) return;
         LockGuard guard(c.lock);
         drain(c);
-        if (c.refills != c.refills_seen) continue;  // a refill raced in: keep them warm
+        if (c.refills != c.refills_seen) return;  // a refill raced in: keep them warm
         while (Slab* s = c.empty) {
             list_remove(c, s);
             --c.nslabs;
             chunks::slab_free(s);
         }
-    }
+    });
 }
 
 }  // namespace central

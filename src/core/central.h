@@ -27,7 +27,6 @@ namespace btm {
 struct alignas(64) Central {
     SpinLock lock;
     uint32_t nempty;
-    uint32_t cls;          // the size class of this pair
     Slab* partial;
     Slab* sparse;          // oldest first
     Slab* sparse_tail;
@@ -37,15 +36,32 @@ struct alignas(64) Central {
     uint64_t nslabs;
     uint32_t refills;      // refills so far, and at the last aging tick:
     uint32_t refills_seen; // a pair with no refill in a tick keeps no warm slabs
+    std::atomic<bool> registered;  // in g_used (see central::use)
 };
 
 extern Central* g_central;  // indexed by bin index
+// The size class of a central, from its place in the array (touching only
+// the centrals a process uses keeps start-up to a few page faults).
+BTM_INLINE uint32_t class_of_central(const Central& c) {
+    return uint32_t(&c - g_central) & ((1u << kClassBits) - 1);
+}
 // Bytes of slabs queued for a remote drain since the last aging tick: frees
 // the background work has to look at even if nobody allocates again.
 extern std::atomic<uint64_t> g_remote_queued_bytes;
 extern uint32_t g_warm_slabs;
 
 namespace central {
+
+// Centrals a process has used, in order of first use.  fork() and the aging
+// tick visit only these: a process touches the few pages of the centrals it
+// uses, never the whole array (whose untouched pages a fork would otherwise
+// fault in and copy).  A central is registered before its lock is first taken.
+void use(Central& c);
+// Calls fn(central) for every registered central.
+template <class Fn>
+void for_each_used(Fn fn);
+void lock_registry();
+void unlock_registry(bool child);
 
 // Fills an empty bin with up to `want` slots and returns one more slot for
 // the caller, or null when memory is exhausted.
@@ -65,6 +81,15 @@ void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra);
 // Drains every central's remote queue, and gives the warm empty slabs of
 // pairs that had no refill since the last call back to the page heap.
 void drain_all();
+
+extern Central** g_used;
+extern std::atomic<uint32_t> g_nused;
+
+template <class Fn>
+void for_each_used(Fn fn) {
+    uint32_t n = g_nused.load(std::memory_order_acquire);
+    for (uint32_t i = 0; i < n; ++i) fn(*g_used[i]);
+}
 
 }  // namespace central
 }  // namespace btm

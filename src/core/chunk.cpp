@@ -12,6 +12,11 @@
 #include "core/lock.h"
 #include "os/os.h"
 
+namespace btm {
+uint64_t g_partition_after;
+uint64_t g_part_mask_full;
+}  // namespace btm
+
 namespace btm::chunks {
 namespace {
 
@@ -85,6 +90,11 @@ ChunkHeader* chunk_new() {
             c->index = nchunks;
             for (uint32_t i = header_pages; i < c->npages; ++i) c->free_bits[i / 64] |= uint64_t(1) << (i % 64);
             registry[nchunks++] = c;
+            // Partitions switch on once the heap is big enough to gain from
+            // them (see the knob partition_after): a short-lived process
+            // touches the metadata and first slabs of one partition only.
+            if (uint64_t(nchunks) * kChunkSize > g_partition_after)
+                __atomic_store_n(&g.part_mask, g_part_mask_full, __ATOMIC_RELAXED);
             avail_push(c);
             return c;
         }

@@ -106,6 +106,11 @@ BTM_INLINE Slab* slab_of(uintptr_t a, uint64_t entry) {
     return &c->slabs[page - (pe_offset(entry) >> g.page_shift)];
 }
 
+// Hash mode: the partition mask to publish once the heap passes
+// g_partition_after bytes (0 = from the start).
+extern uint64_t g_partition_after;
+extern uint64_t g_part_mask_full;
+
 namespace chunks {
 
 // Reserves the address space (shrunk to fit RLIMIT_AS).  False if even the

@@ -16,10 +16,9 @@ namespace btm::stats {
 
 namespace {
 
-uint64_t partition_bytes(uint32_t part) {
-    uint64_t total = 0;
-    for (uint32_t c = 0; c < kNumClasses; ++c) total += g_central[(part << kClassBits) | c].out_bytes;
-    return total;
+// Live bytes per partition, from the centrals in use (untouched ones are 0).
+void partition_bytes(uint64_t* out) {
+    central::for_each_used([&](Central& c) { out[uint32_t(&c - g_central) >> kClassBits] += c.out_bytes; });
 }
 
 }  // namespace
@@ -33,7 +32,7 @@ void fill(struct btm_stats* s) {
     s->invalid_frees = g_events.invalid_frees.load(std::memory_order_relaxed);
     s->malloc_calls_slow = g_events.slow_mallocs.load(std::memory_order_relaxed);
     if (!g.initialized || !g_heap_ok) return;
-    for (uint32_t p = 0; p < g.npart; ++p) s->allocated_bytes += partition_bytes(p);
+    central::for_each_used([&](Central& c) { s->allocated_bytes += c.out_bytes; });
     large::Counters lc = large::counters();
     s->large_bytes = lc.live_bytes;
     s->large_cached_bytes = lc.cached_bytes;
@@ -83,8 +82,10 @@ void profile(int fd) {
     report::Line cols;
     cols.str("part   bytes_outstanding  call site (module+offset)");
     cols.emit(fd);
+    uint64_t per_part[kMaxPartitions] = {};
+    partition_bytes(per_part);
     for (uint32_t p = 0; p < g.npart; ++p) {
-        uint64_t bytes = partition_bytes(p);
+        uint64_t bytes = per_part[p];
         uintptr_t site = partition::g_site[p].load(std::memory_order_relaxed);
         if (!bytes && !site) continue;
         report::Line line;
