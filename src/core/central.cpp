@@ -339,8 +339,10 @@ bool flush(Bin* b, uint32_t bin, uint32_t keep) {
     c.out_bytes -= uint64_t(n) * g_class[class_of_central(c)].size;
     uint32_t thin = free_local(c, rest, n);
     drain(c);
+    bool quiet = c.refills == c.refills_at_flush;
+    c.refills_at_flush = c.refills;
     c.lock.unlock();
-    return thin * 2 >= n;
+    return quiet && thin * 2 >= n;
 }
 
 void free_home(void* p, uint64_t entry) {

@@ -36,6 +36,7 @@ struct alignas(64) Central {
     uint64_t nslabs;
     uint32_t refills;      // refills so far, and at the last aging tick:
     uint32_t refills_seen; // a pair with no refill in a tick keeps no warm slabs
+    uint32_t refills_at_flush;  // refills at the last flush: none since means shrinking
     std::atomic<bool> registered;  // in g_used (see central::use)
 };
 
@@ -69,9 +70,11 @@ void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra);
 // Leaves `keep` slots in the bin and sends the rest home: straight into
 // their slabs under the pair's lock when it is free, else onto the slabs'
 // lock-free remote lists.
-// Returns true when most of the slots sent home landed in slabs now under a
-// quarter full: the pair is shrinking, and caching its slots would only keep
-// those slabs from emptying.
+// Returns true when the pair is shrinking: nobody refilled from it since the
+// previous flush and most of the slots sent home landed in slabs now under a
+// quarter full, so caching its slots would only keep those slabs from
+// emptying.  (Slots coming home to be reused at once, as between a producer
+// and a consumer thread, are not that.)
 bool flush(Bin* b, uint32_t bin, uint32_t keep);
 // Frees one slot of a draining slab (or any slot, without a thread cache):
 // into its slab under the pair's lock when free, else onto the remote list.

@@ -175,8 +175,10 @@ void free_slow(void* p, uint64_t entry) {
     uint32_t bin = pe_bin(entry);
     Bin* b = &tc->bins[bin];
     ++t.depth;
+    uint32_t full = 2u * g_class[pe_class(entry)].batch;
     if (b->max == 0) activate(tc, b, bin, pe_class(entry));
-    else if (central::flush(b, bin, b->max / 2) && b->max > 1) b->max /= 2;  // a shrinking pair: cache less
+    else if (central::flush(b, bin, b->max / 2)) b->max = b->max > 1 ? b->max / 2 : 1;  // shrinking: cache less
+    else if (b->max < full) b->max = b->max * 2 < full ? b->max * 2 : full;
     note_event(tc);
     --t.depth;
     link_encode(p, b->head);
