@@ -25,5 +25,11 @@ int usage_error(std::string_view message);
 
 int run_config(Args args);
 extern const std::string_view kConfigUsage;
+int run_enable(Args args);
+extern const std::string_view kEnableUsage;
+int run_disable(Args args);
+extern const std::string_view kDisableUsage;
+int run_status(Args args);
+extern const std::string_view kStatusUsage;
 
 }  // namespace btmctl

@@ -12,6 +12,9 @@ namespace {
 
 const Command kCommands[] = {
     {"config", kConfigUsage, run_config},
+    {"enable", kEnableUsage, run_enable},
+    {"disable", kDisableUsage, run_disable},
+    {"status", kStatusUsage, run_status},
 };
 
 void print_help(std::ostream& out) {
@@ -21,7 +24,7 @@ void print_help(std::ostream& out) {
            "  btmctl --version\n"
            "\n"
            "Exit status: 0 success, 1 problems found, 2 bad usage.\n"
-           "See btmctl(8) and btmalloc.conf(5).\n";
+           "See btmctl(8), btmalloc(7) and btmalloc.conf(5).\n";
 }
 
 }  // namespace
