@@ -57,7 +57,7 @@ void setup_classes() {
             size_t bytes = pages * page;
             size_t slots = bytes / size;
             if (slots >= min_slots && (bytes - slots * size) * 8 <= bytes) break;
-            if (pages >= 64 && slots >= 1) break;
+            if (slots >= min_slots && bytes >= 4 * size) break;  // no better tail in sight
         }
         size_t slots = pages * page / size;
         if (slots > 0xffff) {

@@ -29,6 +29,7 @@ uint32_t warm;
 std::atomic<bool> started{false};
 std::atomic<uint32_t> wake_word{0};
 std::atomic<bool> sleeping{false};  // the thread waits without a timeout
+std::atomic<bool> kicked{false};    // woken and not yet run: no second futex call
 std::atomic<uint64_t> last_tick_ns{0};
 std::atomic<uint64_t> released_sync{0}, released_async{0}, nticks{0};
 os::AsyncRelease ring;  // used by the tick holder only
@@ -94,6 +95,7 @@ void* thread_main(void*) {
             timespec ts{0, long(kTickNs)};
             futex_wait(seen, &ts);
         }
+        kicked.store(false, std::memory_order_relaxed);
         LockGuard guard(tick_lock);
         if (now_ns() - last_tick_ns.load(std::memory_order_relaxed) >= kTickNs) tick(false, ring.is_open());
         else release(chunks::Collect::kExcess, ring.is_open());  // woken early: over budget
@@ -134,8 +136,13 @@ void poll() {
     bool excess = chunks::dirty_excess() > 0;
     if (async_wanted) {
         if (started.load(std::memory_order_relaxed)) {
-            // Over budget, or work for a thread that sleeps without a timeout.
-            if (excess || (sleeping.load(std::memory_order_relaxed) && sleeping.exchange(false))) wake();
+            // Over budget, or work for a thread that sleeps without a timeout;
+            // one futex call until the thread has run.
+            bool want = excess || sleeping.load(std::memory_order_relaxed);
+            if (want && !kicked.load(std::memory_order_relaxed) && !kicked.exchange(true)) {
+                sleeping.store(false, std::memory_order_relaxed);
+                wake();
+            }
             return;
         }
         if (pending < kStartThreadBytes && !excess) return;

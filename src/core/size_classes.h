@@ -3,8 +3,10 @@
 // Invariant: class sizes are multiples of 16 and strictly increasing; every
 // power of two from 16 B to kMaxSmall is a class (aligned allocation relies on
 // it); class_of(n) is the smallest class whose size is >= max(n, 1).
-// Spacing: 16 B steps up to 128 B, then four classes per doubling, so the
-// internal waste of a slot is below 25% (and below 12.5% on average).
+// Spacing: 16 B steps up to 128 B, then four classes per doubling up to
+// 1 MiB, so the internal waste of a slot is below 25% (12.5% on average).
+// Classes above 32 KiB have one slot per slab: a run of pages carved from a
+// chunk, reused and released like any slab instead of a mapping each.
 #pragma once
 
 #include <array>
@@ -13,8 +15,8 @@
 
 namespace btm {
 
-inline constexpr size_t kMaxSmall = 128 * 1024;
-inline constexpr unsigned kNumClasses = 8 + 4 * 10;  // 16..128, then (128K] in quarter steps
+inline constexpr size_t kMaxSmall = 1024 * 1024;
+inline constexpr unsigned kNumClasses = 8 + 4 * 13;  // 16..128, then (128, 1M] in quarter steps
 static_assert(kNumClasses <= (1u << kClassBits));
 
 inline constexpr std::array<uint32_t, kNumClasses> kClassSize = [] {
@@ -52,12 +54,19 @@ BTM_INLINE constexpr unsigned class_of(size_t n) {
     return n <= kLutMax ? kClassLut[(n + 15) >> 4] : class_of_medium(n);
 }
 
+// Exact for every size up to 64 KiB and at and around every class boundary
+// above (an exhaustive check to 1 MiB would exceed constexpr limits).
+consteval bool class_of_exact(size_t n) {
+    unsigned c = class_of(n);
+    return kClassSize[c] >= n && (c == 0 || n == 0 || kClassSize[c - 1] < n);
+}
+
 consteval bool class_table_consistent() {
-    for (size_t n = 0; n <= kMaxSmall; ++n) {
-        unsigned c = class_of(n);
-        if (kClassSize[c] < n) return false;
-        if (c > 0 && kClassSize[c - 1] >= n && n > 0) return false;
-    }
+    for (size_t n = 0; n <= 65536; ++n)
+        if (!class_of_exact(n)) return false;
+    for (unsigned c = 0; c < kNumClasses; ++c)
+        for (size_t n = kClassSize[c] - 1; n <= kClassSize[c] + 1 && n <= kMaxSmall; ++n)
+            if (!class_of_exact(n)) return false;
     for (size_t s = 16; s <= kMaxSmall; s *= 2) {
         bool found = false;
         for (auto c : kClassSize) found |= (c == s);
