@@ -184,6 +184,10 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
         if (got < want && s->bump < ci.capacity) {
             char* base = slab_base(s);
             uint32_t k = ci.capacity - s->bump < want - got ? ci.capacity - s->bump : want - got;
+            // Carving writes a link into each slot: for slots of 2 KiB and
+            // up that is a fresh page each, faulted in inside this malloc.
+            // Two per refill keeps that off the latency tail.
+            if (ci.size >= 2048 && k > 2) k = 2;
             for (uint32_t i = 0; i < k; ++i) {
                 void* p = base + size_t(s->bump + i) * ci.size;
                 link_encode(p, *head);
