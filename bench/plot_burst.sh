@@ -45,7 +45,16 @@ plot=""
 for f in "${files[@]}"; do
   name=$(basename "$f" .tsv)
   name=${name#burst-}
-  plot+="${plot:+, }'$f' using 1:2 with lines lw 2 title '$name'"
+  # The same colour for an allocator in every plot; btmalloc drawn heavier.
+  case $name in
+    btmalloc) style="lw 3 lc rgb '#d62728'" ;;
+    glibc) style="lw 2 lc rgb '#7f3fbf'" ;;
+    jemalloc) style="lw 2 lc rgb '#2ca02c'" ;;
+    mimalloc) style="lw 2 lc rgb '#ff7f0e'" ;;
+    tcmalloc) style="lw 2 lc rgb '#1f77b4'" ;;
+    *) style="lw 2" ;;
+  esac
+  plot+="${plot:+, }'$f' using 1:2 with lines $style title '$name'"
 done
 plot+=", '${files[0]}' using 1:3 with lines lw 2 dt 3 lc rgb '#000000' title 'live bytes'"
 
