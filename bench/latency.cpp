@@ -8,7 +8,8 @@
 // 0.9% 16-128 KiB, 0.1% 128 KiB-1 MiB. Every object is written (first bytes and
 // one byte per page), as a program would. Each malloc is timed with the TSC
 // (calibrated against CLOCK_MONOTONIC); the cost of an empty timed region is
-// measured and subtracted. Reports p50/p99/p999/p9999 and the mean in ns.
+// measured and subtracted. Reports p50/p99/p999/p9999 and the mean in ns, and
+// (as a comment) the sizes behind the slowest 0.1%.
 #include <x86intrin.h>
 
 #include <algorithm>
@@ -74,7 +75,11 @@ int main(int argc, char** argv) {
   const double overhead_ticks = empty[empty.size() / 2];
 
   std::vector<char*> live(max_live + 1);
-  std::vector<uint32_t> samples;
+  struct Sample {
+    uint32_t ticks;
+    uint32_t size;
+  };
+  std::vector<Sample> samples;
   samples.reserve(ops);
   uint32_t n_live = 0;
   Rng rng(uint64_t(args.integer("--seed", 1)));
@@ -97,7 +102,7 @@ int main(int argc, char** argv) {
       const uint64_t t0 = tsc_begin();
       char* p = static_cast<char*>(std::malloc(size));
       const uint64_t t1 = tsc_end();
-      samples.push_back(uint32_t(std::min<uint64_t>(t1 - t0, UINT32_MAX)));
+      samples.push_back({uint32_t(std::min<uint64_t>(t1 - t0, UINT32_MAX)), size});
       touch(p, size);
       live[n_live++] = p;
     } else {
@@ -111,12 +116,31 @@ int main(int argc, char** argv) {
   std::printf("# mallocs_timed %zu tsc_per_ns %.4f timer_overhead_ns %.2f\n", samples.size(), per_ns,
               overhead_ticks / per_ns);
   double sum = 0;
-  for (uint32_t s : samples) sum += s;
-  std::sort(samples.begin(), samples.end());
+  for (const Sample& s : samples) sum += s.ticks;
+  std::sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.ticks < b.ticks; });
   auto pct = [&](double q) {
     const size_t idx = std::min(samples.size() - 1, size_t(q * double(samples.size())));
-    return std::max(0.0, (double(samples[idx]) - overhead_ticks) / per_ns);
+    return std::max(0.0, (double(samples[idx].ticks) - overhead_ticks) / per_ns);
   };
+  // Which sizes the slowest 0.1% of calls asked for, against their share of
+  // all calls: points at the slow path behind the tail.
+  {
+    const uint32_t bounds[] = {1024, 16 * 1024, 128 * 1024, UINT32_MAX};
+    const char* names[] = {"<=1KiB", "<=16KiB", "<=128KiB", ">128KiB"};
+    size_t all[4] = {}, tail[4] = {};
+    const size_t tail_from = size_t(0.999 * double(samples.size()));
+    for (size_t i = 0; i < samples.size(); ++i) {
+      int b = 0;
+      while (samples[i].size > bounds[b]) ++b;
+      ++all[b];
+      if (i >= tail_from) ++tail[b];
+    }
+    std::printf("# slowest 0.1%% by size (share of tail / share of all):");
+    for (int b = 0; b < 4; ++b)
+      std::printf(" %s %.1f%%/%.1f%%", names[b], 100.0 * double(tail[b]) / double(samples.size() - tail_from),
+                  100.0 * double(all[b]) / double(samples.size()));
+    std::printf("\n");
+  }
   report("lat_p50", pct(0.50), "ns");
   report("lat_p99", pct(0.99), "ns");
   report("lat_p999", pct(0.999), "ns");
