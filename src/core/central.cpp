@@ -18,6 +18,8 @@ namespace central {
 namespace {
 
 
+inline constexpr uint32_t kWarmSlabMax = 16 * 1024;
+
 void list_push(Slab*& head, Slab* s, SlabList which) {
     s->prev = nullptr;
     s->next = head;
@@ -70,7 +72,10 @@ void reposition(Central& c, Slab* s) {
     if (s->list == kListSparse) set_draining(s, false);
     if (s->list != kListNone) list_remove(c, s);
     if (want == kListEmpty) {
-        if (c.nempty >= g_warm_slabs) {
+        // Freed pages stay reusable (dirty) in the page heap until they age
+        // out, so a warm slab only saves a trip to the page-heap lock: worth
+        // it for small slabs, not for the big one-slot ones.
+        if (c.nempty >= g_warm_slabs || (uint32_t(s->npages) << g.page_shift) > kWarmSlabMax) {
             --c.nslabs;
             chunks::slab_free(s);
             return;
