@@ -4,10 +4,8 @@
 # allocator's own statistics and heap profile to show that it did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
 BUILD=${BUILD:-build}
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBTM_BUILD_TESTS=OFF
-cmake --build "$BUILD" -j"$(nproc)"
+bash scripts/build.sh -DBTM_BUILD_TESTS=OFF
 LIB=$(readlink -f "$BUILD/libbtmalloc.so")
 echo "== python3 on $LIB"
 PYTHONMALLOC=malloc BTM_STATS_AT_EXIT=1 LD_PRELOAD="$LIB" /usr/bin/python3 - <<'PY'
