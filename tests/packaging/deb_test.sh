@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# The Debian packages end to end, as root:
+#   1. packaging/build-deb.sh builds them (tests run in the build; lintian
+#      must report no error or unexplained warning);
+#   2. their contents match the expected lists;
+#   3. in a private mount namespace whose /etc is a bind-mounted copy of the
+#      real one (so the real /etc/ld.so.preload is never touched), dpkg -i
+#      installs them and must leave /etc/ld.so.preload alone; the installed
+#      `btmctl enable --system` adds the library next to an existing entry;
+#      python3, perl, git, gcc, bash and apt-cache then run through
+#      /etc/ld.so.preload and each must print btmalloc's statistics line for
+#      its own PID; `btmctl enable UNIT` says systemd is not running;
+#   4. dpkg --purge must take our line, and only ours, out of
+#      /etc/ld.so.preload, and programs must then run without complaint.
+# Skipped (exit 77) without root, unshare or dpkg, or when btmalloc packages
+# are already installed (they would be replaced).
+#   deb_test.sh REPO_DIR OUT_DIR
+set -u
+packages=(btmalloc libbtmalloc-dev libbtmalloc1)
+
+if [ "${1:-}" = --inner ]; then
+  inner=1
+  shift
+else
+  inner=0
+fi
+repo=$1
+out=$2
+status=0
+fail() { echo "FAIL: $*"; status=1; }
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+
+if [ $inner = 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "SKIPPED: needs root (dpkg -i, mount namespaces)"; exit 77; }
+  for c in dpkg dpkg-deb apt-get unshare mount; do
+    command -v $c >/dev/null || { echo "SKIPPED: $c is not installed"; exit 77; }
+  done
+  unshare -m --propagation private true 2>/dev/null ||
+    { echo "SKIPPED: unshare -m is not permitted here"; exit 77; }
+  for p in "${packages[@]}"; do
+    if installed "$p"; then
+      echo "SKIPPED: $p is already installed on this machine; the test would replace it"
+      exit 77
+    fi
+  done
+
+  start=$(date +%s)
+  if ! BTM_DIST_DIR=$out bash "$repo/packaging/build-deb.sh"; then
+    echo "FAIL: packaging/build-deb.sh (build or lintian)"
+    exit 1
+  fi
+  echo "build-deb.sh took $(( $(date +%s) - start )) s"
+
+  version=$(dpkg-parsechangelog -l "$repo/packaging/debian/changelog" -S Version)
+  arch=$(dpkg --print-architecture)
+  ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+  debs=()
+  for p in libbtmalloc1 libbtmalloc-dev btmalloc; do debs+=("$out/${p}_${version}_${arch}.deb"); done
+  [ -f "$out/btmalloc_${version}_${arch}.changes" ] || fail "no .changes file in $out"
+
+  # Contents: every file matches an expected pattern and every pattern a file.
+  compare() {
+    local deb=$1 expected=$2 f p found files
+    files=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|; s|/$||' | grep -v '^$' |
+            grep -v -E '^/usr(/share(/doc|/lintian(/overrides)?|/man(/man[0-9])?)?|/lib(/'"$ma"')?|/include|/bin)?$|^/etc$')
+    while IFS= read -r f; do
+      found=0
+      while IFS= read -r p; do [ -n "$p" ] && [[ $f == $p ]] && found=1; done <<<"$expected"
+      [ $found = 1 ] || fail "$(basename "$deb") holds unexpected $f"
+    done <<<"$files"
+    while IFS= read -r p; do
+      [ -n "$p" ] || continue
+      found=0
+      while IFS= read -r f; do [[ $f == $p ]] && found=1; done <<<"$files"
+      [ $found = 1 ] || fail "$(basename "$deb") lacks $p"
+    done <<<"$expected"
+  }
+  compare "${debs[0]}" "
+/usr/lib/$ma/libbtmalloc.so.1
+/usr/lib/$ma/libbtmalloc.so.*.*.*
+/usr/share/doc/libbtmalloc1/*
+/usr/share/lintian/overrides/libbtmalloc1"
+  compare "${debs[1]}" "
+/usr/include/btmalloc.h
+/usr/lib/$ma/libbtmalloc.so
+/usr/lib/$ma/libbtmalloc.a
+/usr/lib/$ma/pkgconfig
+/usr/lib/$ma/pkgconfig/btmalloc.pc
+/usr/lib/$ma/cmake
+/usr/lib/$ma/cmake/btmalloc
+/usr/lib/$ma/cmake/btmalloc/*.cmake
+/usr/share/man/man3/btmalloc.3.gz
+/usr/share/doc/libbtmalloc-dev/*
+/usr/share/lintian/overrides/libbtmalloc-dev"
+  compare "${debs[2]}" "
+/etc/btmalloc.conf
+/usr/bin/btmctl
+/usr/share/btmalloc
+/usr/share/btmalloc/btmalloc-preload.conf
+/usr/share/man/man5/btmalloc.conf.5.gz
+/usr/share/man/man7/btmalloc.7.gz
+/usr/share/man/man8/btmctl.8.gz
+/usr/share/doc/btmalloc/*
+/usr/share/lintian/overrides/btmalloc"
+  dpkg-deb -I "${debs[0]}" | grep -q '^ Multi-Arch: same' || fail "libbtmalloc1 is not Multi-Arch: same"
+  dpkg-deb --ctrl-tarfile "${debs[0]}" | tar -tf - | grep -q '^./symbols$' || fail "libbtmalloc1 has no symbols file"
+  dpkg-deb --ctrl-tarfile "${debs[2]}" | tar -xOf - ./conffiles | grep -qx /etc/btmalloc.conf ||
+    fail "/etc/btmalloc.conf is not a conffile"
+
+  # Should anything below stop half-way, the packages must not stay.
+  cleanup() {
+    for p in "${packages[@]}"; do
+      if installed "$p"; then dpkg --purge "${packages[@]}" >/dev/null 2>&1; break; fi
+    done
+  }
+  trap cleanup EXIT
+  unshare -m --propagation private bash "$0" --inner "$repo" "$out" "${debs[@]}" || status=1
+  for p in "${packages[@]}"; do installed "$p" && fail "$p is still installed after the purge"; done
+  [ $status -eq 0 ] && echo "ok: Debian packages"
+  exit $status
+fi
+
+# ---------------------------------------------------------------- inside the namespace
+shift 2
+debs=("$@")
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/btm-deb-test.XXXXXX")
+chmod 755 "$tmp"
+cp -a /etc "$tmp/etc"
+mount --bind "$tmp/etc" /etc || { echo "FAIL: cannot bind-mount a copy of /etc"; exit 1; }
+preload=/etc/ld.so.preload
+export LC_ALL=C HOME=$tmp/home
+mkdir -p "$HOME"
+unset BTM_ENABLED BTM_CONF BTM_STATS_AT_EXIT LD_PRELOAD
+
+before=$(cat "$preload" 2>/dev/null || echo '<none>')
+dpkg -i "${debs[@]}" >"$tmp/dpkg-i.log" 2>&1 || { cat "$tmp/dpkg-i.log"; echo "FAIL: dpkg -i"; exit 1; }
+[ "$(cat "$preload" 2>/dev/null || echo '<none>')" = "$before" ] || fail "installing changed $preload"
+lib=$(dpkg -L libbtmalloc1 | grep '/libbtmalloc\.so\.1$')
+[ -n "$lib" ] || { echo "FAIL: libbtmalloc1 ships no libbtmalloc.so.1"; exit 1; }
+other=$(dirname "$lib")/libm.so.6
+[ -e "$other" ] || other=$(dirname "$lib")/libc.so.6
+
+# Work for git, prepared before the preload.
+git init -q "$tmp/repo"
+for i in 1 2 3; do
+  echo "$i" >"$tmp/repo/f$i"
+  git -C "$tmp/repo" add "f$i"
+  git -C "$tmp/repo" -c user.name=t -c user.email=t@example.org commit -q -m "commit $i"
+done
+printf '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n' >"$tmp/hello.c"
+
+# Enable through the installed btmctl, next to an entry that must stay.
+printf '# an entry of the site, kept\n%s\n' "$other" >"$preload"
+if ! /usr/bin/btmctl enable --system >"$tmp/enable.out" 2>&1; then
+  cat "$tmp/enable.out"
+  echo "FAIL: btmctl enable --system"
+  exit 1
+fi
+expected="# an entry of the site, kept
+$other
+$lib"
+[ "$(cat "$preload")" = "$expected" ] || fail "after enable $preload holds: $(cat "$preload")"
+/usr/bin/btmctl enable --system | grep -q 'already enabled' || fail "second enable was not a no-op"
+
+# run NAME COMMAND...: runs it with the statistics at exit; its PID is the
+# subshell's, which execs it.  check NAME PATTERN: exit 0, stdout matches
+# PATTERN, and its own statistics line is on stderr.
+run() {
+  local name=$1
+  shift
+  (
+    cd "$tmp" || exit 126
+    echo "$BASHPID" >"$tmp/$name.pid"
+    exec env BTM_STATS_AT_EXIT=1 "$@"
+  ) >"$tmp/$name.out" 2>"$tmp/$name.err"
+  rc=$?
+  pid=$(cat "$tmp/$name.pid")
+}
+check() {
+  local name=$1 pattern=$2 why=""
+  if [ "$rc" != 0 ]; then why="exit status $rc"
+  elif ! grep -qE -- "$pattern" "$tmp/$name.out"; then why="output lacks '$pattern': $(head -c 300 "$tmp/$name.out")"
+  elif ! grep -qE "^btmalloc\[$pid\]: .*slow_mallocs=[1-9]" "$tmp/$name.err"; then
+    why="no 'btmalloc[$pid]: ... slow_mallocs=N' line: it did not run on btmalloc"
+  fi
+  if [ -z "$why" ]; then
+    echo "ok: $name ran on btmalloc through $preload"
+  else
+    fail "$name: $why; stderr: $(tail -n 5 "$tmp/$name.err")"
+  fi
+}
+run python3 env PYTHONMALLOC=malloc /usr/bin/python3 -c \
+  'import json; d = {str(i): [i, str(i) * 3] for i in range(50000)}; print(json.loads(json.dumps(d)) == d)'
+check python3 '^True$'
+run perl perl -e 'my %h; $h{$_} = "x" x ($_ % 64) for 1 .. 100000; print scalar(keys %h), "\n"'
+check perl '^100000$'
+run git git -C "$tmp/repo" log -p --format=%s
+check git '^commit 3$'
+run gcc gcc -O2 -c "$tmp/hello.c" -o "$tmp/hello.o"
+check gcc '.*'
+run bash bash -c 'declare -A h; for i in $(seq 1 5000); do h[$i]=x$i; done; echo ${#h[@]}'
+check bash '^5000$'
+run apt-cache apt-cache policy bash
+check apt-cache '^bash:'
+
+# status lists processes that map the library (btmctl itself, at least).
+/usr/bin/btmctl status >"$tmp/status.out" 2>&1 || fail "btmctl status failed"
+grep -q '^machine-wide: enabled' "$tmp/status.out" || fail "status: $(cat "$tmp/status.out")"
+grep -qE '^[1-9][0-9]* process(es)? uses? btmalloc' "$tmp/status.out" || fail "status: $(cat "$tmp/status.out")"
+
+# A service: systemd is not PID 1 here, and btmctl says so.
+unit=$(cd /lib/systemd/system 2>/dev/null && ls systemd-journald.service 2>/dev/null)
+if [ -n "$unit" ]; then
+  /usr/bin/btmctl enable "$unit" --no-reload >"$tmp/unit.out" 2>&1 || fail "enable $unit: $(cat "$tmp/unit.out")"
+  if [ "$(ps -p 1 -o comm=)" != systemd ]; then
+    grep -q 'systemd is not running' "$tmp/unit.out" || fail "enable $unit did not say systemd is not running: $(cat "$tmp/unit.out")"
+  fi
+  grep -q "LD_PRELOAD=$lib" "/etc/systemd/system/$unit.d/50-btmalloc.conf" || fail "no drop-in for $unit"
+  /usr/bin/btmctl disable "$unit" --no-reload >/dev/null 2>&1 || fail "disable $unit"
+  [ -e "/etc/systemd/system/$unit.d" ] && fail "disable left /etc/systemd/system/$unit.d"
+fi
+
+# Purging takes our line, and only ours, out of the file.
+dpkg --purge "${packages[@]}" >"$tmp/purge.log" 2>&1 || { cat "$tmp/purge.log"; fail "dpkg --purge"; }
+grep -q "libbtmalloc1: removed $lib from $preload" "$tmp/purge.log" || fail "prerm said nothing: $(cat "$tmp/purge.log")"
+grep -q libbtmalloc "$preload" && fail "after the purge $preload still names btmalloc: $(cat "$preload")"
+[ "$(cat "$preload")" = "# an entry of the site, kept
+$other" ] || fail "after the purge $preload holds: $(cat "$preload")"
+[ -e /etc/btmalloc.conf ] && fail "the purge left /etc/btmalloc.conf"
+for cmd in "/bin/true" "/bin/sh -c true" "/usr/bin/python3 -c pass" "/usr/bin/perl -e 1"; do
+  err=$($cmd 2>&1 >/dev/null) || fail "'$cmd' failed after the purge"
+  [ -z "$err" ] || fail "'$cmd' complains after the purge: $err"
+done
+[ $status -eq 0 ] && echo "ok: purge removed our entry and kept the site's"
+umount /etc
+rm -rf "$tmp"
+exit $status
