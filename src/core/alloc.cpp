@@ -149,6 +149,7 @@ void do_init() {
     g_heap_ok = ok;
     if (ok) pthread_atfork(fork_prepare, fork_parent, fork_child);
     g.intern = kPartitioning && g_cfg.partition_mode == 1;
+    if (g.intern) g.divert = kDivertIntern;
     g_part_mask_full = uint64_t(npart - 1) << kClassBits;
     g_partition_after = g_cfg.partition_after;
     if (g_partition_after == 0) g.part_mask = g_part_mask_full;
@@ -328,8 +329,9 @@ void* pop_checked(Bin* b) {
     return p;
 }
 
-void* malloc_interned(size_t n, uintptr_t ra) {
-    uint32_t bin = partition::intern_bits(ra) | class_of(n);
+void* malloc_diverted(size_t n, uintptr_t ra) {
+    if ((g.divert & kDivertTick) && (++t_state.diverted & 255) == 0 && !t_state.depth) reclaim::poll();
+    uint32_t bin = partition::bits_of(ra) | class_of(n);
     return bin_pop(&t_state.tc->bins[bin], n, ra);
 }
 

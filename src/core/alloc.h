@@ -26,8 +26,8 @@ void free_unusual(void* p, uint64_t e, uintptr_t ra);
 // The head's link points outside the primary range: pops it if the link is
 // into an extra reservation of ours, aborts on a corrupted list otherwise.
 void* pop_checked(Bin* b);
-// malloc in partition_mode = intern.
-void* malloc_interned(size_t n, uintptr_t ra);
+// malloc's out-of-line path (see kDivert*).
+void* malloc_diverted(size_t n, uintptr_t ra);
 
 // Pops the head of a bin.  Every unlikely branch is a tail call, so the hit
 // path needs no stack frame.
@@ -45,8 +45,7 @@ BTM_INLINE void* bin_pop(Bin* b, size_t n, uintptr_t ra) {
 
 BTM_INLINE void* malloc_fast(size_t n, uintptr_t ra) {
     if (BTM_UNLIKELY(n > kMaxSmall)) return malloc_large(n, 0, false);
-    if constexpr (kPartitioning)
-        if (BTM_UNLIKELY(g.intern)) return malloc_interned(n, ra);
+    if (BTM_UNLIKELY(g.divert)) return malloc_diverted(n, ra);
     uint32_t bin = partition::hash_bits(ra) | class_of(n);
     return bin_pop(&t_state.tc->bins[bin], n, ra);
 }

@@ -129,10 +129,25 @@ void init(bool async, uint32_t warm_chunks) {
     last_tick_ns.store(now_ns(), std::memory_order_relaxed);
 }
 
+// In synchronous mode, mallocs that the thread cache serves never reach a
+// slow path: while pages wait for a tick, they are diverted to a path that
+// polls every 256 calls (kDivertTick), and the tick that leaves nothing
+// pending clears that.
+void set_tick_divert(bool on) {
+    uint8_t d = __atomic_load_n(&g.divert, __ATOMIC_RELAXED);
+    bool has = d & kDivertTick;
+    if (has == on) return;
+    if (on) __atomic_fetch_or(&g.divert, kDivertTick, __ATOMIC_RELAXED);
+    else __atomic_fetch_and(&g.divert, uint8_t(~kDivertTick), __ATOMIC_RELAXED);
+}
+
 void poll() {
     if (t_state.depth) return;
     uint64_t pending = pending_bytes();
-    if (pending == 0) return;
+    if (pending == 0) {
+        if (!async_wanted) set_tick_divert(false);
+        return;
+    }
     bool excess = chunks::dirty_excess() > 0;
     if (async_wanted) {
         if (started.load(std::memory_order_relaxed)) {
@@ -151,6 +166,7 @@ void poll() {
         if (start_thread()) return;
         async_wanted = false;  // no thread to be had: do the same work inline
     }
+    set_tick_divert(true);
     bool due = now_ns() - last_tick_ns.load(std::memory_order_relaxed) >= kTickNs;
     if (!due && !excess) return;
     if (!tick_lock.try_lock()) return;

@@ -22,10 +22,17 @@ struct alignas(64) Globals {
     uint32_t npart;
     uintptr_t page_mask;   // page size - 1
     bool intern;           // partition_mode = intern
+    uint8_t divert;        // kDivert* bits: malloc leaves its inline path
     bool checks;           // runtime hardening checks (knob `hardening`)
     bool initialized;
 };
 extern Globals g;
+
+// Reasons for malloc to take its out-of-line path (one test on the hit path
+// covers them all): intern mode, and a synchronous-mode process holding free
+// pages that only an aging tick will release.
+inline constexpr uint8_t kDivertIntern = 1;
+inline constexpr uint8_t kDivertTick = 2;
 
 // Per size class, filled at init from the page size.  The part the free
 // path reads is kept to 16 bytes.
@@ -68,6 +75,7 @@ struct ThreadState {
     ThreadCache* tc;       // never null: the placeholder until the cache exists
     uint32_t depth;        // > 0 while this thread runs an allocator slow path
     Phase phase;
+    uint32_t diverted;     // diverted mallocs, to poll for aging ticks now and then
 };
 extern __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
 extern ThreadCache g_placeholder_tc;
