@@ -129,6 +129,8 @@ void init(bool async, uint32_t warm_chunks) {
     last_tick_ns.store(now_ns(), std::memory_order_relaxed);
 }
 
+namespace {
+
 // In synchronous mode, mallocs that the thread cache serves never reach a
 // slow path: while pages wait for a tick, they are diverted to a path that
 // polls every 256 calls (kDivertTick), and the tick that leaves nothing
@@ -140,6 +142,8 @@ void set_tick_divert(bool on) {
     if (on) __atomic_fetch_or(&g.divert, kDivertTick, __ATOMIC_RELAXED);
     else __atomic_fetch_and(&g.divert, uint8_t(~kDivertTick), __ATOMIC_RELAXED);
 }
+
+}  // namespace
 
 void poll() {
     if (t_state.depth) return;
