@@ -246,18 +246,28 @@ size_t collect_runs(ChunkHeader* c, const uint64_t* take, Range* out, size_t max
 }  // namespace
 
 namespace {
-uint64_t excess_pages_locked() {
-    uint64_t budget = (uint64_t(4) << 20 >> g.page_shift);
-    if (slab_pages / 8 > budget) budget = slab_pages / 8;
-    return dirty_total > budget ? dirty_total - budget / 2 : 0;  // down to half the budget
+
+// Dirty pages the heap may keep before they go back at once rather than at
+// the next aging tick: max(kDirtyMin, slab memory / kDirtyShare).
+inline constexpr uint64_t kDirtyMinBytes = uint64_t(4) << 20;
+inline constexpr uint64_t kDirtyShare = 8;
+
+uint64_t budget_pages(uint64_t slab) {
+    uint64_t floor = kDirtyMinBytes >> g.page_shift;
+    return slab / kDirtyShare > floor ? slab / kDirtyShare : floor;
 }
+
+// Under the lock: how many pages to release now, down to half the budget.
+uint64_t excess_pages_locked() {
+    uint64_t budget = budget_pages(slab_pages);
+    return dirty_total > budget ? dirty_total - budget / 2 : 0;
+}
+
 }  // namespace
 
 uint64_t dirty_excess() {
     // Read without the lock: a hint for when to take it.
-    uint64_t budget = (uint64_t(4) << 20 >> g.page_shift);
-    uint64_t sp = __atomic_load_n(&slab_pages, __ATOMIC_RELAXED);
-    if (sp / 8 > budget) budget = sp / 8;
+    uint64_t budget = budget_pages(__atomic_load_n(&slab_pages, __ATOMIC_RELAXED));
     uint64_t d = __atomic_load_n(&dirty_total, __ATOMIC_RELAXED);
     return d > budget ? (d - budget) << g.page_shift : 0;
 }
