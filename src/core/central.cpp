@@ -367,15 +367,15 @@ void free_home(void* p, uint64_t entry) {
     }
 }
 
-void drain_all() {
+void drain_all(bool all) {
     g_remote_queued_bytes.store(0, std::memory_order_relaxed);
-    for_each_used([](Central& c) {
-        bool idle = c.nempty && c.refills == c.refills_seen;
+    for_each_used([all](Central& c) {
+        bool idle = c.nempty && (all || c.refills == c.refills_seen);
         c.refills_seen = c.refills;
         if (!c.remote_q.load(std::memory_order_relaxed) && !idle) return;
         LockGuard guard(c.lock);
         drain(c);
-        if (c.refills != c.refills_seen) return;  // a refill raced in: keep them warm
+        if (!all && c.refills != c.refills_seen) return;  // a refill raced in: keep them warm
         while (Slab* s = c.empty) {
             list_remove(c, s);
             --c.nslabs;

@@ -81,9 +81,10 @@ bool flush(Bin* b, uint32_t bin, uint32_t keep);
 void free_home(void* p, uint64_t entry);
 // One slot without a thread cache (threads being created or torn down).
 void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra);
-// Drains every central's remote queue, and gives the warm empty slabs of
-// pairs that had no refill since the last call back to the page heap.
-void drain_all();
+// Drains every central's remote queue, and gives the warm empty slabs back
+// to the page heap: all of them with `all` (malloc_trim), else those of pairs
+// that had no refill since the last call.
+void drain_all(bool all);
 
 extern Central** g_used;
 extern std::atomic<uint32_t> g_nused;

@@ -70,7 +70,7 @@ size_t release(chunks::Collect mode, bool use_ring) {
 
 // One aging tick (or everything, for malloc_trim); tick_lock held.
 size_t tick(bool all, bool use_ring) {
-    central::drain_all();  // remote frees can be all that keeps a slab alive
+    central::drain_all(all);  // remote frees can be all that keeps a slab alive
     size_t total = release(all ? chunks::Collect::kAll : chunks::Collect::kAged, use_ring);
     total += release(chunks::Collect::kExcess, use_ring);
     nticks.fetch_add(1, std::memory_order_relaxed);
