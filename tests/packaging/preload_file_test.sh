@@ -11,16 +11,7 @@ lib=$(readlink -f "$2")
 bad=$(readlink -f "$3")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/btm-preload-test.XXXXXX")
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
-status=0
-fail() { echo "FAIL: $*"; status=1; }
-run() {  # run WANTED_EXIT command...; leaves stdout in $out, stderr in $err
-  local want=$1; shift
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  out=$(cat "$tmp/out") err=$(cat "$tmp/err")
-  [ $rc -eq "$want" ] || fail "'$*' exited $rc, wanted $want (stdout: $out; stderr: $err)"
-}
-has() { grep -qF -- "$2" <<<"$1" || fail "missing '$2' in: $1"; }
+. "$(dirname "$0")/lib.sh"
 inode() { stat -c %i "$1"; }
 
 f=$tmp/etc/ld.so.preload

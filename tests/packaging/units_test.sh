@@ -10,16 +10,7 @@ btmctl=$1
 lib_file=$(readlink -f "$2")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/btm-units-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-status=0
-fail() { echo "FAIL: $*"; status=1; }
-run() {  # run WANTED_EXIT command...; leaves stdout in $out, stderr in $err
-  local want=$1; shift
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  out=$(cat "$tmp/out") err=$(cat "$tmp/err")
-  [ $rc -eq "$want" ] || fail "'$*' exited $rc, wanted $want (stdout: $out; stderr: $err)"
-}
-has() { grep -qF -- "$2" <<<"$1" || fail "missing '$2' in: $1"; }
+. "$(dirname "$0")/lib.sh"
 
 root=$tmp/root
 lib=/usr/lib/btm-test/libbtmalloc.so.1
