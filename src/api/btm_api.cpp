@@ -3,6 +3,7 @@
 #include "api/entry.h"
 #include "btmalloc.h"
 #include "core/globals.h"
+#include "features/cold.h"
 #include "features/stats.h"
 
 using namespace btm;
@@ -33,9 +34,10 @@ BTM_EXPORT void btm_heap_profile(int fd) { stats::profile(fd); }
 
 BTM_EXPORT size_t btm_trim(void) { return trim_impl(); }
 
-// Cold tiering and Mesh compaction land with their own issues; until then
-// they page out and compact nothing, and say so by returning 0.
-BTM_EXPORT size_t btm_pageout_cold(unsigned) { return 0; }
+BTM_EXPORT size_t btm_pageout_cold(unsigned min_age_seconds) { return cold::pageout(min_age_seconds); }
+
+// Mesh compaction lands with its own issue; until then it compacts nothing
+// and says so by returning 0.
 BTM_EXPORT size_t btm_compact(void) { return 0; }
 
 BTM_EXPORT unsigned btm_partition_of_caller(void) {

@@ -1,8 +1,7 @@
 #include "core/central.h"
 
-#include <time.h>
-
 #include "core/chunk.h"
+#include "os/os.h"
 
 namespace btm {
 
@@ -156,6 +155,7 @@ Slab* pick(Slab* head) {
 // (central lock held).  Returns how many it took.
 uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want, uintptr_t ra) {
     const ClassInfo& ci = g_class[cls];
+    const uint32_t now = os::coarse_seconds();
     uint32_t got = 0;
     while (got < want) {
         Slab* s = c.partial ? pick(c.partial) : c.sparse ? c.sparse : c.empty;
@@ -203,6 +203,7 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
         }
         s->used += got - before;
         s->site = ra;
+        s->epoch = now;
         reposition(c, s);
     }
     c.out_bytes += uint64_t(got) * ci.size;
@@ -264,6 +265,7 @@ namespace {
 // many landed in slabs that are now under a quarter full.
 uint32_t free_local(Central& c, void* chain, uint32_t n) {
     uint32_t cap = n ? g_class[class_of_central(c)].capacity : 0;
+    const uint32_t now = n ? os::coarse_seconds() : 0;
     uint32_t thin = 0;
     Slab* prev = nullptr;
     for (uint32_t i = 0; i < n; ++i) {
@@ -275,6 +277,7 @@ uint32_t free_local(Central& c, void* chain, uint32_t n) {
         s->free = p;
         ++s->free_count;
         --s->used;
+        s->epoch = now;
         thin += s->used * 4 < cap;
         if (s != prev && prev) reposition(c, prev);
         prev = s;

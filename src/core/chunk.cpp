@@ -343,6 +343,32 @@ void finish_release(const Range* r, size_t n) {
 
 uint64_t dirty_bytes() { return dirty_total << g.page_shift; }
 
+size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max) {
+    LockGuard guard(heap_lock);
+    size_t n = 0;
+    // Stop at a chunk boundary with room for a whole chunk's worth of ranges.
+    for (; *cursor < nchunks && n + kMaxPagesPerChunk / 2 <= max; ++*cursor) {
+        ChunkHeader* c = registry[*cursor];
+        if (c->released) continue;
+        for (uint32_t p = c->first_page; p < c->npages;) {
+            uint64_t e = c->pagemap[p];
+            if (e == 0 || (pe_offset(e) >> g.page_shift) != 0) {
+                ++p;
+                continue;
+            }
+            const Slab& s = c->slabs[p];
+            if (int32_t(before - s.epoch) > 0) {
+                uintptr_t a = reinterpret_cast<uintptr_t>(c) + (uintptr_t(p) << g.page_shift);
+                size_t len = size_t(s.npages) << g.page_shift;
+                if (n && out[n - 1].addr + out[n - 1].len == a) out[n - 1].len += len;
+                else out[n++] = Range{a, len};
+            }
+            p += s.npages;
+        }
+    }
+    return n;
+}
+
 void occupancy(uint64_t hist[10], uint64_t list[4]) {
     LockGuard guard(heap_lock);
     for (unsigned k = 0; k < nchunks; ++k) {

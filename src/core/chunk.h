@@ -61,7 +61,7 @@ struct Slab {
     uint16_t npages;
     uint8_t cls;
     uint8_t list;               // which central list holds it (SlabList)
-    uint32_t epoch;             // activity stamp for cold tiering (slow paths only)
+    uint32_t epoch;             // last refill or flush touching it, os::coarse_seconds() (cold tiering)
     uintptr_t site;             // call site of the last refill that took slots from it
     Slab* next;                 // central list links
     Slab* prev;
@@ -144,6 +144,11 @@ uint64_t dirty_bytes();
 // Dirty bytes above the budget (max(4 MiB, 1/8 of the bytes in slabs)): what
 // must go back now rather than at the next tick.
 uint64_t dirty_excess();
+
+// Cold tiering: appends the data pages of live slabs last touched before
+// `before` (adjacent slabs merged), scanning chunks from *cursor on; returns
+// the number of ranges (0 when the scan is done) and advances *cursor.
+size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max);
 
 // Histogram of live slabs by occupancy (used / capacity) in ten buckets;
 // `list` counts them by central list (none, partial, sparse, empty).

@@ -16,6 +16,8 @@ struct EventCounters {
     std::atomic<uint64_t> foreign_frees;
     std::atomic<uint64_t> invalid_frees;
     std::atomic<uint64_t> slow_mallocs;
+    std::atomic<uint64_t> pageout_requests;
+    std::atomic<uint64_t> pageout_bytes;
 };
 extern EventCounters g_events;
 

@@ -31,6 +31,8 @@ void fill(struct btm_stats* s) {
     s->foreign_frees = g_events.foreign_frees.load(std::memory_order_relaxed);
     s->invalid_frees = g_events.invalid_frees.load(std::memory_order_relaxed);
     s->malloc_calls_slow = g_events.slow_mallocs.load(std::memory_order_relaxed);
+    s->pageout_requests = g_events.pageout_requests.load(std::memory_order_relaxed);
+    s->pageout_bytes = g_events.pageout_bytes.load(std::memory_order_relaxed);
     if (!g.initialized || !g_heap_ok) return;
     central::for_each_used([&](Central& c) { s->allocated_bytes += c.out_bytes; });
     large::Counters lc = large::counters();

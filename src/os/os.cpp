@@ -91,6 +91,19 @@ bool release(void* p, size_t size) {
     return ok;
 }
 
+bool page_out(void* p, size_t size) {
+    int saved = errno;
+    bool ok = madvise(p, size, MADV_PAGEOUT) == 0;
+    errno = saved;
+    return ok;
+}
+
+uint32_t coarse_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return uint32_t(ts.tv_sec);
+}
+
 void no_huge_pages(void* p, size_t size) {
     int saved = errno;
     madvise(p, size, MADV_NOHUGEPAGE);

@@ -31,6 +31,11 @@ void* remap(void* p, size_t old_size, size_t new_size);
 // Releases the physical pages of [p, p+size); the range stays mapped and reads
 // back as zeros.  Returns false on failure.
 bool release(void* p, size_t size);
+// Asks the kernel to page [p, p+size) out now (MADV_PAGEOUT); contents stay
+// valid and fault back in on access.  Returns false on failure.
+bool page_out(void* p, size_t size);
+// Seconds of CLOCK_MONOTONIC_COARSE (cheap: no system call).
+uint32_t coarse_seconds();
 // Asks the kernel not to back [p, p+size) with transparent huge pages.
 void no_huge_pages(void* p, size_t size);
 
