@@ -4,6 +4,8 @@
 // swap device the cold set's RSS must also drop; without one that part is
 // reported as SKIPPED (anonymous memory cannot be paged out with no swap).
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -86,6 +88,54 @@ TEST(Pageout, AFreshHeapHasNothingColdAtAGreatAge) {
     btm_test::escape(p);
     EXPECT_EQ(btm_pageout_cold(3600), 0u) << "slabs touched this second counted as an hour cold";
     free(p);
+}
+
+}  // namespace
+
+namespace {
+
+constexpr const char* kChildMarker = "BTM_PAGEOUT_TEST_CHILD";
+
+// The child: the pageout signal is configured (environment set by the parent
+// test); a queued signal with min_age 1 must run a pageout, without killing
+// the process, and leave every cold object intact.
+TEST(PageoutSignal, ChildHalf) {
+    if (!getenv(kChildMarker)) GTEST_SKIP() << "runs only in the child of PageoutSignal.HandledWhenConfigured";
+    std::vector<unsigned char*> cold;
+    for (size_t i = 0; i < 2048; ++i) {
+        auto* p = static_cast<unsigned char*>(cold_site(4096));
+        btm_test::fill_pattern(p, 4096, i);
+        cold.push_back(p);
+    }
+    sleep(2);
+    struct sigaction sa {};
+    ASSERT_EQ(sigaction(SIGRTMIN + 3, nullptr, &sa), 0);
+    ASSERT_TRUE(sa.sa_flags & SA_SIGINFO) << "btmalloc did not install its pageout handler";
+    const uint64_t before = stats().pageout_requests;
+    union sigval value;
+    value.sival_int = 1;
+    ASSERT_EQ(sigqueue(getpid(), SIGRTMIN + 3, value), 0);
+    for (int i = 0; i < 500 && stats().pageout_requests == before; ++i) usleep(10000);
+    const struct btm_stats after = stats();
+    EXPECT_EQ(after.pageout_requests, before + 1) << "the signal did not lead to a pageout within 5 s";
+    EXPECT_GE(after.pageout_bytes, 2048u * 4096 * 8 / 10);
+    for (size_t i = 0; i < cold.size(); ++i) ASSERT_EQ(btm_test::check_pattern(cold[i], 4096, i), 4096u);
+    for (auto p : cold) free(p);
+}
+
+TEST(PageoutSignal, HandledWhenConfigured) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        setenv(kChildMarker, "1", 1);
+        setenv("BTM_PAGEOUT_SIGNAL", "RTMIN+3", 1);
+        execl("/proc/self/exe", "pageout_test", "--gtest_filter=PageoutSignal.ChildHalf", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "child status " << status << (WIFSIGNALED(status) ? " (killed by a signal)" : "");
 }
 
 }  // namespace

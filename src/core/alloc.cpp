@@ -16,6 +16,7 @@
 #include "core/lock.h"
 #include "core/reclaim.h"
 #include "core/thread_cache.h"
+#include "features/cold.h"
 #include "features/report.h"
 #include "os/os.h"
 
@@ -148,6 +149,7 @@ void do_init() {
     ok = ok && chunks::init(g_cfg.reserve);  // publishes g.base and g.size
     g_heap_ok = ok;
     if (ok) pthread_atfork(fork_prepare, fork_parent, fork_child);
+    if (ok) cold::install_signal(int(g_cfg.pageout_signal));
     g.intern = kPartitioning && g_cfg.partition_mode == 1;
     if (g.intern) g.divert = kDivertIntern;
     g_part_mask_full = uint64_t(npart - 1) << kClassBits;

@@ -30,6 +30,8 @@ std::atomic<bool> started{false};
 std::atomic<uint32_t> wake_word{0};
 std::atomic<bool> sleeping{false};  // the thread waits without a timeout
 std::atomic<bool> kicked{false};    // woken and not yet run: no second futex call
+size_t (*pageout_fn)(unsigned);     // set when a pageout signal is configured
+std::atomic<int64_t> pageout_age{-1};  // a pending request's min_age, or -1
 std::atomic<uint64_t> last_tick_ns{0};
 std::atomic<uint64_t> released_sync{0}, released_async{0}, nticks{0};
 os::AsyncRelease ring;  // used by the tick holder only
@@ -89,13 +91,16 @@ void* thread_main(void*) {
         uint32_t seen = wake_word.load(std::memory_order_acquire);
         if (pending_bytes() == 0) {
             sleeping.store(true, std::memory_order_seq_cst);
-            if (pending_bytes() == 0) futex_wait(seen, nullptr);  // nothing to age: sleep until woken
+            if (pending_bytes() == 0 && pageout_age.load(std::memory_order_acquire) < 0)
+                futex_wait(seen, nullptr);  // nothing to age: sleep until woken
             sleeping.store(false, std::memory_order_relaxed);
         } else {
             timespec ts{0, long(kTickNs)};
             futex_wait(seen, &ts);
         }
         kicked.store(false, std::memory_order_relaxed);
+        int64_t age = pageout_age.exchange(-1, std::memory_order_acq_rel);
+        if (age >= 0 && pageout_fn) pageout_fn(unsigned(age));
         LockGuard guard(tick_lock);
         if (now_ns() - last_tick_ns.load(std::memory_order_relaxed) >= kTickNs) tick(false, ring.is_open());
         else release(chunks::Collect::kExcess, ring.is_open());  // woken early: over budget
@@ -147,6 +152,10 @@ void set_tick_divert(bool on) {
 
 void poll() {
     if (t_state.depth) return;
+    if (pageout_fn && async_wanted && !started.load(std::memory_order_relaxed)) {
+        bool expected = false;
+        if (started.compare_exchange_strong(expected, true) && !start_thread()) async_wanted = false;
+    }
     uint64_t pending = pending_bytes();
     if (pending == 0) {
         if (!async_wanted) set_tick_divert(false);
@@ -184,6 +193,13 @@ void poll() {
 void wake() {
     wake_word.fetch_add(1, std::memory_order_release);
     syscall(SYS_futex, &wake_word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+void set_pageout(size_t (*fn)(unsigned)) { pageout_fn = fn; }
+
+void request_pageout(unsigned min_age) {
+    pageout_age.store(min_age, std::memory_order_release);
+    wake();
 }
 
 size_t trim_all() {

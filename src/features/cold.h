@@ -15,4 +15,11 @@ namespace btm::cold {
 // considered.  Safe from any thread; not from a signal handler.
 size_t pageout(unsigned min_age);
 
+// Installs the pageout signal handler if the knob names a signal whose
+// disposition is still the default; returns true if it did.  The handler
+// takes min_age from the signal's value (sigqueue / pidfd_send_signal with
+// SI_QUEUE), else kDefaultAge, and only wakes the background thread.
+inline constexpr unsigned kDefaultAge = 10;
+bool install_signal(int sig);
+
 }  // namespace btm::cold
