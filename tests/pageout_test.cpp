@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "btmalloc.h"
@@ -130,6 +132,69 @@ TEST(PageoutSignal, HandledWhenConfigured) {
         setenv(kChildMarker, "1", 1);
         setenv("BTM_PAGEOUT_SIGNAL", "RTMIN+3", 1);
         execl("/proc/self/exe", "pageout_test", "--gtest_filter=PageoutSignal.ChildHalf", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "child status " << status << (WIFSIGNALED(status) ? " (killed by a signal)" : "");
+}
+
+}  // namespace
+
+namespace {
+
+// The child of the storm test: four threads churn verified objects while the
+// main thread queues thousands of pageout signals (min_age 0: everything,
+// hot slabs included).  Nothing may crash, no byte may change, and the
+// requests coalesce into at least one pageout.
+TEST(PageoutSignal, StormChildHalf) {
+    if (!getenv(kChildMarker)) GTEST_SKIP() << "runs only in the child of PageoutSignal.StormWhileThreadsChurn";
+    std::atomic<bool> stop{false};
+    std::atomic<int> bad{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            std::vector<std::pair<unsigned char*, size_t>> live(512, {nullptr, 0});
+            uint64_t x = 0x9E3779B97F4A7C15ULL * (t + 1);
+            for (uint64_t op = 0; !stop.load(std::memory_order_relaxed); ++op) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                auto& slot = live[x % live.size()];
+                if (slot.first) {
+                    if (btm_test::check_pattern(slot.first, slot.second, uint64_t(slot.first)) != slot.second) ++bad;
+                    free(slot.first);
+                }
+                size_t n = 16 + (x >> 20) % 4000;
+                slot.first = static_cast<unsigned char*>(hot_site(n));
+                slot.second = n;
+                btm_test::fill_pattern(slot.first, n, uint64_t(slot.first));
+            }
+            for (auto& s : live) {
+                if (s.first && btm_test::check_pattern(s.first, s.second, uint64_t(s.first)) != s.second) ++bad;
+                free(s.first);
+            }
+        });
+    }
+    union sigval value;
+    value.sival_int = 0;
+    for (int i = 0; i < 3000; ++i) {
+        ASSERT_EQ(sigqueue(getpid(), SIGRTMIN + 3, value), 0);
+        if (i % 100 == 0) usleep(1000);
+    }
+    usleep(300000);
+    stop = true;
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(bad.load(), 0) << "objects changed under the pageout storm";
+    EXPECT_GE(stats().pageout_requests, 1u);
+}
+
+TEST(PageoutSignal, StormWhileThreadsChurn) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        setenv(kChildMarker, "1", 1);
+        setenv("BTM_PAGEOUT_SIGNAL", "RTMIN+3", 1);
+        execl("/proc/self/exe", "pageout_test", "--gtest_filter=PageoutSignal.StormChildHalf", static_cast<char*>(nullptr));
         _exit(127);
     }
     int status = 0;
