@@ -68,7 +68,7 @@ void setup_classes() {
         ci.size = size;
         ci.npages = uint16_t(pages);
         ci.capacity = uint16_t(slots);
-        g_check[c] = SlotCheck{~uint64_t(0) / size + 1, uint32_t(slots * size), size};
+        g_check[c] = SlotCheck{~uint64_t(0) / size + 1, uint32_t(slots * size)};
         uint32_t batch = 32768 / size;
         ci.batch = uint16_t(batch < 1 ? 1 : batch > 64 ? 64 : batch);
     }

@@ -39,9 +39,8 @@ inline constexpr uint8_t kDivertTick = 2;
 struct SlotCheck {
     uint64_t div_magic;    // ceil(2^64 / size): n % size == 0  <=>  n * magic <= magic - 1
     uint32_t limit;        // capacity * size: offsets at or past it are not slots
-    uint32_t size;
 };
-static_assert(sizeof(SlotCheck) == 16);
+static_assert(sizeof(SlotCheck) == 16);  // one shift to index
 extern SlotCheck g_check[kNumClasses];
 
 struct ClassInfo {
