@@ -189,3 +189,31 @@ TEST(Report, TextAndExitStatus) {
 }
 
 }  // namespace
+
+namespace {
+
+using namespace btm_pageout;
+
+TEST(Idle, ByUnit) {
+    const long hz = 100;
+    // 10 s window at 0.01: a group is idle under 10 ticks in total.
+    std::vector<CpuSample> s = {
+        {0, 6, false},    // a.service: 6
+        {100, 106, false},// a.service: +6 = 12 -> busy together
+        {0, 3, false},    // b.service: 3
+        {0, 4, false},    // b.service: +4 = 7 -> idle together
+        {0, 900, true},   // b.service, exited: not idle, not counted
+        {0, 5, false},    // alone: idle
+        {0, 50, false},   // alone: busy
+    };
+    std::vector<std::string> g = {"a.service", "a.service", "b.service", "b.service", "b.service", "", ""};
+    std::vector<bool> idle = idle_by_group(s, g, 10, 0.01, hz);
+    EXPECT_EQ(idle, (std::vector<bool>{false, false, true, true, false, true, false}));
+    // Alone, each of a.service's processes would have been idle.
+    EXPECT_TRUE(is_idle(s[0], 10, 0.01, hz));
+    // A counter that went backwards makes its whole group busy.
+    std::vector<CpuSample> back = {{50, 10, false}, {0, 0, false}};
+    EXPECT_EQ(idle_by_group(back, {"c.service", "c.service"}, 10, 0.01, hz), (std::vector<bool>{false, false}));
+}
+
+}  // namespace

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include "config/config.h"
 
@@ -227,6 +228,26 @@ bool is_idle(const CpuSample& s, double window, double threshold, long hz) {
     if (s.end_ticks < s.start_ticks) return false;  // a different process: be careful
     double used = double(s.end_ticks - s.start_ticks) / double(hz);
     return used < threshold * window;
+}
+
+std::vector<bool> idle_by_group(const std::vector<CpuSample>& samples, const std::vector<std::string>& group,
+                                double window, double threshold, long hz) {
+    std::vector<bool> idle(samples.size(), false);
+    std::map<std::string, CpuSample> sum;
+    for (size_t i = 0; i < samples.size(); ++i) {
+        const CpuSample& s = samples[i];
+        if (group[i].empty() || s.gone) continue;
+        CpuSample& g = sum[group[i]];
+        g.start_ticks += s.start_ticks;
+        // A counter that went backwards (another process) makes the group busy.
+        g.end_ticks += s.end_ticks >= s.start_ticks ? s.end_ticks : s.start_ticks + (uint64_t(1) << 40);
+    }
+    for (size_t i = 0; i < samples.size(); ++i) {
+        if (samples[i].gone) continue;
+        idle[i] = group[i].empty() ? is_idle(samples[i], window, threshold, hz)
+                                   : is_idle(sum[group[i]], window, threshold, hz);
+    }
+    return idle;
 }
 
 int exit_status(const Report& r) {

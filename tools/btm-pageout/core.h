@@ -54,6 +54,13 @@ struct CpuSample {
 // window (i.e. is idle).
 bool is_idle(const CpuSample& s, double window_seconds, double threshold, long ticks_per_second);
 
+// Idle selection of several processes at once: those with the same non-empty
+// group (their systemd unit) are idle or busy together, judged by the sum
+// of their CPU time; a process with an empty group is judged alone.  A
+// process that exited is never idle and does not count in its group.
+std::vector<bool> idle_by_group(const std::vector<CpuSample>& samples, const std::vector<std::string>& group,
+                                double window_seconds, double threshold, long ticks_per_second);
+
 // One line of the report.
 struct Entry {
     pid_t pid = 0;

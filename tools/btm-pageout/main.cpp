@@ -317,15 +317,24 @@ int main(int argc, char** argv) {
             s[i].gone = !read_cpu(rep.entries[targets[i]].pid, &s[i].start_ticks);
         std::this_thread::sleep_for(std::chrono::duration<double>(*o.idle_for));
         long hz = sysconf(_SC_CLK_TCK);
-        std::vector<size_t> kept;
+        std::vector<std::string> groups;
         for (size_t i = 0; i < targets.size(); ++i) {
             Entry& e = rep.entries[targets[i]];
             if (!s[i].gone) s[i].gone = !read_cpu(e.pid, &s[i].end_ticks);
-            if (is_idle(s[i], *o.idle_for, o.idle_threshold, hz)) {
+            groups.push_back(e.unit);
+        }
+        // The processes of one unit are idle or busy together.
+        std::vector<bool> idle = idle_by_group(s, groups, *o.idle_for, o.idle_threshold, hz);
+        std::vector<size_t> kept;
+        for (size_t i = 0; i < targets.size(); ++i) {
+            Entry& e = rep.entries[targets[i]];
+            if (idle[i]) {
                 kept.push_back(targets[i]);
             } else {
                 e.target = false;
-                e.reason = s[i].gone ? "exited" : "not idle (CPU time grew during the window)";
+                e.reason = s[i].gone          ? "exited"
+                           : e.unit.empty() ? "not idle (CPU time grew during the window)"
+                                            : "not idle (its unit's CPU time grew during the window)";
             }
         }
         targets = kept;
