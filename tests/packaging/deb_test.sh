@@ -96,12 +96,20 @@ if [ $inner = 0 ]; then
 /usr/share/lintian/overrides/libbtmalloc-dev"
   compare "${debs[2]}" "
 /etc/btmalloc.conf
+/etc/default
+/etc/default/btm-pageout
 /usr/bin/btmctl
+/usr/bin/btm-pageout
+/usr/lib/systemd
+/usr/lib/systemd/system
+/usr/lib/systemd/system/btm-pageout.service
+/usr/lib/systemd/system/btm-pageout.timer
 /usr/share/btmalloc
 /usr/share/btmalloc/btmalloc-preload.conf
 /usr/share/man/man5/btmalloc.conf.5.gz
 /usr/share/man/man7/btmalloc.7.gz
 /usr/share/man/man8/btmctl.8.gz
+/usr/share/man/man8/btm-pageout.8.gz
 /usr/share/doc/btmalloc
 /usr/share/doc/btmalloc/*
 /usr/share/lintian/overrides/btmalloc"

@@ -33,7 +33,12 @@ libdir=$(rpm --eval '%{_libdir}')
 
 expect_btmalloc="
 /etc/btmalloc.conf
+/etc/default/btm-pageout
 /usr/bin/btmctl
+/usr/bin/btm-pageout
+/usr/lib/systemd/system/btm-pageout.service
+/usr/lib/systemd/system/btm-pageout.timer
+/usr/share/man/man8/btm-pageout.8.gz
 $libdir/libbtmalloc.so.$version
 $libdir/libbtmalloc.so.1
 /usr/share/btmalloc
