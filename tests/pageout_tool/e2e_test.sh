@@ -8,9 +8,11 @@ set -u
 tool=$1 lib=$2 child=$3
 tmp=$(mktemp -d)
 pids=()
+swapfile=
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
+    [ -n "$swapfile" ] && swapoff "$swapfile" 2>/dev/null
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -76,4 +78,31 @@ read -r b a i < <(sed 's/[a-z]*=//g' "$tmp/with")
 read -r b a i < <(sed 's/[a-z]*=//g' "$tmp/without")
 (( a == b )) || fail "the child without the knob paged out ($b -> $a)"
 [ "$i" = 1 ] || fail "the data of the child without the knob is corrupted"
+
+# With swap, the cold set must really leave RAM: as root, swap on a temporary
+# file for this phase only (the cleanup always swaps it off again).
+vmrss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+if [ "$(id -u)" != 0 ]; then
+    echo "SKIPPED: RSS drop with swap: needs root to swapon a temporary swap file"
+elif ! { fallocate -l 256M "$tmp/swap" 2>/dev/null && chmod 600 "$tmp/swap" &&
+         mkswap "$tmp/swap" >/dev/null 2>&1 && swapon "$tmp/swap" 2>/dev/null; }; then
+    echo "SKIPPED: RSS drop with swap: swapon of a temporary file failed here"
+else
+    swapfile=$tmp/swap
+    start_child "$tmp/swapped" BTM_PAGEOUT_SIGNAL=RTMIN+3
+    c=${pids[-1]}
+    sleep 2
+    rss0=$(vmrss "$c")
+    "$tool" --pid "$c" --min-age 1 --signal RTMIN+3 --wait 1 > "$tmp/swap-report" 2>&1 ||
+        { cat "$tmp/swap-report"; fail "btm-pageout failed with swap on"; }
+    rss1=$(vmrss "$c")
+    echo "with swap: RSS ${rss0} kB -> ${rss1} kB"
+    # The child's cold set is ~20 MB: at least 80% of it must be gone.
+    (( rss0 - rss1 >= 16000 )) || fail "RSS dropped by only $(( rss0 - rss1 )) kB with swap on"
+    kill -TERM "$c"
+    wait "$c" || fail "the swapped child exited badly"
+    read -r b a i < <(sed 's/[a-z]*=//g' "$tmp/swapped")
+    [ "$i" = 1 ] || fail "the swapped-out data came back corrupted"
+    swapoff "$swapfile" && swapfile=
+fi
 echo PASS
