@@ -1,6 +1,8 @@
 /* A program for the btm-pageout end-to-end test, run under
- * LD_PRELOAD=libbtmalloc.so.  It fills ~20 MB of small objects with a known
- * pattern and leaves them alone; on SIGTERM (or after 30 s) it checks every
+ * LD_PRELOAD=libbtmalloc.so.  It fills ~60 MB of small objects with a known
+ * pattern and leaves them alone while it keeps a small hot set turning over
+ * (as issue 5's test program: cold data beside a hot working set); on
+ * SIGTERM (or after 30 s) it checks every
  * byte and writes `before=N after=M intact=0|1` (btm_stats pageout_requests,
  * found with dlsym so the program links to nothing special) to argv[1]. */
 #define _GNU_SOURCE
@@ -13,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { kObjects = 20 * 1024, kSize = 1000 };
+enum { kObjects = 60 * 1024, kSize = 1000, kHot = 256 };
 
 struct stats { uint64_t f[28]; }; /* struct btm_stats, version 1 */
 static volatile sig_atomic_t stop;
@@ -40,10 +42,17 @@ int main(int argc, char** argv) {
     long long before = requests();
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
+    static void* hot[kHot];
     for (int t = 0; t < 300 && !stop; ++t) {
+        for (int k = 0; k < kHot; ++k) {
+            free(hot[k]);
+            hot[k] = malloc(64);
+            if (hot[k]) memset(hot[k], t, 64);
+        }
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    for (int k = 0; k < kHot; ++k) free(hot[k]);
     int intact = 1;
     for (int i = 0; i < kObjects; ++i)
         for (int j = 0; j < kSize; ++j)
