@@ -18,8 +18,9 @@
 enum { kObjects = 60 * 1024, kSize = 1000, kHot = 256 };
 
 struct stats { uint64_t f[28]; }; /* struct btm_stats, version 1 */
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, own;
 static void on_term(int sig) { (void)sig; stop = 1; }
+static void on_own(int sig) { (void)sig; ++own; }
 
 static long long requests(void) {
     int (*get)(struct stats*) = (int (*)(struct stats*))dlsym(RTLD_DEFAULT, "btm_stats");
@@ -39,6 +40,9 @@ int main(int argc, char** argv) {
         if (!obj[i]) return 3;
         for (int j = 0; j < kSize; ++j) obj[i][j] = (unsigned char)(i * 31 + j * 7);
     }
+    /* BTM_TEST_OWN_HANDLER: the program takes the pageout signal for itself
+     * (after btmalloc installed its handler at the first malloc). */
+    if (getenv("BTM_TEST_OWN_HANDLER")) signal(SIGRTMIN + 3, on_own);
     long long before = requests();
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
@@ -59,7 +63,7 @@ int main(int argc, char** argv) {
             if (obj[i][j] != (unsigned char)(i * 31 + j * 7)) intact = 0;
     FILE* f = fopen(argv[1], "w");
     if (!f) return 4;
-    fprintf(f, "before=%lld after=%lld intact=%d\n", before, requests(), intact);
+    fprintf(f, "before=%lld after=%lld intact=%d own=%d\n", before, requests(), intact, (int)own);
     fclose(f);
     return 0;
 }

@@ -33,6 +33,8 @@ start_child "$tmp/with" BTM_PAGEOUT_SIGNAL=RTMIN+3
 with=${pids[-1]}
 start_child "$tmp/without"
 without=${pids[-1]}
+start_child "$tmp/own" BTM_PAGEOUT_SIGNAL=RTMIN+3 BTM_TEST_OWN_HANDLER=1
+own=${pids[-1]}
 sleep 30 & pids+=($!); plain=$!
 sleep 2
 
@@ -65,17 +67,26 @@ PY
 "$tool" --pid "$plain" --signal RTMIN+3 > /dev/null; rc=$?
 [ "$rc" = 1 ] || fail "nothing to do gave $rc, expected 1"
 
-for p in "$with" "$without" "$plain"; do
+# A program that took the signal for itself: whoever sends it, its own
+# handler runs, it stays alive, and btmalloc does not page out behind its back.
+"$tool" --pid "$own" --min-age 1 --signal RTMIN+3 --wait 1 > "$tmp/own-report" 2>&1
+for p in "$with" "$without" "$plain" "$own"; do
     kill -0 "$p" 2>/dev/null || fail "process $p died"
 done
+kill -TERM "$own"
+wait "$own" || fail "the child with its own handler exited badly"
+read -r b a i o < <(sed 's/[a-z]*=//g' "$tmp/own")
+(( a == b )) || fail "btmalloc paged out in a program that took the signal for itself ($b -> $a)"
+(( o >= 1 )) || fail "the program's own handler did not run"
+[ "$i" = 1 ] || fail "the data of the child with its own handler is corrupted"
 kill -TERM "$with" "$without"
 wait "$with" || fail "the child with the knob exited badly"
 wait "$without" || fail "the child without the knob exited badly"
 cat "$tmp/with" "$tmp/without"
-read -r b a i < <(sed 's/[a-z]*=//g' "$tmp/with")
+read -r b a i _ < <(sed 's/[a-z]*=//g' "$tmp/with")
 (( a > b )) || fail "pageout_requests did not go up ($b -> $a)"
 [ "$i" = 1 ] || fail "the paged-out data is corrupted"
-read -r b a i < <(sed 's/[a-z]*=//g' "$tmp/without")
+read -r b a i _ < <(sed 's/[a-z]*=//g' "$tmp/without")
 (( a == b )) || fail "the child without the knob paged out ($b -> $a)"
 [ "$i" = 1 ] || fail "the data of the child without the knob is corrupted"
 
@@ -101,7 +112,7 @@ else
     (( rss0 - rss1 >= 48000 )) || fail "RSS dropped by only $(( rss0 - rss1 )) kB with swap on"
     kill -TERM "$c"
     wait "$c" || fail "the swapped child exited badly"
-    read -r b a i < <(sed 's/[a-z]*=//g' "$tmp/swapped")
+    read -r b a i _ < <(sed 's/[a-z]*=//g' "$tmp/swapped")
     [ "$i" = 1 ] || fail "the swapped-out data came back corrupted"
     swapoff "$swapfile" && swapfile=
 fi
