@@ -343,6 +343,25 @@ void finish_release(const Range* r, size_t n) {
 
 uint64_t dirty_bytes() { return dirty_total << g.page_shift; }
 
+namespace {
+
+// Calls fn(first page, slab) for every live slab of a chunk (heap lock held).
+template <class Fn>
+void for_each_slab(ChunkHeader* c, Fn fn) {
+    for (uint32_t p = c->first_page; p < c->npages;) {
+        uint64_t e = c->pagemap[p];
+        if (e == 0 || (pe_offset(e) >> g.page_shift) != 0) {
+            ++p;
+            continue;
+        }
+        const Slab& s = c->slabs[p];
+        fn(p, s);
+        p += s.npages;
+    }
+}
+
+}  // namespace
+
 size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max) {
     LockGuard guard(heap_lock);
     size_t n = 0;
@@ -350,21 +369,13 @@ size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max) {
     for (; *cursor < nchunks && n + kMaxPagesPerChunk / 2 <= max; ++*cursor) {
         ChunkHeader* c = registry[*cursor];
         if (c->released) continue;
-        for (uint32_t p = c->first_page; p < c->npages;) {
-            uint64_t e = c->pagemap[p];
-            if (e == 0 || (pe_offset(e) >> g.page_shift) != 0) {
-                ++p;
-                continue;
-            }
-            const Slab& s = c->slabs[p];
-            if (int32_t(before - s.epoch) > 0) {
-                uintptr_t a = reinterpret_cast<uintptr_t>(c) + (uintptr_t(p) << g.page_shift);
-                size_t len = size_t(s.npages) << g.page_shift;
-                if (n && out[n - 1].addr + out[n - 1].len == a) out[n - 1].len += len;
-                else out[n++] = Range{a, len};
-            }
-            p += s.npages;
-        }
+        for_each_slab(c, [&](uint32_t p, const Slab& s) {
+            if (int32_t(before - s.epoch) <= 0) return;
+            uintptr_t a = reinterpret_cast<uintptr_t>(c) + (uintptr_t(p) << g.page_shift);
+            size_t len = size_t(s.npages) << g.page_shift;
+            if (n && out[n - 1].addr + out[n - 1].len == a) out[n - 1].len += len;
+            else out[n++] = Range{a, len};
+        });
     }
     return n;
 }
@@ -372,20 +383,12 @@ size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max) {
 void occupancy(uint64_t hist[10], uint64_t list[4]) {
     LockGuard guard(heap_lock);
     for (unsigned k = 0; k < nchunks; ++k) {
-        ChunkHeader* c = registry[k];
-        if (c->released) continue;
-        for (uint32_t p = c->first_page; p < c->npages;) {
-            uint64_t e = c->pagemap[p];
-            if (e == 0 || (pe_offset(e) >> g.page_shift) != 0) {
-                ++p;
-                continue;
-            }
-            const Slab& s = c->slabs[p];
+        if (registry[k]->released) continue;
+        for_each_slab(registry[k], [&](uint32_t, const Slab& s) {
             uint32_t cap = g_class[s.cls].capacity;
             ++hist[cap ? (s.used * 10 / cap > 9 ? 9 : s.used * 10 / cap) : 0];
             ++list[s.list & 3];
-            p += s.npages;
-        }
+        });
     }
 }
 
