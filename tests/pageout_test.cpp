@@ -98,6 +98,25 @@ namespace {
 
 constexpr const char* kChildMarker = "BTM_PAGEOUT_TEST_CHILD";
 
+// Runs one test of this binary in a fresh process whose btmalloc has the
+// pageout signal configured (knobs are read at the first malloc, before
+// main), and expects it to exit 0.
+void run_child_with_signal(const char* test) {
+    std::string filter = std::string("--gtest_filter=") + test;
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        setenv(kChildMarker, "1", 1);
+        setenv("BTM_PAGEOUT_SIGNAL", "RTMIN+3", 1);
+        execl("/proc/self/exe", "pageout_test", filter.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << test << ": child status " << status << (WIFSIGNALED(status) ? " (killed by a signal)" : "");
+}
+
 // The child: the pageout signal is configured (environment set by the parent
 // test); a queued signal with min_age 1 must run a pageout, without killing
 // the process, and leave every cold object intact.
@@ -125,24 +144,8 @@ TEST(PageoutSignal, ChildHalf) {
     for (auto p : cold) free(p);
 }
 
-TEST(PageoutSignal, HandledWhenConfigured) {
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        setenv(kChildMarker, "1", 1);
-        setenv("BTM_PAGEOUT_SIGNAL", "RTMIN+3", 1);
-        execl("/proc/self/exe", "pageout_test", "--gtest_filter=PageoutSignal.ChildHalf", static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << "child status " << status << (WIFSIGNALED(status) ? " (killed by a signal)" : "");
-}
+TEST(PageoutSignal, HandledWhenConfigured) { run_child_with_signal("PageoutSignal.ChildHalf"); }
 
-}  // namespace
-
-namespace {
 
 // The child of the storm test: four threads churn verified objects while the
 // main thread queues thousands of pageout signals (min_age 0: everything,
@@ -188,19 +191,6 @@ TEST(PageoutSignal, StormChildHalf) {
     EXPECT_GE(stats().pageout_requests, 1u);
 }
 
-TEST(PageoutSignal, StormWhileThreadsChurn) {
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        setenv(kChildMarker, "1", 1);
-        setenv("BTM_PAGEOUT_SIGNAL", "RTMIN+3", 1);
-        execl("/proc/self/exe", "pageout_test", "--gtest_filter=PageoutSignal.StormChildHalf", static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << "child status " << status << (WIFSIGNALED(status) ? " (killed by a signal)" : "");
-}
+TEST(PageoutSignal, StormWhileThreadsChurn) { run_child_with_signal("PageoutSignal.StormChildHalf"); }
 
 }  // namespace
