@@ -12,7 +12,8 @@
 // out for plotting. The main thread
 // records RSS at each phase boundary: start, peak, right after the shrink,
 // settled (end of the settle phase), drained (`--drain-wait-s` after freeing
-// everything). Neither the sampler nor the bookkeeping allocates through
+// everything). `--btm-stats 1` also prints btmalloc's own counters there.
+// Neither the sampler nor the bookkeeping allocates through
 // malloc: the pointer table is mmap'd, and its unused tail is released after
 // the shrink, so what RSS shows beyond the start is the allocator's.
 #include <pthread.h>
@@ -111,12 +112,31 @@ uint64_t measure_rss() {
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
+// With --btm-stats, where the preloaded allocator is btmalloc, its own view at
+// each phase boundary (found by dlsym, so the program still runs under every
+// peer): what explains an RSS figure.
+bool g_btm_stats;
+void btm_note(const char* phase) {
+  if (!g_btm_stats) return;
+  struct Stats {  // struct btm_stats v1 (include/btmalloc.h), copied by layout
+    uint64_t version, allocated, large, committed, reserved, chunks, slabs, partitions, caches, slow,
+        foreign, invalid, large_cached, rel_sync, rel_async, po_req, po_bytes, resident, dirty, free_chunks,
+        thread, uring, future[4];
+  } st{};
+  auto fn = reinterpret_cast<int (*)(Stats*)>(dlsym(RTLD_DEFAULT, "btm_stats"));
+  st.version = 1;
+  if (!fn || fn(&st) != 0) return;
+  std::printf("# btm %-8s rss=%.1f allocated=%.1f committed=%.1f dirty=%.1f slabs=%lu released=%.1f MiB\n", phase,
+              double(st.resident) / kMiB, double(st.allocated) / kMiB, double(st.committed) / kMiB,
+              double(st.dirty) / kMiB, (unsigned long)st.slabs, double(st.rel_sync + st.rel_async) / kMiB);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Args args(argc, argv,
             {"--objects", "--churn-ops", "--keep", "--settle-s", "--settle-rate", "--drain-wait-s",
-             "--sample-ms", "--series", "--seed"});
+             "--sample-ms", "--series", "--seed", "--btm-stats"});
   const uint32_t n_objects = uint32_t(args.integer("--objects", 400000));
   const uint64_t churn_ops = uint64_t(args.integer("--churn-ops", n_objects));
   const double keep = args.num("--keep", 0.10);
@@ -125,6 +145,7 @@ int main(int argc, char** argv) {
   const double drain_wait_s = args.num("--drain-wait-s", 1.0);
   const char* series_path = args.str("--series", nullptr);
   g_sample_ns = long(args.num("--sample-ms", 10) * 1e6);
+  g_btm_stats = args.integer("--btm-stats", 0) != 0;
   report_provider();
 
   Rng rng(uint64_t(args.integer("--seed", 1)));
@@ -182,6 +203,7 @@ int main(int argc, char** argv) {
   madvise(reinterpret_cast<char*>(table) + keep_bytes, table_bytes - keep_bytes, MADV_DONTNEED);
   const double work_s = seconds_since(t_work);
   const uint64_t rss_shrink = measure_rss();
+  btm_note("shrink");
   const uint64_t live_shrink = live_bytes;
 
   // Settle: replace survivors at a steady pace, in 1 ms ticks.
@@ -204,6 +226,7 @@ int main(int argc, char** argv) {
     clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr);
   }
   const uint64_t rss_settled = measure_rss();
+  btm_note("settled");
   const uint64_t live_settled = live_bytes;
 
   g_phase = kDrain;
@@ -212,6 +235,7 @@ int main(int argc, char** argv) {
   const uint64_t rss_drained_now = measure_rss();
   sleep_s(drain_wait_s);
   const uint64_t rss_drained = measure_rss();
+  btm_note("drained");
 
   g_phase = kDone;
   sleep_s(double(g_sample_ns) * 2e-9);

@@ -90,7 +90,14 @@ void* thread_main(void*) {
     for (;;) {
         uint32_t seen = wake_word.load(std::memory_order_acquire);
         if (pending_bytes() == 0) {
+            // Announce the sleep and re-arm kicks before the last look: a
+            // poller that saw kicked still set (a kick that came while this
+            // thread was busy) made its bytes visible before that, so the
+            // look below sees them; one that kicks later changes wake_word,
+            // so the wait returns at once.
             sleeping.store(true, std::memory_order_seq_cst);
+            kicked.store(false, std::memory_order_seq_cst);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
             if (pending_bytes() == 0 && pageout_age.load(std::memory_order_acquire) < 0)
                 futex_wait(seen, nullptr);  // nothing to age: sleep until woken
             sleeping.store(false, std::memory_order_relaxed);
@@ -165,7 +172,10 @@ void poll() {
     if (async_wanted) {
         if (started.load(std::memory_order_relaxed)) {
             // Over budget, or work for a thread that sleeps without a timeout;
-            // one futex call until the thread has run.
+            // one futex call until the thread has run.  (The fence orders the
+            // bytes we just made pending before the flags we read: see
+            // thread_main.)
+            std::atomic_thread_fence(std::memory_order_seq_cst);
             bool want = excess || sleeping.load(std::memory_order_relaxed);
             if (want && !kicked.load(std::memory_order_relaxed) && !kicked.exchange(true)) {
                 sleeping.store(false, std::memory_order_relaxed);
