@@ -30,6 +30,21 @@ constexpr size_t kPathCap = 256;
 char g_dropin_paths[kMaxDropIns][kPathCap];
 char g_program[256];
 
+// stat(2) and fstat(2) as system calls: glibc's wrappers carry the symbol
+// version GLIBC_2.33, which libbtmalloc.so needs for nothing else, and each
+// version a preloaded library needs costs ld.so work in every process start
+// (src/os/dso_link.cpp).  Where the kernel's struct stat is not glibc's, the
+// wrappers.
+#if (defined(__x86_64__) || defined(__aarch64__)) && defined(SYS_newfstatat) && defined(SYS_fstat)
+int stat_path(const char* path, struct stat* st) {
+    return int(syscall(SYS_newfstatat, AT_FDCWD, path, st, 0));
+}
+int stat_fd(int fd, struct stat* st) { return int(syscall(SYS_fstat, fd, st)); }
+#else
+int stat_path(const char* path, struct stat* st) { return stat(path, st); }
+int stat_fd(int fd, struct stat* st) { return fstat(fd, st); }
+#endif
+
 void report_file(const Options& opt, const char* file, const char* text) {
     opt.sink.report(opt.sink.ctx, Diagnostic{file, 0, text});
 }
@@ -121,7 +136,7 @@ unsigned load_dropins(const Options& opt, Values* out, Origin* origin) {
         return 1;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || report_untrusted(opt, dir, st)) {
+    if (stat_fd(fd, &st) != 0 || report_untrusted(opt, dir, st)) {
         close(fd);
         return 1;
     }
@@ -181,7 +196,7 @@ unsigned load_file(const char* path, bool must_exist, const Options& opt, Values
     // some devices has side effects); fstat() after open closes the race.
     struct stat st;
     Text<128> t;
-    if (stat(path, &st) != 0) {
+    if (stat_path(path, &st) != 0) {
         int err = errno;
         if ((err == ENOENT || err == ENOTDIR) && !must_exist) return 0;
         t.put("cannot open: ");
@@ -198,7 +213,7 @@ unsigned load_file(const char* path, bool must_exist, const Options& opt, Values
             report_file(opt, path, t.c_str());
             return 1;
         }
-        if (fstat(fd, &st) != 0) st.st_mode = 0;
+        if (stat_fd(fd, &st) != 0) st.st_mode = 0;
     }
     if (!S_ISREG(st.st_mode)) {
         if (fd >= 0) close(fd);

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,7 +127,10 @@ void write_all(int fd, const char* s, size_t n) {
 
 void random_bytes(void* buf, size_t n) {
     int saved = errno;
-    ssize_t got = getrandom(buf, n, GRND_NONBLOCK);
+    // The system call, not glibc's getrandom(): its symbol version
+    // (GLIBC_2.25) would be one more for ld.so to check at every process
+    // start (src/os/dso_link.cpp), for a call made once.
+    ssize_t got = syscall(SYS_getrandom, buf, n, GRND_NONBLOCK);
     errno = saved;
     if (got == ssize_t(n)) return;
     // AT_RANDOM: 16 bytes the kernel gave this process; mix with the clock so
