@@ -2,7 +2,7 @@
 """Turn the raw results of bench/run.sh into the markdown report.
 
     report.py --raw raw.tsv --machine machine.txt --notes notes.txt \
-              --allocs "glibc jemalloc ..." [--quick] [--plot burst.png]
+              --allocs "glibc jemalloc ..." [--refs "emptydso ..."] [--quick] [--plot burst.png]
 
 raw.tsv has one line per value: round, allocator, benchmark, metric, value,
 unit. For every metric the report shows each allocator's median over the
@@ -10,6 +10,9 @@ rounds, its ratio to the best peer of the same run (the peers are every
 allocator but btmalloc; "best" is the lowest value, or the highest for Mops),
 and btmalloc's ratio to glibc; a cell whose rounds spread by more than 10% of
 the median says so. A table of the targets from the issues comes first.
+References (--refs: run.sh's empty preloaded libraries) get their own columns
+where they have values and are never peers; with them, a table of the start-up
+floor follows the targets.
 """
 import argparse
 import collections
@@ -17,6 +20,10 @@ import statistics
 import sys
 
 BTM = "btmalloc"
+# The reference that start-up cannot go under: an empty library linked
+# without the C start files (run.sh).
+FLOOR = "emptydso_nocrt"
+FLOOR_METRICS = ["true_Ir", "true_wall", "pipe20_Ir", "pipe20_wall"]
 HIGHER_IS_BETTER = {"Mops"}
 # Facts about the workload, the same under every allocator: no ratios.
 INFO_METRICS = {"burst_settled_live"}
@@ -124,7 +131,7 @@ def load(path):
 
 
 class Metric:
-    def __init__(self, name, unit, per_alloc):
+    def __init__(self, name, unit, per_alloc, refs=()):
         self.name = name
         self.unit = unit
         self.higher = unit in HIGHER_IS_BETTER
@@ -132,7 +139,7 @@ class Metric:
         self.spread = {a: (max(v) - min(v)) / abs(statistics.median(v)) if statistics.median(v) else 0.0
                        for a, v in per_alloc.items() if v}
         self.rounds = {a: len(v) for a, v in per_alloc.items()}
-        peers = {a: m for a, m in self.median.items() if a != BTM}
+        peers = {a: m for a, m in self.median.items() if a != BTM and a not in refs}
         self.best_peer = None
         if peers and name not in INFO_METRICS:
             pick = max if self.higher else min
@@ -155,11 +162,16 @@ class Metric:
         return x
 
 
-def table(metrics, allocs):
+def table(metrics, allocs, refs=()):
     has_btm = BTM in allocs
+    shown_refs = [r for r in refs if any(r in m.median for m in metrics)]
+    has_floor = has_btm and FLOOR in shown_refs
+    allocs = allocs + shown_refs
     head = ["metric", "unit", "better"] + allocs + ["best peer"]
     if has_btm:
         head += ["btmalloc ÷ best peer", "btmalloc ÷ glibc"]
+    if has_floor:
+        head += [f"btmalloc ÷ {FLOOR}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in metrics:
         info = m.name in INFO_METRICS
@@ -183,6 +195,32 @@ def table(metrics, allocs):
             g = m.ratio(BTM, "glibc") if not info else None
             row.append(f"{r:.2f}" if r is not None else "—")
             row.append(f"{g:.2f}" if g is not None else "—")
+        if has_floor:
+            f = m.ratio(BTM, FLOOR) if not info else None
+            row.append(f"{f:.2f}" if f is not None else "—")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def floor_table(metrics, refs):
+    """glibc, each reference and btmalloc side by side for the start-up metrics."""
+    ms = [metrics[n] for n in FLOOR_METRICS if n in metrics and "glibc" in metrics[n].median]
+    ms = [m for m in ms if any(r in m.median for r in refs)]
+    if not ms:
+        return None
+    head = ["metric", "glibc"] + list(refs) + [BTM] + [f"{r} ÷ glibc" for r in refs] + ["btmalloc ÷ glibc"]
+    if FLOOR in refs:
+        head.append(f"btmalloc ÷ {FLOOR}")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in ms:
+        cols = ["glibc"] + list(refs) + [BTM]
+        row = [f"`{m.name}`"] + [f"{fmt(m.median[a])} {m.unit}" if a in m.median else "—" for a in cols]
+        for a in list(refs) + [BTM]:
+            x = m.ratio(a, "glibc")
+            row.append(f"{x:.3f}" if x is not None else "—")
+        if FLOOR in refs:
+            x = m.ratio(BTM, FLOOR)
+            row.append(f"{x:.3f}" if x is not None else "—")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -217,13 +255,15 @@ def main():
     ap.add_argument("--machine", required=True)
     ap.add_argument("--notes")
     ap.add_argument("--allocs", required=True)
+    ap.add_argument("--refs", default="")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--plot")
     args = ap.parse_args()
 
     values, units, bench_of, order = load(args.raw)
     allocs = args.allocs.split()
-    metrics = {name: Metric(name, units[name], values[name]) for name in order}
+    refs = args.refs.split()
+    metrics = {name: Metric(name, units[name], values[name], refs) for name in order}
 
     out = []
     out.append("# btmalloc benchmark results" + (" (quick mode: a harness check, not a result)" if args.quick else ""))
@@ -234,7 +274,9 @@ def main():
     out.append("```")
     out.append("")
     out.append("Each cell is the median over the rounds; in parentheses, the ratio to the best peer of "
-               "this run (peers: every allocator but btmalloc; the best peer's value is in bold). "
+               "this run (peers: every allocator but btmalloc"
+               + (f" and the references {', '.join(refs)}" if refs else "")
+               + "; the best peer's value is in bold). "
                "±N% marks a cell whose rounds spread by more than ±5% around the median "
                "(half the max-min range, relative to the median).")
     out.append("")
@@ -255,6 +297,19 @@ def main():
         out.append("")
         out.append(targets_table(metrics))
         out.append("")
+        ft = floor_table(metrics, refs) if refs else None
+        if ft:
+            out.append("## Start-up floor: an empty preloaded library")
+            out.append("")
+            out.append("The start-up targets compare with glibc alone. Preloading any library, even one with "
+                       "nothing in it, costs a process start ld.so's work for one more object; "
+                       "emptydso is such a library as cc links it by default, emptydso_nocrt one linked "
+                       "without the C start files (as libbtmalloc.so is), the least a preloaded library "
+                       "can cost. A start-up target whose bound is below the floor's ratio to glibc "
+                       "cannot be met by any preloaded allocator.")
+            out.append("")
+            out.append(ft)
+            out.append("")
     known = set()
     for bench, title, text in SECTIONS:
         ms = [metrics[n] for n in order if bench_of[n] == bench]
@@ -265,7 +320,7 @@ def main():
         out.append("")
         out.append(text)
         out.append("")
-        out.append(table(ms, allocs))
+        out.append(table(ms, allocs, refs))
         out.append("")
         if bench == "burst" and args.plot:
             out.append(f"RSS over time: `{args.plot}`")
@@ -274,7 +329,7 @@ def main():
     if rest:
         out.append("## Other")
         out.append("")
-        out.append(table(rest, allocs))
+        out.append(table(rest, allocs, refs))
         out.append("")
     sys.stdout.write("\n".join(out))
 

@@ -12,7 +12,11 @@
 #   -q, --quick          shorter runs and 2 rounds (a few minutes): to check the harness
 #   -B, --bench LIST     benchmarks to run, comma-separated (default: all of
 #                        churn,sites,local,prodcons,latency,scatter16k,burst,startup,
-#                        hotpath,python,gcc)
+#                        hotpath,python,gcc); startup also runs with two empty
+#                        libraries built here with cc and preloaded (not allocators):
+#                        emptydso as cc links any library, emptydso_nocrt without
+#                        the C start files (-nostartfiles), the least that loading
+#                        one more library can cost
 #   -a, --alloc LIST     allocators, comma-separated (default: glibc,jemalloc,mimalloc,
 #                        tcmalloc,btmalloc)
 #   -o, --out DIR        output directory (default: /tmp/btm-bench-DATE)
@@ -25,8 +29,8 @@
 # every round), DIR/logs/ (each run's output), DIR/burst.png and the burst series.
 # Peers are the Debian packages' libraries; an allocator whose library is missing,
 # or that fails a start-up check, is skipped with a note. A run that fails or
-# times out is noted and the rest goes on. Nothing is built here: build the
-# bench programs first (bench/README.md).
+# times out is noted and the rest goes on. Nothing is built here but the empty
+# libraries: build the bench programs first (bench/README.md).
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,7 +47,8 @@ out=""
 run_timeout=300
 nice_level=""
 
-usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+# The comment block at the top, up to the first line that is not a comment.
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }
 
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -121,6 +126,26 @@ declare -A lib=(
   [btmalloc]=$btm_lib
 )
 btm_origin=${btm_origin:-$btm_lib}
+# References: preloaded like an allocator but not one; reported in their own
+# columns, never peers, in the startup benchmark only.  Libraries with nothing
+# in them, built with the system's cc: what loading one more object costs a
+# process start (ld.so opening, mapping and relocating it), whatever is in it.
+# emptydso is linked as cc links any library, with the C start files
+# (crtbeginS.o and friends: weak symbols to look up, _init/_fini);
+# emptydso_nocrt without them, as libbtmalloc.so is: the floor.
+refs=()
+declare -A ref_flags=([emptydso]="" [emptydso_nocrt]="-nostartfiles")
+if [[ " $benches " == *" startup "* ]]; then
+  echo 'int btm_bench_emptydso;' >"$out/work/emptydso.c"
+  for ref in emptydso emptydso_nocrt; do
+    # shellcheck disable=SC2086 # ref_flags holds zero or more flags
+    if ${CC:-cc} -shared -fPIC -O2 ${ref_flags[$ref]} -o "$out/work/lib$ref.so" "$out/work/emptydso.c" \
+      2>"$out/work/$ref.err"; then
+      lib[$ref]=$out/work/lib$ref.so
+      refs+=("$ref")
+    fi
+  done
+fi
 
 raw=$out/raw.tsv
 notes=$out/notes.txt
@@ -129,6 +154,9 @@ printf 'round\talloc\tbench\tmetric\tvalue\tunit\n' >"$raw"
 
 note() { echo "$*" >>"$notes"; echo "run.sh: $*" >&2; }
 progress() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+if [[ " $benches " == *" startup "* && ${#refs[@]} -lt 2 ]]; then
+  note "could not build the empty libraries (${CC:-cc}, see work/emptydso*.err): startup has ${refs[*]:-no reference}"
+fi
 
 # ---------------------------------------------------------------- parameters
 if ((quick)); then
@@ -333,6 +361,9 @@ fi
       echo "$a: $origin ($(stat -L -c '%s bytes, %y' "$origin" | cut -d. -f1))"
     fi
   done
+  for a in "${refs[@]}"; do
+    echo "$a: ${lib[$a]} ($(stat -L -c '%s bytes' "${lib[$a]}"): ${CC:-cc} -shared -fPIC -O2${ref_flags[$a]:+ ${ref_flags[$a]}} of 'int btm_bench_emptydso;', $(${CC:-cc} --version | head -n 1))"
+  done
   echo "packages: $(dpkg-query -W -f '${Package} ${Version}; ' libc6 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 2>/dev/null)"
   echo "rounds: $rounds$( ((quick)) && echo ' (quick mode)')${nice_level:+, nice $nice_level}"
 } >"$out/machine.txt"
@@ -348,8 +379,15 @@ for ((r = 1; r <= rounds; r++)); do
   order=()
   n=${#active[@]}
   for ((i = 0; i < n; i++)); do order+=("${active[$(((i + r - 1) % n))]}"); done
+  # startup rotates the references in with the allocators.
+  with_refs=("${active[@]}" "${refs[@]}")
+  order_refs=()
+  n=${#with_refs[@]}
+  for ((i = 0; i < n; i++)); do order_refs+=("${with_refs[$(((i + r - 1) % n))]}"); done
   for b in $benches; do
-    for a in "${order[@]}"; do
+    list=("${order[@]}")
+    [[ $b == startup ]] && list=("${order_refs[@]}")
+    for a in "${list[@]}"; do
       progress "round $r/$rounds  $b  $a"
       "bench_$b" "$a" "$r"
     done
@@ -368,7 +406,7 @@ if [[ " $benches " == *" burst "* ]]; then
     "$here/plot_burst.sh" "$out/burst.png" "$out/plot" >/dev/null || note "burst plot failed"
   fi
 fi
-report_args=(--raw "$raw" --machine "$out/machine.txt" --notes "$notes" --allocs "${active[*]}")
+report_args=(--raw "$raw" --machine "$out/machine.txt" --notes "$notes" --allocs "${active[*]}" --refs "${refs[*]}")
 ((quick)) && report_args+=(--quick)
 [[ -e $out/burst.png ]] && report_args+=(--plot "$out/burst.png")
 /usr/bin/python3 "$here/report.py" "${report_args[@]}" >"$out/results.md"
