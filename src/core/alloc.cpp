@@ -52,7 +52,10 @@ void setup_classes() {
         // Enough slots that a refill is worth its lock (but a slab stays a
         // page or a few: every (partition, class) pair pins at most one
         // partly used slab), and at most 1/8 of the slab lost to the tail.
-        uint32_t min_slots = size <= 1024 ? 8 : (32768 / size ? 32768 / size : 1);
+        // Up to 1 KiB a slab is one page (4 slots of 1 KiB suffice): a page
+        // is then freed with its slab's last slot, so after a random mass
+        // free a page goes back as soon as no survivor is on it.
+        uint32_t min_slots = size <= 512 ? 8 : size <= 1024 ? 4 : (32768 / size ? 32768 / size : 1);
         size_t pages = 1;
         for (;; ++pages) {
             size_t bytes = pages * page;

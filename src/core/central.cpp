@@ -65,7 +65,7 @@ void reposition(Central& c, Slab* s) {
     bool available = s->free_count > 0 || s->bump < ci.capacity;
     SlabList want = s->used == 0       ? kListEmpty
                     : !available       ? kListNone
-                    : s->used * 4 < ci.capacity ? kListSparse
+                    : s->used * 4 <= ci.capacity ? kListSparse
                                                 : kListPartial;
     if (want == s->list) return;
     if (s->list == kListSparse) set_draining(s, false);
@@ -73,8 +73,11 @@ void reposition(Central& c, Slab* s) {
     if (want == kListEmpty) {
         // Freed pages stay reusable (dirty) in the page heap until they age
         // out, so a warm slab only saves a trip to the page-heap lock: worth
-        // it for small slabs, not for the big one-slot ones.
-        if (c.nempty >= g_warm_slabs || (uint32_t(s->npages) << g.page_shift) > kWarmSlabMax) {
+        // it for small slabs, not for the big one-slot ones, and only when
+        // the pair has no other slab to refill from (after a mass free every
+        // pair would otherwise keep its warm slabs outside the dirty budget).
+        if (c.nempty >= g_warm_slabs || (uint32_t(s->npages) << g.page_shift) > kWarmSlabMax || c.partial ||
+            c.sparse) {
             --c.nslabs;
             chunks::slab_free(s);
             return;
@@ -188,7 +191,8 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
         }
         if (got < want && s->bump < ci.capacity) {
             char* base = slab_base(s);
-            uint32_t k = ci.capacity - s->bump < want - got ? ci.capacity - s->bump : want - got;
+            uint32_t room = uint32_t(ci.capacity) - s->bump;
+            uint32_t k = room < want - got ? room : want - got;
             // Carving writes a link into each slot: for slots of 2 KiB and
             // up that is a fresh page each, faulted in inside this malloc.
             // Two per refill keeps that off the latency tail.
@@ -262,7 +266,7 @@ void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra) {
 namespace {
 
 // Returns n chained slots to their slabs (central lock held); returns how
-// many landed in slabs that are now under a quarter full.
+// many landed in slabs that are now at most a quarter full.
 uint32_t free_local(Central& c, void* chain, uint32_t n) {
     uint32_t cap = n ? g_class[class_of_central(c)].capacity : 0;
     const uint32_t now = n ? os::coarse_seconds() : 0;
@@ -278,7 +282,7 @@ uint32_t free_local(Central& c, void* chain, uint32_t n) {
         ++s->free_count;
         --s->used;
         s->epoch = now;
-        thin += s->used * 4 < cap;
+        thin += s->used * 4 <= cap;
         if (s != prev && prev) reposition(c, prev);
         prev = s;
     }
@@ -350,11 +354,22 @@ bool flush(Bin* b, uint32_t bin, uint32_t keep) {
     }
     c.out_bytes -= uint64_t(n) * g_class[class_of_central(c)].size;
     uint32_t thin = free_local(c, rest, n);
+    bool shrinking = c.refills == c.refills_at_flush && thin * 2 >= n;
+    if (shrinking && b->count) {
+        // The slots the bin kept would pin slabs that are emptying: a bin
+        // that then goes idle (its thread sleeps, or only frees elsewhere)
+        // never flushes again.  Send them home too.
+        uint32_t k = b->count;
+        c.out_bytes -= uint64_t(k) * g_class[class_of_central(c)].size;
+        void* all = b->head;
+        b->head = nullptr;
+        b->count = 0;
+        free_local(c, all, k);
+    }
     drain(c);
-    bool quiet = c.refills == c.refills_at_flush;
     c.refills_at_flush = c.refills;
     c.lock.unlock();
-    return quiet && thin * 2 >= n;
+    return shrinking;
 }
 
 void free_home(void* p, uint64_t entry) {

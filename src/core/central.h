@@ -3,8 +3,8 @@
 //
 // Invariants:
 // - A slab is on at most one list: `partial` (has a free or never-used slot
-//   and at least a quarter of its slots live), `sparse` (has a free slot, some
-//   but fewer live), `empty` (no live slot; kept warm), or none (full).
+//   and more than a quarter of its slots live), `sparse` (has a free slot, a
+//   quarter or fewer live), `empty` (no live slot; kept warm), or none (full).
 //   Refills take from partial slabs (the fullest of the first few), then
 //   from the sparse slab that has been sparse longest, then from empty or
 //   new slabs, so allocations concentrate on full slabs and the sparse ones
@@ -71,10 +71,12 @@ void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra);
 // their slabs under the pair's lock when it is free, else onto the slabs'
 // lock-free remote lists.
 // Returns true when the pair is shrinking: nobody refilled from it since the
-// previous flush and most of the slots sent home landed in slabs now under a
+// previous flush and most of the slots sent home landed in slabs now at most a
 // quarter full, so caching its slots would only keep those slabs from
-// emptying.  (Slots coming home to be reused at once, as between a producer
-// and a consumer thread, are not that.)
+// emptying.  Then the bin's kept slots go home too: a bin that goes idle
+// after a shrink (its thread sleeps) would otherwise pin their slabs for
+// good.  (Slots coming home to be reused at once, as between a producer and
+// a consumer thread, are not that.)
 bool flush(Bin* b, uint32_t bin, uint32_t keep);
 // Frees one slot of a draining slab (or any slot, without a thread cache):
 // into its slab under the pair's lock when free, else onto the remote list.
