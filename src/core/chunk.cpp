@@ -250,7 +250,7 @@ namespace {
 // Dirty pages the heap may keep before they go back at once rather than at
 // the next aging tick: max(kDirtyMin, slab memory / kDirtyShare).
 inline constexpr uint64_t kDirtyMinBytes = uint64_t(4) << 20;
-inline constexpr uint64_t kDirtyShare = 8;
+inline constexpr uint64_t kDirtyShare = 32;
 
 uint64_t budget_pages(uint64_t slab) {
     uint64_t floor = kDirtyMinBytes >> g.page_shift;

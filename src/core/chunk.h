@@ -54,10 +54,10 @@ inline constexpr uint64_t kRemotePtrMask = ((uint64_t(1) << 48) - 1) & ~kRemoteQ
 
 struct Slab {
     void* free;                 // local free list (encoded links); central lock
-    uint32_t free_count;
-    uint32_t bump;              // slots [bump, capacity) were never handed out
-    uint32_t used;              // see the invariant above
-    uint32_t bin;               // partition << kClassBits | class
+    uint16_t free_count;        // counts fit: a slab has at most 0xffff slots
+    uint16_t bump;              // slots [bump, capacity) were never handed out
+    uint16_t used;              // see the invariant above
+    uint16_t bin;               // partition << kClassBits | class
     uint16_t npages;
     uint8_t cls;
     uint8_t list;               // which central list holds it (SlabList)
@@ -68,6 +68,9 @@ struct Slab {
     std::atomic<uint64_t> remote;  // lock-free pushes from any thread
     Slab* qnext;                // link in the central's queue of slabs with remote frees
 };
+// One cache line: a chunk's descriptors are 512 of them, and after a mass
+// free the pages they sit on are most of what an almost empty chunk keeps.
+static_assert(sizeof(Slab) == 64);
 
 enum SlabList : uint8_t { kListNone = 0, kListPartial = 1, kListSparse = 2, kListEmpty = 3 };
 
@@ -141,7 +144,7 @@ enum class Collect {
 size_t collect(Range* out, size_t max, Collect mode, uint32_t warm_chunks);
 void finish_release(const Range* r, size_t n);
 uint64_t dirty_bytes();
-// Dirty bytes above the budget (max(4 MiB, 1/8 of the bytes in slabs)): what
+// Dirty bytes above the budget (max(4 MiB, 1/32 of the bytes in slabs)): what
 // must go back now rather than at the next tick.
 uint64_t dirty_excess();
 

@@ -48,23 +48,33 @@ uint64_t now_ns() {
     return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
 }
 
+// Releases one batch of what `mode` collects; returns the bytes released
+// (0 when nothing was left).  Collected pages are out of the free set until
+// finish_release(), so batches of several threads never overlap; the ring
+// belongs to the tick_lock holder.
+size_t release_batch(chunks::Collect mode, bool use_ring, size_t* nranges = nullptr) {
+    chunks::Range r[kBatch];
+    size_t n = chunks::collect(r, kBatch, mode, warm);
+    if (nranges) *nranges = n;
+    if (n == 0) return 0;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; ++i) bytes += r[i].len;
+    static_assert(sizeof(chunks::Range) == sizeof(os::PageRange));
+    size_t via_ring = use_ring ? ring.release(reinterpret_cast<const os::PageRange*>(r), n) : 0;
+    if (!use_ring)
+        for (size_t i = 0; i < n; ++i) os::release(reinterpret_cast<void*>(r[i].addr), r[i].len);
+    chunks::finish_release(r, n);
+    released_async.fetch_add(via_ring, std::memory_order_relaxed);
+    released_sync.fetch_add(bytes - via_ring, std::memory_order_relaxed);
+    return bytes;
+}
+
 // Releases what `mode` collects, batch by batch; tick_lock held.
 size_t release(chunks::Collect mode, bool use_ring) {
     size_t total = 0;
-    chunks::Range r[kBatch];
     for (;;) {
-        size_t n = chunks::collect(r, kBatch, mode, warm);
-        if (n == 0) break;
-        size_t bytes = 0;
-        for (size_t i = 0; i < n; ++i) bytes += r[i].len;
-        static_assert(sizeof(chunks::Range) == sizeof(os::PageRange));
-        size_t via_ring = use_ring ? ring.release(reinterpret_cast<const os::PageRange*>(r), n) : 0;
-        if (!use_ring)
-            for (size_t i = 0; i < n; ++i) os::release(reinterpret_cast<void*>(r[i].addr), r[i].len);
-        chunks::finish_release(r, n);
-        released_async.fetch_add(via_ring, std::memory_order_relaxed);
-        released_sync.fetch_add(bytes - via_ring, std::memory_order_relaxed);
-        total += bytes;
+        size_t n;
+        total += release_batch(mode, use_ring, &n);
         if (n < kBatch) break;
     }
     return total;
@@ -157,6 +167,18 @@ void set_tick_divert(bool on) {
 
 }  // namespace
 
+namespace {
+
+// The freeing thread's share of an over-budget release: one batch, inline
+// (counted as synchronous), without the tick lock, which the thread may hold.
+void help() {
+    ++t_state.depth;
+    release_batch(chunks::Collect::kExcess, false);
+    --t_state.depth;
+}
+
+}  // namespace
+
 void poll() {
     if (t_state.depth) return;
     if (pageout_fn && async_wanted && !started.load(std::memory_order_relaxed)) {
@@ -181,6 +203,10 @@ void poll() {
                 sleeping.store(false, std::memory_order_relaxed);
                 wake();
             }
+            // Over budget (a mass free empties slabs faster than one thread
+            // can give pages back): the freeing thread helps, one batch per
+            // slow path, which also paces it to the release.
+            if (excess) help();
             return;
         }
         if (pending < kStartThreadBytes && !excess) return;

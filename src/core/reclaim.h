@@ -3,7 +3,9 @@
 // inline on allocation slow paths (knob async = off, or no thread/ring).
 //
 // Invariants: a page is released only after it stayed free through a whole
-// tick interval (or on malloc_trim), and only while it is out of the page
+// tick interval (or on malloc_trim, or while free pages exceed the dirty
+// budget: then the thread is woken and freeing threads help, one batch per
+// slow path), and only while it is out of the page
 // heap's free set (chunks::collect), so no slot can live on it.  The thread
 // starts only once the process has memory to give back, blocks every signal,
 // never allocates through the heap (its depth is always > 0), and is not
