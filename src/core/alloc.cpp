@@ -273,7 +273,7 @@ void free_unusual(void* p, uint64_t e, uintptr_t ra) {
         if (g.checks && static_cast<uint64_t*>(p)[1] == g.free_key) double_free(p, e, ra);
     int saved = errno;
     central::free_home(p, e);
-    reclaim::poll();
+    reclaim::poll(true);
     errno = saved;
 }
 

@@ -22,6 +22,7 @@ namespace {
 inline constexpr uint64_t kTickNs = 250'000'000;        // the aging interval
 inline constexpr uint64_t kStartThreadBytes = 1 << 20;  // dirty bytes that justify a thread
 inline constexpr size_t kBatch = 64;                    // ranges per release batch
+inline constexpr uint32_t kHelpRun = 512;                // see poll()
 
 SpinLock tick_lock;  // one tick at a time; held across collect -> finish
 bool async_wanted;
@@ -33,6 +34,7 @@ std::atomic<bool> kicked{false};    // woken and not yet run: no second futex ca
 size_t (*pageout_fn)(unsigned);     // set when a pageout signal is configured
 std::atomic<int64_t> pageout_age{-1};  // a pending request's min_age, or -1
 std::atomic<uint64_t> last_tick_ns{0};
+std::atomic<uint32_t> free_run{0};  // free slow paths since the last malloc one
 std::atomic<uint64_t> released_sync{0}, released_async{0}, nticks{0};
 os::AsyncRelease ring;  // used by the tick holder only
 
@@ -179,8 +181,17 @@ void help() {
 
 }  // namespace
 
-void poll() {
+void poll(bool freeing) {
     if (t_state.depth) return;
+    // A program still allocating would fault released pages back in inside
+    // its mallocs: freeing threads help only after a run of kHelpRun free
+    // slow paths with no malloc slow path between them (a mass free).
+    uint32_t run = free_run.load(std::memory_order_relaxed);
+    if (!freeing) {
+        if (run) free_run.store(0, std::memory_order_relaxed);
+    } else if (run < kHelpRun) {
+        free_run.store(++run, std::memory_order_relaxed);
+    }
     if (pageout_fn && async_wanted && !started.load(std::memory_order_relaxed)) {
         bool expected = false;
         if (started.compare_exchange_strong(expected, true) && !start_thread()) async_wanted = false;
@@ -203,10 +214,11 @@ void poll() {
                 sleeping.store(false, std::memory_order_relaxed);
                 wake();
             }
-            // Over budget (a mass free empties slabs faster than one thread
-            // can give pages back): the freeing thread helps, one batch per
-            // slow path, which also paces it to the release.
-            if (excess) help();
+            // Over budget while the program only frees (a mass free empties
+            // slabs faster than one thread can give pages back): the freeing
+            // thread helps, one batch per slow path of free, which also paces
+            // it to the release.
+            if (excess && freeing && run >= kHelpRun) help();
             return;
         }
         if (pending < kStartThreadBytes && !excess) return;

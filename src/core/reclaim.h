@@ -19,8 +19,12 @@ namespace btm::reclaim {
 
 void init(bool async, uint32_t warm_chunks);
 // At the end of slow paths, outside every lock: starts the thread or runs a
-// due synchronous tick.
-void poll();
+// due synchronous tick.  `freeing`: a free's slow path, which also helps
+// release what is over the dirty budget during a mass free: a run of free
+// slow paths with no malloc slow path (a malloc never does: its latency is
+// what programs wait on, and a program still allocating would fault the
+// pages back in).
+void poll(bool freeing = false);
 // Wakes the background thread now (async-signal-safe).
 void wake();
 // Releases everything free now; returns the bytes released.

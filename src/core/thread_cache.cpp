@@ -185,7 +185,7 @@ void free_slow(void* p, uint64_t entry) {
     if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
     b->head = p;
     ++b->count;
-    reclaim::poll();
+    reclaim::poll(true);
 }
 
 void flush_all() {
