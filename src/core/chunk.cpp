@@ -342,6 +342,7 @@ void finish_release(const Range* r, size_t n) {
 }
 
 uint64_t dirty_bytes() { return dirty_total << g.page_shift; }
+uint64_t slab_bytes() { return __atomic_load_n(&slab_pages, __ATOMIC_RELAXED) << g.page_shift; }
 
 namespace {
 

@@ -144,6 +144,8 @@ enum class Collect {
 size_t collect(Range* out, size_t max, Collect mode, uint32_t warm_chunks);
 void finish_release(const Range* r, size_t n);
 uint64_t dirty_bytes();
+// Bytes in live slabs (read without the lock: a hint).
+uint64_t slab_bytes();
 // Dirty bytes above the budget (max(4 MiB, 1/32 of the bytes in slabs)): what
 // must go back now rather than at the next tick.
 uint64_t dirty_excess();

@@ -171,12 +171,46 @@ void set_tick_divert(bool on) {
 
 namespace {
 
+// Helping episodes.  A mass free followed by a regrowth (a program that
+// frees and rebuilds a big structure in cycles) would pay a release and a
+// page fault for every page, every cycle: when slab memory grows back by
+// half of what helping released before the episode goes quiet for
+// kHelpQuietNs, helping stops for a while (1 s, doubling to 64 s), and the
+// background thread's aging alone decides.
+inline constexpr uint64_t kHelpQuietNs = 1'000'000'000;
+std::atomic<uint64_t> help_bytes{0};     // released by helping in this episode
+std::atomic<uint64_t> help_low{0};       // slab bytes when helping last ran
+std::atomic<uint64_t> help_last_ns{0};
+std::atomic<uint64_t> help_blocked_until{0};
+std::atomic<uint32_t> help_backoff{0};
+
 // The freeing thread's share of an over-budget release: one batch, inline
 // (counted as synchronous), without the tick lock, which the thread may hold.
 void help() {
+    uint64_t now = now_ns();
+    if (now < help_blocked_until.load(std::memory_order_relaxed)) return;
     ++t_state.depth;
-    release_batch(chunks::Collect::kExcess, false);
+    size_t n = release_batch(chunks::Collect::kExcess, false);
     --t_state.depth;
+    help_bytes.fetch_add(n, std::memory_order_relaxed);
+    help_low.store(chunks::slab_bytes(), std::memory_order_relaxed);
+    help_last_ns.store(now, std::memory_order_relaxed);
+}
+
+// On a malloc slow path after an episode: did the heap grow back?
+void watch_regrowth() {
+    uint64_t released = help_bytes.load(std::memory_order_relaxed);
+    if (!released) return;
+    uint64_t now = now_ns();
+    uint64_t slab = chunks::slab_bytes(), low = help_low.load(std::memory_order_relaxed);
+    if (slab > low && (slab - low) * 2 > released) {
+        uint32_t b = help_backoff.load(std::memory_order_relaxed);
+        help_blocked_until.store(now + (kHelpQuietNs << b), std::memory_order_relaxed);
+        if (b < 6) help_backoff.store(b + 1, std::memory_order_relaxed);
+        help_bytes.store(0, std::memory_order_relaxed);
+    } else if (now - help_last_ns.load(std::memory_order_relaxed) > kHelpQuietNs) {
+        help_bytes.store(0, std::memory_order_relaxed);  // the episode ended with no regrowth
+    }
 }
 
 }  // namespace
@@ -189,6 +223,7 @@ void poll(bool freeing) {
     uint32_t run = free_run.load(std::memory_order_relaxed);
     if (!freeing) {
         if (run) free_run.store(0, std::memory_order_relaxed);
+        watch_regrowth();
     } else if (run < kHelpRun) {
         free_run.store(++run, std::memory_order_relaxed);
     }
