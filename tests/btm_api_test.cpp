@@ -257,8 +257,11 @@ TEST(BtmStats, LargeBytesFollowLiveLargeBlocks) {
     }
     struct btm_stats during = read_stats();
     EXPECT_GE(during.large_bytes, before.large_bytes + kCount * kBlock);
-    EXPECT_GE(during.allocated_bytes, before.allocated_bytes + kCount * kBlock);
-    EXPECT_GE(during.resident_bytes, before.resident_bytes + kCount * kBlock / 2);
+    // Absolute bounds: the process's other memory can shrink meanwhile (the
+    // reclaim thread giving back what earlier tests freed), so a bound
+    // relative to `before` would be flaky.
+    EXPECT_GE(during.allocated_bytes, kCount * kBlock);
+    EXPECT_GE(during.resident_bytes, kCount * kBlock);
     for (void* p : blocks) btm_free(p);
     struct btm_stats after = read_stats();
     EXPECT_LE(after.large_bytes, during.large_bytes - kCount * kBlock);

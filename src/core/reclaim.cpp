@@ -36,7 +36,7 @@ std::atomic<int64_t> pageout_age{-1};  // a pending request's min_age, or -1
 std::atomic<uint64_t> last_tick_ns{0};
 std::atomic<uint32_t> free_run{0};  // free slow paths since the last malloc one
 std::atomic<uint64_t> released_sync{0}, released_async{0}, nticks{0};
-os::AsyncRelease ring;  // used by the tick holder only
+constinit os::AsyncRelease ring;  // used by the tick holder only; no constructor runs at load
 
 // Bytes the next tick could give back: free pages, and slabs whose remote
 // frees nobody has drained.

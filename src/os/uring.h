@@ -29,7 +29,7 @@ public:
 
 private:
     bool open_ = false;
-    alignas(8) unsigned char ring_[256];  // struct io_uring, kept opaque here
+    alignas(8) unsigned char ring_[256] = {};  // struct io_uring, kept opaque here (zeroed: constant-initialised)
 };
 
 }  // namespace btm::os
