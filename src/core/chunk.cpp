@@ -88,6 +88,7 @@ ChunkHeader* chunk_new() {
             c->first_page = header_pages;
             c->free_pages = c->npages - header_pages;
             c->index = nchunks;
+            c->fail_npages = 0xffff;
             for (uint32_t i = header_pages; i < c->npages; ++i) c->free_bits[i / 64] |= uint64_t(1) << (i % 64);
             registry[nchunks++] = c;
             // Partitions switch on once the heap is big enough to gain from
@@ -102,24 +103,35 @@ ChunkHeader* chunk_new() {
     }
 }
 
-// First fit: the lowest run of n free pages, or -1.
-int find_run(const ChunkHeader* c, uint32_t n) {
-    uint32_t run = 0;
-    for (uint32_t i = c->first_page; i < c->npages;) {
-        uint64_t word = c->free_bits[i / 64] >> (i % 64);
-        if (word == 0) {  // nothing free in the rest of this word
-            run = 0;
-            i = (i | 63) + 1;
-            continue;
-        }
-        if (word & 1) {
-            if (++run == n) return int(i + 1 - n);
-            ++i;
-        } else {
-            run = 0;
+// The first page at or after i whose free bit equals `want`, or c->npages.
+uint32_t next_bit(const ChunkHeader* c, uint32_t i, bool want) {
+    while (i < c->npages) {
+        uint64_t word = c->free_bits[i / 64];
+        if (!want) word = ~word;
+        word >>= i % 64;
+        if (word) {
             i += unsigned(__builtin_ctzll(word));
+            return i < c->npages ? i : c->npages;
         }
+        i = (i | 63) + 1;
     }
+    return c->npages;
+}
+
+// First fit: the lowest run of n free pages, or -1.  Word at a time, one
+// step per free run: a bit-by-bit walk over a mostly free chunk took
+// microseconds inside a malloc.  A failed search records n, so that the
+// chunk is skipped for requests at least that long until pages come back.
+int find_run(ChunkHeader* c, uint32_t n) {
+    if (n >= c->fail_npages) return -1;
+    for (uint32_t i = c->first_page; i < c->npages;) {
+        uint32_t start = next_bit(c, i, true);
+        if (start + n > c->npages) break;
+        uint32_t end = next_bit(c, start, false);
+        if (end - start >= n) return int(start);
+        i = end;
+    }
+    c->fail_npages = uint16_t(n);
     return -1;
 }
 
@@ -199,6 +211,7 @@ void slab_free(Slab* s) {
         c->dirty_bits[p / 64] |= bit;
     }
     c->free_pages += s->npages;
+    c->fail_npages = 0xffff;
     slab_pages -= s->npages;
     c->dirty_pages += s->npages;
     dirty_total += s->npages;
@@ -330,6 +343,7 @@ void finish_release(const Range* r, size_t n) {
             c->releasing = false;
             c->released = true;
             c->idle_ticks = 0;
+            c->fail_npages = 0xffff;
             if (!c->in_avail) avail_push(c);
             continue;
         }
@@ -337,6 +351,7 @@ void finish_release(const Range* r, size_t n) {
         uint32_t len = uint32_t(r[i].len >> g.page_shift);
         for (uint32_t p = first; p < first + len; ++p) c->free_bits[p / 64] |= uint64_t(1) << (p % 64);
         c->free_pages += len;
+        c->fail_npages = 0xffff;
         if (!c->in_avail) avail_push(c);
     }
 }

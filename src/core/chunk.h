@@ -86,6 +86,7 @@ struct ChunkHeader {
     bool releasing;             // a whole-chunk release is in flight: not in avail
     bool released;              // entirely free and given back; nothing to age
     uint8_t idle_ticks;         // aging ticks the chunk has spent entirely free
+    uint16_t fail_npages;       // a run this long was not found since pages last came back
     uint32_t dirty_pages;       // free pages still backed by memory
     uint64_t free_bits[kMaxPagesPerChunk / 64];   // 1 = page free
     uint64_t dirty_bits[kMaxPagesPerChunk / 64];  // 1 = free page not yet released
