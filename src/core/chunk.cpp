@@ -169,11 +169,13 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
         if (!c) return nullptr;
         first = find_run(c, npages);
     }
+    bool fresh = false;
     for (uint32_t i = 0; i < npages; ++i) {
         uint32_t p = uint32_t(first) + i;
         uint64_t bit = uint64_t(1) << (p % 64);
         c->free_bits[p / 64] &= ~bit;
         if (c->dirty_bits[p / 64] & bit) --c->dirty_pages, --dirty_total;
+        else fresh = true;
         c->dirty_bits[p / 64] &= ~bit;
         c->aged_bits[p / 64] &= ~bit;
         c->pagemap[p] = page_entry(bin, i, cls, g.page_shift);
@@ -191,6 +193,7 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
     s->bin = bin;
     s->npages = uint16_t(npages);
     s->cls = uint8_t(cls);
+    s->fresh = fresh;
     s->list = kListNone;
     s->next = s->prev = s->qnext = nullptr;
     s->site = 0;
