@@ -54,7 +54,8 @@ struct btm_stats {
     uint64_t free_chunks;         /* chunks with no slab (warm pool + released) */
     uint64_t reclaim_thread;      /* 1 if the background thread runs           */
     uint64_t reclaim_uring;       /* 1 if it releases pages through io_uring   */
-    uint64_t reserved_for_future[4];
+    uint64_t prefault_bytes;      /* free pages faulted in ahead of a growing heap */
+    uint64_t reserved_for_future[3];
 };
 #define BTM_STATS_VERSION 1
 

@@ -35,6 +35,7 @@ ChunkHeader* avail;      // chunks with at least one free page
 uint64_t nslabs;
 uint64_t dirty_total;    // dirty pages in all chunks
 uint64_t slab_pages;     // pages in live slabs
+uint64_t clean_taken;    // clean pages slabs were made of: growth into unfaulted memory
 uint32_t header_pages;
 
 bool reserve_region(uint64_t want) {
@@ -103,10 +104,12 @@ ChunkHeader* chunk_new() {
     }
 }
 
-// The first page at or after i whose free bit equals `want`, or c->npages.
-uint32_t next_bit(const ChunkHeader* c, uint32_t i, bool want) {
+// The first page at or after i whose bit equals `want`, or c->npages; the
+// bit is "free", or with `dirty` "free and still resident".
+uint32_t next_bit(const ChunkHeader* c, uint32_t i, bool want, bool dirty) {
     while (i < c->npages) {
         uint64_t word = c->free_bits[i / 64];
+        if (dirty) word &= c->dirty_bits[i / 64];
         if (!want) word = ~word;
         word >>= i % 64;
         if (word) {
@@ -122,18 +125,23 @@ uint32_t next_bit(const ChunkHeader* c, uint32_t i, bool want) {
 // step per free run: a bit-by-bit walk over a mostly free chunk took
 // microseconds inside a malloc.  A failed search records n, so that the
 // chunk is skipped for requests at least that long until pages come back.
-int find_run(ChunkHeader* c, uint32_t n) {
+int find_run(ChunkHeader* c, uint32_t n, bool dirty = false) {
     if (n >= c->fail_npages) return -1;
     for (uint32_t i = c->first_page; i < c->npages;) {
-        uint32_t start = next_bit(c, i, true);
+        uint32_t start = next_bit(c, i, true, dirty);
         if (start + n > c->npages) break;
-        uint32_t end = next_bit(c, start, false);
+        uint32_t end = next_bit(c, start, false, dirty);
         if (end - start >= n) return int(start);
         i = end;
     }
-    c->fail_npages = uint16_t(n);
+    if (!dirty) c->fail_npages = uint16_t(n);
     return -1;
 }
+
+// Resident free pages first: a slab on them costs no page fault inside the
+// malloc that makes it.  Looked for in the first few chunks only, so a heap
+// with no such run pays a bounded search.
+inline constexpr unsigned kDirtyLook = 8;
 
 }  // namespace
 
@@ -159,7 +167,16 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
     LockGuard guard(heap_lock);
     ChunkHeader* c = avail;
     int first = -1;
-    for (; c; c = c->avail_next) {
+    if (dirty_total >= npages) {
+        unsigned look = 0;
+        for (; c && look < kDirtyLook; c = c->avail_next, ++look) {
+            if (c->dirty_pages < npages) continue;
+            first = find_run(c, npages, true);
+            if (first >= 0) break;
+        }
+        if (first < 0) c = avail;
+    }
+    for (; first < 0 && c; c = c->avail_next) {
         if (c->free_pages < npages) continue;
         first = find_run(c, npages);
         if (first >= 0) break;
@@ -175,7 +192,7 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
         uint64_t bit = uint64_t(1) << (p % 64);
         c->free_bits[p / 64] &= ~bit;
         if (c->dirty_bits[p / 64] & bit) --c->dirty_pages, --dirty_total;
-        else fresh = true;
+        else fresh = true, ++clean_taken;
         c->dirty_bits[p / 64] &= ~bit;
         c->aged_bits[p / 64] &= ~bit;
         c->pagemap[p] = page_entry(bin, i, cls, g.page_shift);
@@ -360,6 +377,70 @@ void finish_release(const Range* r, size_t n) {
 }
 
 uint64_t dirty_bytes() { return dirty_total << g.page_shift; }
+uint64_t clean_taken_pages() { return __atomic_load_n(&clean_taken, __ATOMIC_RELAXED); }
+
+
+size_t prefault_collect(Range* out, size_t max, uint64_t target) {
+    LockGuard guard(heap_lock);
+    // Resident free pages where slab_alloc looks for them first.
+    uint64_t ready = 0;
+    unsigned look = 0;
+    for (ChunkHeader* c = avail; c && look < kDirtyLook; c = c->avail_next, ++look) ready += c->dirty_pages;
+    if (ready >= target) return 0;
+    uint64_t need = target - ready;
+    size_t n = 0;
+    look = 0;
+    for (ChunkHeader* c = avail; c && n < max && need && look < kDirtyLook; ++look) {
+        ChunkHeader* next = c->avail_next;
+        for (uint32_t i = c->first_page; i < c->npages && n < max && need;) {
+            auto clean = [&](uint32_t p) {
+                return (c->free_bits[p / 64] & ~c->dirty_bits[p / 64]) >> (p % 64) & 1;
+            };
+            if (!clean(i)) {
+                ++i;
+                continue;
+            }
+            uint32_t start = i;
+            while (i < c->npages && need && clean(i)) {
+                c->free_bits[i / 64] &= ~(uint64_t(1) << (i % 64));
+                ++i;
+                --need;
+            }
+            c->free_pages -= i - start;
+            out[n++] = Range{reinterpret_cast<uintptr_t>(c) + (uintptr_t(start) << g.page_shift),
+                             size_t(i - start) << g.page_shift};
+        }
+        if (c->free_pages == 0 && c->in_avail) avail_remove(c);
+        c = next;
+        if ((!c || look + 1 == kDirtyLook) && n == 0 && need) {
+            c = chunk_new();  // nothing clean where slabs are made: map a chunk ahead of demand
+            look = 0;
+        }
+    }
+    return n;
+}
+
+void finish_prefault(const Range* r, size_t n) {
+    LockGuard guard(heap_lock);
+    for (size_t i = 0; i < n; ++i) {
+        ChunkHeader* c = chunk_of(r[i].addr);
+        uint32_t first = uint32_t((r[i].addr & kChunkMask) >> g.page_shift);
+        uint32_t len = uint32_t(r[i].len >> g.page_shift);
+        for (uint32_t p = first; p < first + len; ++p) {
+            uint64_t bit = uint64_t(1) << (p % 64);
+            c->free_bits[p / 64] |= bit;
+            c->dirty_bits[p / 64] |= bit;
+            c->aged_bits[p / 64] &= ~bit;
+        }
+        c->free_pages += len;
+        c->dirty_pages += len;
+        dirty_total += len;
+        c->fail_npages = 0xffff;
+        c->released = false;
+        c->idle_ticks = 0;
+        if (!c->in_avail) avail_push(c);
+    }
+}
 uint64_t slab_bytes() { return __atomic_load_n(&slab_pages, __ATOMIC_RELAXED) << g.page_shift; }
 
 namespace {

@@ -152,6 +152,16 @@ uint64_t slab_bytes();
 // must go back now rather than at the next tick.
 uint64_t dirty_excess();
 
+// Pre-faulting ahead of demand: while fewer than `target` free pages are
+// resident in the chunks slab_alloc searches first, takes clean free pages
+// of those chunks (a new chunk if they have none) out of the free set; the caller faults them in and hands
+// them back as dirty (resident) with finish_prefault().
+size_t prefault_collect(Range* out, size_t max, uint64_t target);
+void finish_prefault(const Range* r, size_t n);
+// Clean pages slabs have been made of so far: the heap growing into
+// unfaulted memory, which is what pre-faulting serves.
+uint64_t clean_taken_pages();
+
 // Cold tiering: appends the data pages of live slabs last touched before
 // `before` (adjacent slabs merged), scanning chunks from *cursor on; returns
 // the number of ranges (0 when the scan is done) and advances *cursor.

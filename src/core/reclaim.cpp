@@ -23,6 +23,9 @@ inline constexpr uint64_t kTickNs = 250'000'000;        // the aging interval
 inline constexpr uint64_t kStartThreadBytes = 1 << 20;  // dirty bytes that justify a thread
 inline constexpr size_t kBatch = 64;                    // ranges per release batch
 inline constexpr uint32_t kHelpRun = 512;                // see poll()
+// Free pages kept resident ahead of a growing heap (see prefault()).
+inline constexpr uint64_t kReadyBytes = 512 * 1024;
+inline constexpr uint64_t kGrowNs = 10'000'000;  // how often a growing heap is looked at
 
 SpinLock tick_lock;  // one tick at a time; held across collect -> finish
 bool async_wanted;
@@ -34,7 +37,9 @@ std::atomic<bool> kicked{false};    // woken and not yet run: no second futex ca
 size_t (*pageout_fn)(unsigned);     // set when a pageout signal is configured
 std::atomic<int64_t> pageout_age{-1};  // a pending request's min_age, or -1
 std::atomic<uint64_t> last_tick_ns{0};
-std::atomic<uint32_t> free_run{0};  // free slow paths since the last malloc one
+std::atomic<uint32_t> free_run{0};
+std::atomic<uint64_t> clean_seen{0};  // chunks::clean_taken_pages() at the thread's last look
+std::atomic<uint64_t> prefaulted{0};   // bytes faulted in ahead of demand  // free slow paths since the last malloc one
 std::atomic<uint64_t> released_sync{0}, released_async{0}, nticks{0};
 constinit os::AsyncRelease ring;  // used by the tick holder only; no constructor runs at load
 
@@ -92,6 +97,21 @@ size_t tick(bool all, bool use_ring) {
     return total;
 }
 
+// Pre-faulting ahead of demand: while the heap grows into unfaulted memory,
+// the thread keeps kReadyBytes of free pages faulted in (a new chunk mapped if
+// need be), and slabs are made on resident pages first, so the page faults of
+// growth land here instead of inside the mallocs that grow.
+void prefault() {
+    uint64_t target = kReadyBytes >> g.page_shift;
+    chunks::Range r[16];
+    size_t n = chunks::prefault_collect(r, 16, target);
+    for (size_t i = 0; i < n; ++i) {
+        os::populate(reinterpret_cast<void*>(r[i].addr), r[i].len);
+        prefaulted.fetch_add(r[i].len, std::memory_order_relaxed);
+    }
+    chunks::finish_prefault(r, n);
+}
+
 void futex_wait(uint32_t expected, const timespec* timeout) {
     syscall(SYS_futex, &wake_word, FUTEX_WAIT_PRIVATE, expected, timeout, nullptr, 0);
 }
@@ -110,8 +130,13 @@ void* thread_main(void*) {
             sleeping.store(true, std::memory_order_seq_cst);
             kicked.store(false, std::memory_order_seq_cst);
             std::atomic_thread_fence(std::memory_order_seq_cst);
-            if (pending_bytes() == 0 && pageout_age.load(std::memory_order_acquire) < 0)
-                futex_wait(seen, nullptr);  // nothing to age: sleep until woken
+            bool growing = chunks::clean_taken_pages() != clean_seen.load(std::memory_order_relaxed);
+            if (growing) {
+                timespec ts{0, long(kGrowNs)};  // growing: look again soon
+                futex_wait(seen, &ts);
+            } else if (pending_bytes() == 0 && pageout_age.load(std::memory_order_acquire) < 0) {
+                futex_wait(seen, nullptr);  // nothing to age, no growth: sleep until woken
+            }
             sleeping.store(false, std::memory_order_relaxed);
         } else {
             timespec ts{0, long(kTickNs)};
@@ -120,6 +145,15 @@ void* thread_main(void*) {
         kicked.store(false, std::memory_order_relaxed);
         int64_t age = pageout_age.exchange(-1, std::memory_order_acq_rel);
         if (age >= 0 && pageout_fn) pageout_fn(unsigned(age));
+        // The heap grew into unfaulted memory since the last look: fault the
+        // next pages in ahead of it.  (Decided here, not by a kick from
+        // malloc: a futex wake inside malloc cost more latency than the
+        // faults it saved.)
+        uint64_t clean = chunks::clean_taken_pages();
+        if (clean != clean_seen.load(std::memory_order_relaxed)) {
+            clean_seen.store(clean, std::memory_order_relaxed);
+            prefault();
+        }
         LockGuard guard(tick_lock);
         if (now_ns() - last_tick_ns.load(std::memory_order_relaxed) >= kTickNs) tick(false, ring.is_open());
         else release(chunks::Collect::kExcess, ring.is_open());  // woken early: over budget
@@ -224,6 +258,15 @@ void poll(bool freeing) {
     if (!freeing) {
         if (run) free_run.store(0, std::memory_order_relaxed);
         watch_regrowth();
+        // Growth into unfaulted memory while the thread sleeps without a
+        // timeout: one wake per growth episode (it then looks every tick
+        // for as long as the heap keeps growing).
+        if (started.load(std::memory_order_relaxed) && async_wanted && sleeping.load(std::memory_order_relaxed) &&
+            chunks::clean_taken_pages() != clean_seen.load(std::memory_order_relaxed) &&
+            !kicked.load(std::memory_order_relaxed) && !kicked.exchange(true)) {
+            sleeping.store(false, std::memory_order_relaxed);
+            wake();
+        }
     } else if (run < kHelpRun) {
         free_run.store(++run, std::memory_order_relaxed);
     }
@@ -296,7 +339,7 @@ size_t trim_all() {
 Counters counters() {
     return Counters{released_sync.load(std::memory_order_relaxed), released_async.load(std::memory_order_relaxed),
                     nticks.load(std::memory_order_relaxed), started.load(std::memory_order_relaxed) && async_wanted,
-                    ring.is_open()};
+                    ring.is_open(), prefaulted.load(std::memory_order_relaxed)};
 }
 
 void fork_prepare() { tick_lock.lock(); }

@@ -41,6 +41,7 @@ void request_pageout(unsigned min_age);
 struct Counters {
     uint64_t released_sync, released_async, ticks;
     bool thread_running, uring;
+    uint64_t prefaulted;
 };
 Counters counters();
 

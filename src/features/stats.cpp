@@ -53,6 +53,7 @@ void fill(struct btm_stats* s) {
     s->free_chunks = cc.free_chunks;
     s->reclaim_thread = rc.thread_running;
     s->reclaim_uring = rc.uring;
+    s->prefault_bytes = rc.prefaulted;
 }
 
 void profile(int fd) {

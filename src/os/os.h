@@ -31,6 +31,9 @@ void* remap(void* p, size_t old_size, size_t new_size);
 // Releases the physical pages of [p, p+size); the range stays mapped and reads
 // back as zeros.  Returns false on failure.
 bool release(void* p, size_t size);
+// Faults [p, p+size) in, writable, ahead of use (MADV_POPULATE_WRITE, or a
+// write to each page where the kernel lacks it: the range must hold nothing).
+void populate(void* p, size_t size);
 // Asks the kernel to page [p, p+size) out now (MADV_PAGEOUT); contents stay
 // valid and fault back in on access.  Returns false on failure.
 bool page_out(void* p, size_t size);

@@ -877,6 +877,34 @@ int scenario_lazy() {
     return g_corrupt ? 2 : 0;
 }
 
+// ---------------------------------------------------------------- prefault
+
+// A heap that gives its memory back, waits until it is gone, then grows again
+// in steps: the background thread must fault pages in ahead of the growth
+// (prefault_bytes grows) without touching a live object (every object is
+// verified before it is freed).
+int scenario_prefault() {
+    Rng rng(21);
+    Table t(1u << 18);
+    if (!allocate_set(t, 24 * kMiB, 90, 10, rng, 1)) return 1;
+    free_set(t, rng);
+    uint64_t deadline = mono_ms() + opt("timeout_ms", 5000);
+    while (mono_ms() < deadline && !(stats_now().reclaim_thread == 1 && stats_now().dirty_bytes < kMiB))
+        sleep_ms(20);
+    struct btm_stats before = stats_now();
+    put_stats("before", before);
+    for (int step = 0; step < 40 && !g_corrupt; ++step) {
+        if (!allocate_set(t, kMiB / 2, 90, 10, rng, 1000000u * uint64_t(step + 2))) return 1;
+        sleep_ms(15);
+    }
+    struct btm_stats grown = stats_now();
+    put_stats("grown", grown);
+    put("grown.prefault_bytes", grown.prefault_bytes);
+    put("before.prefault_bytes", before.prefault_bytes);
+    free_set(t, rng);
+    return g_corrupt ? 2 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -900,7 +928,7 @@ int main(int argc, char** argv) {
     g_argc = argc;
     g_argv = argv;
     if (argc < 2) {
-        say(2, "usage: %s rss|trim|stress|seccomp|fork|lazy [key=value ...]\n", argv[0]);
+        say(2, "usage: %s rss|trim|stress|seccomp|fork|lazy|prefault [key=value ...]\n", argv[0]);
         return 1;
     }
     std::string s = argv[1];
@@ -911,6 +939,7 @@ int main(int argc, char** argv) {
     else if (seccomp) rc = scenario_seccomp(threads_before, thread_before, setup_errno);
     else if (s == "fork") rc = scenario_fork();
     else if (s == "lazy") rc = scenario_lazy();
+    else if (s == "prefault") rc = scenario_prefault();
     else {
         say(2, "unknown scenario %s\n", argv[1]);
         return 1;

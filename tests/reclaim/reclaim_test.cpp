@@ -333,6 +333,18 @@ TEST(RssReturns, AsyncModeUsesIoUringWhenTheKernelAllowsIt) {
     EXPECT_GT(c["big.released_bytes_async"], 0);
 }
 
+// ---------------------------------------------------------------- prefault
+
+TEST(Prefault, TheThreadFaultsPagesInAheadOfAGrowingHeap) {
+    Child c = run_child({"prefault"}, {"BTM_ASYNC=on"}, kChildTimeout);
+    Report report(c);
+    ASSERT_TRUE(c.exited_ok()) << c.describe();
+    ASSERT_EQ(c["before.reclaim_thread"], 1) << "the heap gave memory back but no thread started";
+    EXPECT_LT(c["before.dirty_bytes"], 1 * kMiB) << "the freed set did not go back before the regrowth";
+    EXPECT_GT(c["grown.prefault_bytes"], c["before.prefault_bytes"])
+        << "20 MiB of growth into released memory, and nothing was faulted in ahead of it";
+}
+
 // ---------------------------------------------------------------- malloc_trim
 
 void trim_scenario(const std::vector<std::string>& args, const std::vector<std::string>& env) {
