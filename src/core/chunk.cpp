@@ -254,10 +254,15 @@ size_t collect_runs(ChunkHeader* c, const uint64_t* take, Range* out, size_t max
     size_t n = 0;
     uint32_t i = c->first_page;
     while (i < c->npages && n < max) {
-        if (!(take[i / 64] >> (i % 64) & 1)) {
-            ++i;
+        // Skip to the next set bit a word at a time: this runs under the
+        // page-heap lock, which every slab_alloc waits for meanwhile.
+        uint64_t word = take[i / 64] >> (i % 64);
+        if (!word) {
+            i = (i | 63) + 1;
             continue;
         }
+        i += unsigned(__builtin_ctzll(word));
+        if (i >= c->npages) break;
         uint32_t start = i;
         while (i < c->npages && (take[i / 64] >> (i % 64) & 1)) {
             uint64_t bit = uint64_t(1) << (i % 64);
