@@ -146,9 +146,9 @@ void* thread_main(void*) {
         int64_t age = pageout_age.exchange(-1, std::memory_order_acq_rel);
         if (age >= 0 && pageout_fn) pageout_fn(unsigned(age));
         // The heap grew into unfaulted memory since the last look: fault the
-        // next pages in ahead of it.  (Decided here, not by a kick from
-        // malloc: a futex wake inside malloc cost more latency than the
-        // faults it saved.)
+        // next pages in ahead of it.  (Decided here: a malloc wakes the
+        // thread only when it sleeps without a timeout, since a futex wake
+        // from every growing malloc cost more latency than it saved.)
         uint64_t clean = chunks::clean_taken_pages();
         if (clean != clean_seen.load(std::memory_order_relaxed)) {
             clean_seen.store(clean, std::memory_order_relaxed);
@@ -249,6 +249,13 @@ void watch_regrowth() {
 
 }  // namespace
 
+// Wakes the thread: one futex call until it has run (it clears `kicked`).
+void kick() {
+    if (kicked.load(std::memory_order_relaxed) || kicked.exchange(true)) return;
+    sleeping.store(false, std::memory_order_relaxed);
+    wake();
+}
+
 void poll(bool freeing) {
     if (t_state.depth) return;
     // A program still allocating would fault released pages back in inside
@@ -259,13 +266,12 @@ void poll(bool freeing) {
         if (run) free_run.store(0, std::memory_order_relaxed);
         watch_regrowth();
         // Growth into unfaulted memory while the thread sleeps without a
-        // timeout: one wake per growth episode (it then looks every tick
+        // timeout: one wake per growth episode (it then looks every kGrowNs
         // for as long as the heap keeps growing).
-        if (started.load(std::memory_order_relaxed) && async_wanted && sleeping.load(std::memory_order_relaxed) &&
-            chunks::clean_taken_pages() != clean_seen.load(std::memory_order_relaxed) &&
-            !kicked.load(std::memory_order_relaxed) && !kicked.exchange(true)) {
-            sleeping.store(false, std::memory_order_relaxed);
-            wake();
+        if (started.load(std::memory_order_relaxed) && async_wanted &&
+            chunks::clean_taken_pages() != clean_seen.load(std::memory_order_relaxed)) {
+            std::atomic_thread_fence(std::memory_order_seq_cst);  // as below
+            if (sleeping.load(std::memory_order_relaxed)) kick();
         }
     } else if (run < kHelpRun) {
         free_run.store(++run, std::memory_order_relaxed);
@@ -282,16 +288,12 @@ void poll(bool freeing) {
     bool excess = chunks::dirty_excess() > 0;
     if (async_wanted) {
         if (started.load(std::memory_order_relaxed)) {
-            // Over budget, or work for a thread that sleeps without a timeout;
-            // one futex call until the thread has run.  (The fence orders the
+            // Over budget, or work for a thread that sleeps without a timeout.
+            // (The fence orders the
             // bytes we just made pending before the flags we read: see
             // thread_main.)
             std::atomic_thread_fence(std::memory_order_seq_cst);
-            bool want = excess || sleeping.load(std::memory_order_relaxed);
-            if (want && !kicked.load(std::memory_order_relaxed) && !kicked.exchange(true)) {
-                sleeping.store(false, std::memory_order_relaxed);
-                wake();
-            }
+            if (excess || sleeping.load(std::memory_order_relaxed)) kick();
             // Over budget while the program only frees (a mass free empties
             // slabs faster than one thread can give pages back): the freeing
             // thread helps, one batch per slow path of free, which also paces
