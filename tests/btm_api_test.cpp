@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -265,6 +266,51 @@ TEST(BtmStats, LargeBytesFollowLiveLargeBlocks) {
     for (void* p : blocks) btm_free(p);
     struct btm_stats after = read_stats();
     EXPECT_LE(after.large_bytes, during.large_bytes - kCount * kBlock);
+}
+
+// Blocks of classes with multi-page slabs come from fresh runs when the heap
+// grows into clean memory: malloc hands them out unwritten, so their pages
+// become resident only when the program writes them, and calloc does not
+// clear them.  64 MiB is far beyond the dirty pages the heap may keep, so
+// most of it must come from clean pages.
+TEST(BtmFreshRuns, FreshBlocksStayOffTheResidentSetUntilWritten) {
+    constexpr size_t kBlock = 256 * 1024;
+    constexpr size_t kCount = 256;
+    for (bool zeroed : {false, true}) {
+        btm_trim();  // every free page back to the kernel: what follows is clean memory
+        std::vector<char*> blocks;
+        uint64_t rss0 = read_stats().resident_bytes;
+        for (size_t i = 0; i < kCount; ++i) {
+            void* p = zeroed ? btm_calloc(1, opaque(kBlock)) : btm_malloc(opaque(kBlock));
+            ASSERT_NE(p, nullptr);
+            blocks.push_back(static_cast<char*>(p));
+        }
+        uint64_t rss1 = read_stats().resident_bytes;
+        EXPECT_LT(rss1, rss0 + kCount * kBlock / 4) << (zeroed ? "calloc" : "malloc") << " faulted its blocks in";
+        if (zeroed)
+            for (char* p : blocks) ASSERT_EQ(btm_test::first_nonzero(p, kBlock), kBlock);
+        for (char* p : blocks) memset(p, 0x5a, kBlock);
+        uint64_t rss2 = read_stats().resident_bytes;
+        EXPECT_GT(rss2, rss1 + kCount * kBlock / 2) << "the blocks were not this process's memory";
+        for (char* p : blocks) btm_free(p);
+    }
+}
+
+// A thread's unused fresh run goes back to its slab when the thread exits:
+// a thread that freed everything it allocated leaves no bytes allocated
+// (give or take what the C library itself allocates for a thread).
+TEST(BtmFreshRuns, ThreadExitGivesTheRunBack) {
+    for (size_t n : {size_t{1536}, size_t{5000}, size_t{12000}}) {
+        btm_trim();
+        int64_t before = int64_t(read_stats().allocated_bytes);
+        std::thread t([n] {
+            std::vector<void*> v;
+            for (int i = 0; i < 3; ++i) v.push_back(btm_malloc(opaque(n)));
+            for (void* p : v) btm_free(p);
+        });
+        t.join();
+        EXPECT_NEAR(int64_t(read_stats().allocated_bytes), before, 1024) << "size " << n;
+    }
 }
 
 TEST(BtmStats, ForeignFreeIsIgnoredAndCounted) {

@@ -178,20 +178,24 @@ void* malloc_slow(size_t n, uintptr_t ra) {
     if (BTM_UNLIKELY(!g.initialized)) init();
     if (BTM_UNLIKELY(g_forward)) return g_real.malloc(n);
     if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false);
+    uint32_t cls = class_of(n);
+    uint32_t bin = partition::bits_of(ra) | cls;
+    if (void* p = tcache::run_pop(bin)) return t.zeroed = p;  // zeros: not even the free mark to clear
     g_events.slow_mallocs.fetch_add(1, std::memory_order_relaxed);
     void* p;
     {
         Nested nested;
         if (t.tc == &g_placeholder_tc && t.phase == Phase::kNone) tcache::thread_start();
-        uint32_t cls = class_of(n);
-        uint32_t bin = partition::bits_of(ra) | cls;
         p = tcache::refill(bin, cls, ra);
+        bool zero = false;
+        if (!p && (p = tcache::run_pop(bin))) zero = true;  // the refill made a fresh run
         if (BTM_UNLIKELY(!p)) {
             errno = ENOMEM;
             return nullptr;
         }
         partition::note_site(bin, ra);
-        static_cast<uint64_t*>(p)[1] = 0;
+        if (zero) t.zeroed = p;
+        else static_cast<uint64_t*>(p)[1] = 0;
     }
     reclaim::poll();  // outside every lock and with depth 0: may start a thread
     return p;
@@ -413,8 +417,11 @@ void* calloc_impl(size_t count, size_t size, uintptr_t ra) {
         return nullptr;
     }
     if (total > kMaxSmall || BTM_UNLIKELY(g_forward)) return malloc_large(total, 0, true);
+    // A slot from a fresh run is zero and maybe not even resident: clearing
+    // it would only fault its pages in.
+    t_state.zeroed = nullptr;
     void* p = malloc_fast(total, ra);
-    if (BTM_LIKELY(p)) memset(p, 0, total);
+    if (BTM_LIKELY(p) && p != t_state.zeroed) memset(p, 0, total);
     return p;
 }
 

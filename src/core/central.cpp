@@ -19,6 +19,7 @@ namespace {
 
 inline constexpr uint32_t kWarmSlabMax = 16 * 1024;
 inline constexpr uint32_t kCarveBytes = 4096;  // see take()
+inline constexpr uint32_t kNewSlabBytes = 32768;
 
 void list_push(Slab*& head, Slab* s, SlabList which) {
     s->prev = nullptr;
@@ -156,18 +157,26 @@ Slab* pick(Slab* head) {
 }
 
 // Takes up to `want` slots from the pair's slabs into the chain at *head
-// (central lock held).  Returns how many it took.
-uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want, uintptr_t ra) {
+// (central lock held).  Returns how many it took.  With `run`, the first slab
+// whose never-used slots are zero gives them all to the run instead, and the
+// refill ends there.
+uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want, uintptr_t ra, FreshRun* run) {
     const ClassInfo& ci = g_class[cls];
     const uint32_t now = os::coarse_seconds();
     uint32_t got = 0;
     uint32_t carve_left = kCarveBytes;
+    bool handed = false;  // a fresh run was handed over: enough for this refill
+    uint32_t made = 0;    // bytes of new slabs
     while (got < want) {
         Slab* s = c.partial ? pick(c.partial) : c.sparse ? c.sparse : c.empty;
         if (!s) {
+            // New slabs: up to kNewSlabBytes of them per refill, so a bin of
+            // a one-slot class (a slab per slot, up to 1 MiB) gets one.
+            if (got && made >= kNewSlabBytes) break;
             s = chunks::slab_alloc(ci.npages, bin, cls);
             if (!s) break;
             ++c.nslabs;
+            made += uint32_t(ci.npages) << g.page_shift;
         }
         uint32_t before = got;
         if (s->free_count) {
@@ -191,7 +200,19 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
             s->free_count -= k;
             got += k;
         }
-        if (got < want && s->bump < ci.capacity) {
+        if (got < want && s->bump < ci.capacity && run && s->zero) {
+            // Unwritten, the slots stay zero and off the resident set until
+            // the program writes them: hand them over as they are.
+            uint32_t k = uint32_t(ci.capacity) - s->bump;
+            run->next = slab_base(s) + size_t(s->bump) * ci.size;
+            run->left = k;
+            run->size = ci.size;
+            s->bump = ci.capacity;
+            s->used += k;
+            c.out_bytes += uint64_t(k) * ci.size;
+            run = nullptr;
+            handed = true;
+        } else if (got < want && s->bump < ci.capacity) {
             char* base = slab_base(s);
             uint32_t room = uint32_t(ci.capacity) - s->bump;
             uint32_t k = room < want - got ? room : want - got;
@@ -219,6 +240,7 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
         s->epoch = now;
         reposition(c, s);
         if (carve_left == 0 && got) break;  // the rest of the refill would be fresh pages
+        if (handed) break;
     }
     c.out_bytes += uint64_t(got) * ci.size;
     return got;
@@ -246,21 +268,39 @@ void unlock_registry(bool child) {
     else registry_lock.unlock();
 }
 
-void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra) {
+void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra, FreshRun* run) {
     Central& c = g_central[bin];
     use(c);
     void* head = nullptr;
     uint32_t got;
+    // One-page slabs carve as before: one fault per refill either way, and
+    // each of their mallocs would otherwise take the slow path for a slot.
+    if (g_class[cls].npages == 1 || (run && run->left)) run = nullptr;
     {
         LockGuard guard(c.lock);
         ++c.refills;
         drain(c);
-        got = take(c, bin, cls, &head, want + 1, ra);
+        got = take(c, bin, cls, &head, want + 1, ra, run);
     }
-    if (!got) return nullptr;
+    if (!got) return nullptr;  // out of memory, or all went into the run
     b->head = link_decode(head);
     b->count = got - 1;
     return head;
+}
+
+void return_run(uint32_t bin, FreshRun* run) {
+    if (!run->left) return;
+    Central& c = g_central[bin];
+    uintptr_t a = reinterpret_cast<uintptr_t>(run->next);
+    LockGuard guard(c.lock);
+    // Nobody carves a slab whose bump is at its capacity, so the run is still
+    // the slab's tail.
+    Slab* s = slab_of(a, chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift]);
+    s->bump = uint16_t(s->bump - run->left);
+    s->used = uint16_t(s->used - run->left);
+    c.out_bytes -= uint64_t(run->left) * run->size;
+    run->left = 0;
+    reposition(c, s);
 }
 
 void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra) {
@@ -269,7 +309,7 @@ void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra) {
     void* head = nullptr;
     LockGuard guard(c.lock);
     drain(c);
-    return take(c, bin, cls, &head, 1, ra) ? head : nullptr;
+    return take(c, bin, cls, &head, 1, ra, nullptr) ? head : nullptr;
 }
 
 

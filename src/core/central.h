@@ -65,8 +65,13 @@ void lock_registry();
 void unlock_registry(bool child);
 
 // Fills an empty bin with up to `want` slots and returns one more slot for
-// the caller, or null when memory is exhausted.
-void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra);
+// the caller, or null when memory is exhausted.  With `run` (empty, and a
+// class of multi-page slabs), a slab whose never-used slots read as zeros
+// becomes the run instead of being carved into the bin; then the result may
+// be null with the run filled.
+void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra, FreshRun* run);
+// Gives the unused slots of a thread's fresh run back to their slab.
+void return_run(uint32_t bin, FreshRun* run);
 // Leaves `keep` slots in the bin and sends the rest home: straight into
 // their slabs under the pair's lock when it is free, else onto the slabs'
 // lock-free remote lists.

@@ -59,8 +59,9 @@ struct Slab {
     uint16_t used;              // see the invariant above
     uint16_t bin;               // partition << kClassBits | class
     uint16_t npages;
-    uint8_t cls : 7;
+    uint8_t cls : 6;
     uint8_t fresh : 1;          // some page was clean (zero, not resident) when the slab was made
+    uint8_t zero : 1;           // every page was: never-used slots read as zeros
     uint8_t list;               // which central list holds it (SlabList)
     uint32_t epoch;             // last refill or flush touching it, os::coarse_seconds() (cold tiering)
     uintptr_t site;             // call site of the last refill that took slots from it

@@ -64,6 +64,18 @@ struct Bin {
 };
 static_assert(sizeof(Bin) == 16);
 
+// A fresh run: the never-used tail of a slab whose pages were all clean when
+// it was made, handed to one thread cache whole.  Its slots go out one by one
+// from malloc's slow path, unwritten: the memory reads as zeros and is not
+// resident yet, so the page faults land in the program's first writes instead
+// of inside malloc (and calloc needs no clearing).
+struct FreshRun {
+    char* next;
+    uint32_t left;
+    uint32_t size;
+};
+static_assert(sizeof(FreshRun) == 16);
+
 struct ThreadCache {
     Bin bins[kMaxBins];    // real caches allocate only npart << kClassBits bins
 };
@@ -75,6 +87,7 @@ struct ThreadState {
     uint32_t depth;        // > 0 while this thread runs an allocator slow path
     Phase phase;
     uint32_t diverted;     // diverted mallocs, to poll for aging ticks now and then
+    void* zeroed;          // the last slot malloc took from a fresh run (calloc needs not clear it)
 };
 extern __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
 extern ThreadCache g_placeholder_tc;

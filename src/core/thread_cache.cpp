@@ -11,7 +11,8 @@
 
 namespace btm {
 
-__thread ThreadState t_state __attribute__((tls_model("initial-exec"))) = {&g_placeholder_tc, 0, Phase::kNone, 0};
+__thread ThreadState t_state __attribute__((tls_model("initial-exec"))) = {&g_placeholder_tc, 0, Phase::kNone, 0,
+                                                                           nullptr};
 alignas(64) ThreadCache g_placeholder_tc;
 
 namespace tcache {
@@ -23,6 +24,7 @@ inline constexpr unsigned kScavengePeriod = 64;
 // Lives just below the bins of a real cache.
 struct alignas(64) Header {
     Header* next_free;       // recycled caches
+    FreshRun* runs;          // one per bin, after the bins
     size_t map_bytes;
     uint32_t nactive;
     uint32_t events;         // slow-path events since the last scavenge
@@ -120,13 +122,14 @@ bool thread_start() {
         h->overflow = false;
         h->events = 0;
     } else {
-        size_t bytes = sizeof(Header) + nbins() * sizeof(Bin);
+        size_t bytes = sizeof(Header) + nbins() * (sizeof(Bin) + sizeof(FreshRun));
         h = static_cast<Header*>(os::map(bytes));
         if (!h) {
             t.phase = Phase::kNone;
             return false;
         }
         h->map_bytes = bytes;
+        h->runs = reinterpret_cast<FreshRun*>(&cache_of(h)->bins[nbins()]);
     }
     ThreadCache* tc = cache_of(h);
     // May allocate (keys past the first 32): such a nested call is served
@@ -155,7 +158,18 @@ void* refill(uint32_t bin, uint32_t cls, uintptr_t ra) {
         b->max = b->max * 2 < full ? b->max * 2 : full;
     }
     note_event(tc);
-    return central::refill(b, bin, cls, b->max / 2, ra);
+    return central::refill(b, bin, cls, b->max / 2, ra, &header_of(tc)->runs[bin]);
+}
+
+void* run_pop(uint32_t bin) {
+    ThreadCache* tc = t_state.tc;
+    if (tc == &g_placeholder_tc) return nullptr;
+    FreshRun& r = header_of(tc)->runs[bin];
+    if (!r.left) return nullptr;
+    char* p = r.next;
+    r.next += r.size;
+    --r.left;
+    return p;
 }
 
 void free_slow(void* p, uint64_t entry) {
@@ -196,6 +210,7 @@ void flush_all() {
     for (size_t i = 0; i < n; ++i) {
         uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
         central::flush(&tc->bins[bin], bin, 0);
+        central::return_run(bin, &h->runs[bin]);
     }
 }
 

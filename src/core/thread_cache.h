@@ -18,8 +18,12 @@ namespace btm::tcache {
 // serves the request without one).
 bool thread_start();
 // Slow path of malloc for a small class: refills the bin (creating the cache
-// first if needed) and returns a slot, or null.
+// first if needed) and returns a slot, or null (out of memory, or the refill
+// filled the bin's fresh run instead: see run_pop).
 void* refill(uint32_t bin, uint32_t cls, uintptr_t ra);
+// The next slot of the bin's fresh run (see FreshRun), or null: no lock, no
+// write.
+void* run_pop(uint32_t bin);
 // Slow path of free when the bin is full, unused so far, or missing.
 void free_slow(void* p, uint64_t entry);
 // Returns every cached slot of the calling thread (malloc_trim, thread exit).

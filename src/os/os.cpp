@@ -88,6 +88,10 @@ void* remap(void* p, size_t old_size, size_t new_size) {
 bool release(void* p, size_t size) {
     int saved = errno;
     bool ok = madvise(p, size, MADV_DONTNEED) == 0;
+    // Released pages read back as zeros, and the heap counts on it (fresh
+    // slots are handed out unwritten, calloc skips clearing them).  Where the
+    // kernel refuses (locked pages: mlockall), the zeros are written instead.
+    if (!ok) memset(p, 0, size);
     errno = saved;
     return ok;
 }

@@ -29,7 +29,8 @@ void unmap(void* p, size_t size);
 // Grows or shrinks a mapping, moving it if needed; null on failure.
 void* remap(void* p, size_t old_size, size_t new_size);
 // Releases the physical pages of [p, p+size); the range stays mapped and reads
-// back as zeros.  Returns false on failure.
+// back as zeros, always: where the kernel refuses, the zeros are written and
+// false is returned.
 bool release(void* p, size_t size);
 // Faults [p, p+size) in, writable, ahead of use (MADV_POPULATE_WRITE, or a
 // write to each page where the kernel lacks it: the range must hold nothing).
