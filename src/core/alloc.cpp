@@ -180,7 +180,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
     if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false);
     uint32_t cls = class_of(n);
     uint32_t bin = partition::bits_of(ra) | cls;
-    if (void* p = tcache::run_pop(bin)) return t.zeroed = p;  // zeros: not even the free mark to clear
+    if (void* p = tcache::run_pop(bin, false)) return t.zeroed = p;  // zeros: not even the free mark to clear
     g_events.slow_mallocs.fetch_add(1, std::memory_order_relaxed);
     void* p;
     {
@@ -188,7 +188,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
         if (t.tc == &g_placeholder_tc && t.phase == Phase::kNone) tcache::thread_start();
         p = tcache::refill(bin, cls, ra);
         bool zero = false;
-        if (!p && (p = tcache::run_pop(bin))) zero = true;  // the refill made a fresh run
+        if (!p && (p = tcache::run_pop(bin, true))) zero = true;  // the refill made a fresh run
         if (BTM_UNLIKELY(!p)) {
             errno = ENOMEM;
             return nullptr;

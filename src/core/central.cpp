@@ -205,8 +205,9 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
             // the program writes them: hand them over as they are.
             uint32_t k = uint32_t(ci.capacity) - s->bump;
             run->next = slab_base(s) + size_t(s->bump) * ci.size;
-            run->left = k;
+            run->left = uint16_t(k);
             run->size = ci.size;
+            run->carve = ci.npages == 1;
             s->bump = ci.capacity;
             s->used += k;
             c.out_bytes += uint64_t(k) * ci.size;
@@ -273,9 +274,7 @@ void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra, Fr
     use(c);
     void* head = nullptr;
     uint32_t got;
-    // One-page slabs carve as before: one fault per refill either way, and
-    // each of their mallocs would otherwise take the slow path for a slot.
-    if (g_class[cls].npages == 1 || (run && run->left)) run = nullptr;
+    if (run && run->left) run = nullptr;
     {
         LockGuard guard(c.lock);
         ++c.refills;

@@ -68,11 +68,15 @@ static_assert(sizeof(Bin) == 16);
 // it was made, handed to one thread cache whole.  Its slots go out one by one
 // from malloc's slow path, unwritten: the memory reads as zeros and is not
 // resident yet, so the page faults land in the program's first writes instead
-// of inside malloc (and calloc needs no clearing).
+// of inside malloc (and calloc needs no clearing).  A one-page slab's run
+// (`carve`) gives out one slot so; by the next slow path the program has
+// written that slot, so the page is resident and the rest is carved into
+// the bin at no fault.
 struct FreshRun {
     char* next;
-    uint32_t left;
     uint32_t size;
+    uint16_t left;
+    uint16_t carve;
 };
 static_assert(sizeof(FreshRun) == 16);
 

@@ -161,7 +161,7 @@ void* refill(uint32_t bin, uint32_t cls, uintptr_t ra) {
     return central::refill(b, bin, cls, b->max / 2, ra, &header_of(tc)->runs[bin]);
 }
 
-void* run_pop(uint32_t bin) {
+void* run_pop(uint32_t bin, bool first) {
     ThreadCache* tc = t_state.tc;
     if (tc == &g_placeholder_tc) return nullptr;
     FreshRun& r = header_of(tc)->runs[bin];
@@ -169,6 +169,18 @@ void* run_pop(uint32_t bin) {
     char* p = r.next;
     r.next += r.size;
     --r.left;
+    if (r.carve && !first && r.left) {
+        // The bin is empty (this is its slow path).
+        Bin* b = &tc->bins[bin];
+        uint32_t k = r.left < b->max ? r.left : b->max;
+        for (uint32_t i = 0; i < k; ++i) {
+            link_encode(r.next, b->head);
+            b->head = r.next;
+            r.next += r.size;
+        }
+        b->count = k;
+        r.left = uint16_t(r.left - k);
+    }
     return p;
 }
 

@@ -21,9 +21,10 @@ bool thread_start();
 // first if needed) and returns a slot, or null (out of memory, or the refill
 // filled the bin's fresh run instead: see run_pop).
 void* refill(uint32_t bin, uint32_t cls, uintptr_t ra);
-// The next slot of the bin's fresh run (see FreshRun), or null: no lock, no
-// write.
-void* run_pop(uint32_t bin);
+// The next slot of the bin's fresh run (see FreshRun), or null: no lock, and
+// no write to it.  `first`: the refill that made the run comes right before,
+// so a one-page run's page is not resident yet and nothing is carved.
+void* run_pop(uint32_t bin, bool first);
 // Slow path of free when the bin is full, unused so far, or missing.
 void free_slow(void* p, uint64_t entry);
 // Returns every cached slot of the calling thread (malloc_trim, thread exit).
