@@ -74,16 +74,12 @@ void reposition(Central& c, Slab* s) {
     if (s->list != kListNone) list_remove(c, s);
     if (want == kListEmpty) {
         // Freed pages stay reusable (dirty) in the page heap until they age
-        // out, so a warm slab saves a trip to the page heap: a lock and a
-        // search, which for a run of 32-256 pages (a one-slot slab of 128 KiB
-        // to 1 MiB) took ~1 us inside the malloc.  Slabs above kWarmSlabMax
-        // stay warm one per pair; and only when the pair has no other slab
-        // to refill from (after a mass free every pair would otherwise keep
-        // its warm slabs outside the dirty budget).  The aging tick gives
-        // back the warm slabs of pairs that stopped refilling.
-        bool big = (uint32_t(s->npages) << g.page_shift) > kWarmSlabMax;
-        uint32_t warm = big && g_warm_slabs > 1 ? 1 : g_warm_slabs;
-        if (c.nempty >= warm || c.partial || c.sparse) {
+        // out, so a warm slab only saves a trip to the page-heap lock: worth
+        // it for small slabs, not for the big one-slot ones, and only when
+        // the pair has no other slab to refill from (after a mass free every
+        // pair would otherwise keep its warm slabs outside the dirty budget).
+        if (c.nempty >= g_warm_slabs || (uint32_t(s->npages) << g.page_shift) > kWarmSlabMax || c.partial ||
+            c.sparse) {
             --c.nslabs;
             chunks::slab_free(s);
             return;
