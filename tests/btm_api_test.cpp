@@ -4,6 +4,10 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <thread>
 #include <vector>
@@ -314,6 +318,49 @@ TEST(BtmFreshRuns, ThreadExitGivesTheRunBack) {
         t.join();
         EXPECT_NEAR(int64_t(read_stats().allocated_bytes), before, 8192) << "size " << n;
     }
+}
+
+// Under mlockall the kernel refuses MADV_DONTNEED (locked pages), so a
+// release cannot drop the pages; it must still leave them reading as zeros,
+// since the heap hands out slots of clean pages unwritten and calloc does
+// not clear them.  Run in a child: mlockall locks the whole process.
+TEST(BtmFreshRuns, ReleasedPagesReadAsZerosUnderMlockall) {
+    constexpr size_t kBlock = 8192;
+    constexpr size_t kCount = 2048;  // 16 MiB
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        // Root without CAP_SYS_RESOURCE cannot raise the limit but may lock
+        // anyway (CAP_IPC_LOCK); mlockall says which.
+        struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+        setrlimit(RLIMIT_MEMLOCK, &unlimited);
+        if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0) _exit(78);
+        std::vector<void*> blocks(kCount);
+        for (int round = 0; round < 2; ++round) {
+            for (void*& p : blocks) {
+                p = btm_malloc(kBlock);
+                if (!p) _exit(2);
+                memset(p, 0xAB, kBlock);
+            }
+            for (void* p : blocks) btm_free(p);
+            btm_trim();  // every free page "released": clean from now on
+            for (void*& p : blocks) {
+                p = btm_calloc(1, kBlock);
+                if (!p) _exit(2);
+                if (btm_test::first_nonzero(p, kBlock) != kBlock) _exit(1);
+            }
+            for (void* p : blocks) btm_free(p);
+            btm_trim();
+        }
+        _exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status)) << "the child died: status " << status;
+    if (WEXITSTATUS(status) == 78)
+        GTEST_SKIP() << "SKIPPED: mlockall refused (needs CAP_IPC_LOCK or an RLIMIT_MEMLOCK above 16 MiB)";
+    EXPECT_NE(WEXITSTATUS(status), 2) << "allocation failed under mlockall";
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "btm_calloc returned a block that was not zero";
 }
 
 TEST(BtmStats, ForeignFreeIsIgnoredAndCounted) {
