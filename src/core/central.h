@@ -65,10 +65,9 @@ void lock_registry();
 void unlock_registry(bool child);
 
 // Fills an empty bin with up to `want` slots and returns one more slot for
-// the caller, or null when memory is exhausted.  With `run` (empty, and a
-// class of multi-page slabs), a slab whose never-used slots read as zeros
-// becomes the run instead of being carved into the bin; then the result may
-// be null with the run filled.
+// the caller, or null when memory is exhausted.  With an empty `run`, a slab
+// whose never-used slots read as zeros becomes the run instead of being
+// carved into the bin; then the result may be null with the run filled.
 void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra, FreshRun* run);
 // Gives the unused slots of a thread's fresh run back to their slab.
 void return_run(uint32_t bin, FreshRun* run);

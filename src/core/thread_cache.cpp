@@ -71,20 +71,20 @@ inline constexpr uint32_t kBigSlot = 32 * 1024;
 void scavenge(ThreadCache* tc) {
     Header* h = header_of(tc);
     h->events = 0;
+    auto slot_size = [](uint32_t bin) { return g_class[bin & ((1u << kClassBits) - 1)].size; };
     uint64_t total = 0, big = 0;
     size_t n = h->overflow ? nbins() : h->nactive;
     for (size_t i = 0; i < n; ++i) {
         uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
-        uint32_t size = g_class[bin & ((1u << kClassBits) - 1)].size;
-        uint64_t bytes = uint64_t(tc->bins[bin].count) * size;
+        uint64_t bytes = uint64_t(tc->bins[bin].count) * slot_size(bin);
         total += bytes;
-        if (size >= kBigSlot) big += bytes;
+        if (slot_size(bin) >= kBigSlot) big += bytes;
     }
     if (total <= budget) return;
     bool all = total - big > budget;
     for (size_t i = 0; i < n; ++i) {
         uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
-        if (g_class[bin & ((1u << kClassBits) - 1)].size >= kBigSlot) central::flush(&tc->bins[bin], bin, 0);
+        if (slot_size(bin) >= kBigSlot) central::flush(&tc->bins[bin], bin, 0);
         else if (all) central::flush(&tc->bins[bin], bin, tc->bins[bin].count / 2);
     }
 }
