@@ -24,12 +24,16 @@ inline constexpr unsigned kScavengePeriod = 64;
 // Lives just below the bins of a real cache.
 struct alignas(64) Header {
     Header* next_free;       // recycled caches
-    FreshRun* runs;          // one per bin, after the bins
+    FreshRun* runs;          // one per bin past the first partition's, after the bins
     size_t map_bytes;
     uint32_t nactive;
     uint32_t events;         // slow-path events since the last scavenge
     bool overflow;           // more than kMaxActive bins in use: scan them all
     uint32_t active[kMaxActive];
+    // The first partition's runs, on the page of its bins: a small process
+    // uses no other partition (knob partition_after), and a separate page
+    // cost it two page faults.
+    FreshRun runs0[1u << kClassBits];
 };
 
 SpinLock pool_lock;
@@ -39,6 +43,7 @@ pthread_key_t key;
 uint64_t budget = 1 << 20;
 
 Header* header_of(ThreadCache* tc) { return reinterpret_cast<Header*>(tc) - 1; }
+FreshRun* run_of(Header* h, uint32_t bin) { return bin < (1u << kClassBits) ? &h->runs0[bin] : &h->runs[bin]; }
 ThreadCache* cache_of(Header* h) { return reinterpret_cast<ThreadCache*>(h + 1); }
 size_t nbins() { return size_t(g.npart) << kClassBits; }
 
@@ -134,14 +139,14 @@ bool thread_start() {
         h->overflow = false;
         h->events = 0;
     } else {
-        size_t bytes = sizeof(Header) + nbins() * (sizeof(Bin) + sizeof(FreshRun));
+        size_t bytes = sizeof(Header) + nbins() * sizeof(Bin) + (nbins() - (1u << kClassBits)) * sizeof(FreshRun);
         h = static_cast<Header*>(os::map(bytes));
         if (!h) {
             t.phase = Phase::kNone;
             return false;
         }
         h->map_bytes = bytes;
-        h->runs = reinterpret_cast<FreshRun*>(&cache_of(h)->bins[nbins()]);
+        h->runs = reinterpret_cast<FreshRun*>(&cache_of(h)->bins[nbins()]) - (1u << kClassBits);
     }
     ThreadCache* tc = cache_of(h);
     // May allocate (keys past the first 32): such a nested call is served
@@ -170,13 +175,13 @@ void* refill(uint32_t bin, uint32_t cls, uintptr_t ra) {
         b->max = b->max * 2 < full ? b->max * 2 : full;
     }
     note_event(tc);
-    return central::refill(b, bin, cls, b->max / 2, ra, &header_of(tc)->runs[bin]);
+    return central::refill(b, bin, cls, b->max / 2, ra, run_of(header_of(tc), bin));
 }
 
 void* run_pop(uint32_t bin, bool first) {
     ThreadCache* tc = t_state.tc;
     if (tc == &g_placeholder_tc) return nullptr;
-    FreshRun& r = header_of(tc)->runs[bin];
+    FreshRun& r = *run_of(header_of(tc), bin);
     if (!r.left) return nullptr;
     char* p = r.next;
     r.next += r.size;
@@ -234,7 +239,7 @@ void flush_all() {
     for (size_t i = 0; i < n; ++i) {
         uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
         central::flush(&tc->bins[bin], bin, 0);
-        central::return_run(bin, &h->runs[bin]);
+        central::return_run(bin, run_of(h, bin));
     }
 }
 
