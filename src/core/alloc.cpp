@@ -141,15 +141,19 @@ void do_init() {
     g_warm_slabs = uint32_t(g_cfg.warm_slabs);
     g.npart = npart;
     size_t nbins = size_t(npart) << kClassBits;
-    // One mapping for the centrals and the list of used ones.
-    char* meta = static_cast<char*>(os::map(nbins * (sizeof(Central) + sizeof(Central*))));
+    // One mapping for the process-wide tables (one system call at start-up;
+    // their pages are touched as they are used): the centrals, the list of
+    // used ones, the partition tables and the chunk registry.
+    size_t central_bytes = nbins * (sizeof(Central) + sizeof(Central*));
+    size_t part_bytes = partition::table_bytes(npart);
+    char* meta = static_cast<char*>(os::map(central_bytes + part_bytes + chunks::registry_bytes()));
     g_central = reinterpret_cast<Central*>(meta);
     if (meta) central::g_used = reinterpret_cast<Central**>(meta + nbins * sizeof(Central));
     large::init(g_cfg.large_cache);
-    bool ok = g_central && partition::init(npart, kPartitioning && g_cfg.partition_mode == 1);
+    bool ok = meta && partition::init(npart, kPartitioning && g_cfg.partition_mode == 1, meta + central_bytes);
     tcache::init(g_cfg.tcache_bytes);
     reclaim::init(g_cfg.async != 0, uint32_t(g_cfg.warm_chunks));
-    ok = ok && chunks::init(g_cfg.reserve);  // publishes g.base and g.size
+    ok = ok && chunks::init(g_cfg.reserve, meta + central_bytes + part_bytes);  // publishes g.base and g.size
     g_heap_ok = ok;
     if (ok) pthread_atfork(fork_prepare, fork_parent, fork_child);
     if (ok) cold::install_signal(int(g_cfg.pageout_signal));

@@ -160,11 +160,12 @@ inline constexpr unsigned kDirtyLook = 8;
 
 }  // namespace
 
-bool init(uint64_t want_bytes) {
+size_t registry_bytes() { return kMaxChunks * sizeof(ChunkHeader*); }
+
+bool init(uint64_t want_bytes, void* registry_mem) {
     size_t page = size_t(1) << g.page_shift;
     header_pages = uint32_t((sizeof(ChunkHeader) + page - 1) / page);
-    registry = static_cast<ChunkHeader**>(os::map(kMaxChunks * sizeof(ChunkHeader*)));
-    if (!registry) return false;
+    registry = static_cast<ChunkHeader**>(registry_mem);
     if (!reserve_region(want_bytes)) return false;
     g.base = regions[0].base;
     g.size = regions[0].size;

@@ -119,9 +119,12 @@ extern uint64_t g_part_mask_full;
 
 namespace chunks {
 
+// Bytes of the chunk registry init() places in `registry_mem` (zeroed, part
+// of the start-up metadata mapping).
+size_t registry_bytes();
 // Reserves the address space (shrunk to fit RLIMIT_AS).  False if even the
 // smallest reservation fails.
-bool init(uint64_t want_bytes);
+bool init(uint64_t want_bytes, void* registry_mem);
 // True if a belongs to any reservation of ours (primary or extra).
 bool owns(uintptr_t a);
 // A run of `npages` data pages for a new slab; pagemap entries and the slab

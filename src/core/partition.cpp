@@ -17,10 +17,11 @@ uint32_t next_id;
 uint32_t used_slots;
 }  // namespace
 
-bool init(uint32_t npart, bool intern) {
-    g_site = static_cast<std::atomic<uintptr_t>*>(os::map(npart * sizeof(uintptr_t)));
-    g_shared = static_cast<std::atomic<uint8_t>*>(os::map(npart));
-    if (!g_site || !g_shared) return false;
+size_t table_bytes(uint32_t npart) { return (npart * (sizeof(uintptr_t) + 1) + 63) & ~size_t(63); }
+
+bool init(uint32_t npart, bool intern, void* mem) {
+    g_site = static_cast<std::atomic<uintptr_t>*>(mem);
+    g_shared = reinterpret_cast<std::atomic<uint8_t>*>(static_cast<char*>(mem) + npart * sizeof(uintptr_t));
     if (intern) {
         g_intern = static_cast<InternSlot*>(os::map(kInternSlots * sizeof(InternSlot)));
         if (!g_intern) return false;

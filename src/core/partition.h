@@ -58,7 +58,10 @@ BTM_INLINE void note_site(uint32_t bin, uintptr_t ra) {
     }
 }
 
-bool init(uint32_t npart, bool intern);
+// Bytes of the tables init() places in `mem` (zeroed, 64-byte aligned, part
+// of the start-up metadata mapping).
+size_t table_bytes(uint32_t npart);
+bool init(uint32_t npart, bool intern, void* mem);
 void fork_child();
 
 }  // namespace btm::partition
