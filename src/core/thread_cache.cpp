@@ -107,8 +107,15 @@ void activate(ThreadCache* tc, Bin* b, uint32_t bin, uint32_t cls) {
     else h->overflow = true;
 }
 
-void note_event(ThreadCache* tc) {
-    if (++header_of(tc)->events >= kScavengePeriod) scavenge(tc);
+// Slow-path events of both kinds count, but the scavenge falls to the next
+// free's slow path: frees are what grow a cache past its budget, and a
+// scavenge that halves the bins takes ~12 us (~20 slots sent home per bin,
+// each touching its cold slab descriptor), a spike programs would wait for
+// inside malloc.  A thread that stopped freeing scavenges in malloc, three
+// periods late.
+void note_event(ThreadCache* tc, bool freeing) {
+    uint32_t events = ++header_of(tc)->events;
+    if (events >= (freeing ? kScavengePeriod : 4 * kScavengePeriod)) scavenge(tc);
 }
 
 }  // namespace
@@ -174,7 +181,7 @@ void* refill(uint32_t bin, uint32_t cls, uintptr_t ra) {
         uint32_t full = 2u * g_class[cls].batch;
         b->max = b->max * 2 < full ? b->max * 2 : full;
     }
-    note_event(tc);
+    note_event(tc, false);
     return central::refill(b, bin, cls, b->max / 2, ra, run_of(header_of(tc), bin));
 }
 
@@ -222,7 +229,7 @@ void free_slow(void* p, uint64_t entry) {
     if (b->max == 0) activate(tc, b, bin, pe_class(entry));
     else if (central::flush(b, bin, b->max / 2)) b->max = b->max > 1 ? b->max / 2 : 1;  // shrinking: cache less
     else if (b->max < full) b->max = b->max * 2 < full ? b->max * 2 : full;
-    note_event(tc);
+    note_event(tc, true);
     --t.depth;
     link_encode(p, b->head);
     if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;

@@ -6,8 +6,9 @@
 //   cache exists and after it is torn down, so both fast paths fall into the
 //   slow path there.
 // - The bytes a thread keeps cached are bounded in total (knob tcache_bytes):
-//   each bin holds at most 2 batches, and every kScavengePeriod slow-path
-//   events the cache counts its active bins and halves them when over budget.
+//   each bin holds at most 2 batches, and after every kScavengePeriod
+//   slow-path events the next free's slow path (a malloc's, for a thread that
+//   stopped freeing) counts its active bins and trims them when over budget.
 #pragma once
 
 #include "core/state.h"
