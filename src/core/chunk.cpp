@@ -212,8 +212,7 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
     c->dirty_pages -= dirty;
     dirty_total -= dirty;
     clean_taken += npages - dirty;
-    const uint64_t entry = page_entry(bin, 0, cls, g.page_shift);
-    for (uint32_t i = 0; i < npages; ++i) c->pagemap[uint32_t(first) + i] = entry | uint64_t(i) << g.page_shift << 32;
+    for (uint32_t i = 0; i < npages; ++i) c->pagemap[uint32_t(first) + i] = page_entry(bin, i, cls, g.page_shift);
     c->idle_ticks = 0;
     c->released = false;
     c->free_pages -= npages;
@@ -390,7 +389,7 @@ void finish_release(const Range* r, size_t n) {
         }
         uint32_t first = uint32_t((r[i].addr & kChunkMask) >> g.page_shift);
         uint32_t len = uint32_t(r[i].len >> g.page_shift);
-        for (uint32_t p = first; p < first + len; ++p) c->free_bits[p / 64] |= uint64_t(1) << (p % 64);
+        for_words(first, len, [c](uint32_t w, uint64_t m) { c->free_bits[w] |= m; });
         c->free_pages += len;
         c->fail_npages = 0xffff;
         if (!c->in_avail) avail_push(c);
@@ -447,12 +446,11 @@ void finish_prefault(const Range* r, size_t n) {
         ChunkHeader* c = chunk_of(r[i].addr);
         uint32_t first = uint32_t((r[i].addr & kChunkMask) >> g.page_shift);
         uint32_t len = uint32_t(r[i].len >> g.page_shift);
-        for (uint32_t p = first; p < first + len; ++p) {
-            uint64_t bit = uint64_t(1) << (p % 64);
-            c->free_bits[p / 64] |= bit;
-            c->dirty_bits[p / 64] |= bit;
-            c->aged_bits[p / 64] &= ~bit;
-        }
+        for_words(first, len, [c](uint32_t w, uint64_t m) {
+            c->free_bits[w] |= m;
+            c->dirty_bits[w] |= m;
+            c->aged_bits[w] &= ~m;
+        });
         c->free_pages += len;
         c->dirty_pages += len;
         dirty_total += len;
