@@ -291,8 +291,9 @@ TEST(BtmFreshRuns, FreshBlocksStayOffTheResidentSetUntilWritten) {
         }
         uint64_t rss1 = read_stats().resident_bytes;
         EXPECT_LT(rss1, rss0 + kCount * kBlock / 4) << (zeroed ? "calloc" : "malloc") << " faulted its blocks in";
-        if (zeroed)
+        if (zeroed) {
             for (char* p : blocks) ASSERT_EQ(btm_test::first_nonzero(p, kBlock), kBlock);
+        }
         for (char* p : blocks) memset(p, 0x5a, kBlock);
         uint64_t rss2 = read_stats().resident_bytes;
         EXPECT_GT(rss2, rss1 + kCount * kBlock / 2) << "the blocks were not this process's memory";
@@ -317,6 +318,44 @@ TEST(BtmFreshRuns, ThreadExitGivesTheRunBack) {
         });
         t.join();
         EXPECT_NEAR(int64_t(read_stats().allocated_bytes), before, 8192) << "size " << n;
+    }
+}
+
+// The page heap skips a chunk for a run longer than the longest one it last
+// saw there, until pages come back and merge (docs/DESIGN.md §2).  Holes of
+// 32 pages between 128 KiB blocks, then the block between two holes freed:
+// the 96-page run they merge into must be found for the next 256 KiB block,
+// which otherwise goes to clean memory elsewhere.  Frees run on a short
+// thread, whose cache goes home (to the page heap, pages still resident)
+// when it exits.
+TEST(BtmPageHeap, BlocksFindTheRunThatFreesMerged) {
+    constexpr size_t kBlock = 128 * 1024;
+    constexpr int kCount = 24;
+    void* p[kCount];
+    for (auto& q : p) q = btm_malloc(opaque(kBlock));
+    auto at = [&](int i) { return reinterpret_cast<uintptr_t>(p[i]); };
+    // First fit lays fresh one-slot slabs out in address order.
+    ASSERT_EQ(at(2), at(1) + kBlock);
+    ASSERT_EQ(at(3), at(2) + kBlock);
+    std::thread([&] {
+        for (int i = 1; i < kCount; i += 2) btm_free(p[i]);
+    }).join();
+    // These searches fail on every 32-page hole, which records the bound.
+    void* other[2];
+    for (auto& q : other) {
+        q = btm_malloc(opaque(2 * kBlock));
+        EXPECT_NE(q, p[1]);
+    }
+    std::thread([&] { btm_free(p[2]); }).join();
+    // A small slab made meanwhile (the thread's own allocations) may take a
+    // page of the run, which still leaves room for the block.
+    void* x = btm_malloc(opaque(2 * kBlock));
+    uintptr_t a = reinterpret_cast<uintptr_t>(x);
+    EXPECT_TRUE(a >= at(1) && a + 2 * kBlock <= at(3) + kBlock) << "the merged run of pages was not found";
+    btm_free(x);
+    for (auto* q : other) btm_free(q);
+    for (int i = 0; i < kCount; i += 2) {
+        if (i != 2) btm_free(p[i]);
     }
 }
 

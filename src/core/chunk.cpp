@@ -26,12 +26,29 @@ struct Region {
 inline constexpr unsigned kMaxRegions = 64;
 inline constexpr unsigned kMaxChunks = 1u << 17;  // 256 GiB of chunks
 
+// What the new-slab search reads about a chunk, kept beside its registry
+// entry so that a search passes over a chunk without touching its header:
+// walking a list of headers cost a cold miss per chunk, microseconds inside
+// a malloc of a big class when the heap spans tens of chunks.
+struct Entry {
+    ChunkHeader* chunk;
+    uint16_t free_pages;
+    uint16_t dirty_pages;   // free pages still backed by memory
+    // Upper bounds on the longest run of free (resident free) pages: exact
+    // after a search of the chunk failed, raised when pages come back to
+    // the length of the run they merge into, left alone when pages go.
+    uint16_t max_run;
+    uint16_t max_dirty_run;
+};
+static_assert(sizeof(Entry) == 16);
+
 SpinLock heap_lock;
 Region regions[kMaxRegions];
 std::atomic<unsigned> nregions{0};
-ChunkHeader** registry;  // all chunks, in creation order
+Entry* registry;         // all chunks, in creation order
 unsigned nchunks;
-ChunkHeader* avail;      // chunks with at least one free page
+// Bit k: chunk k has free pages and is not being released (searchable).
+uint64_t searchable[kMaxChunks / 64];
 uint64_t nslabs;
 uint64_t dirty_total;    // dirty pages in all chunks
 uint64_t slab_pages;     // pages in live slabs
@@ -59,19 +76,22 @@ bool reserve_region(uint64_t want) {
     return false;
 }
 
-void avail_push(ChunkHeader* c) {
-    c->avail_prev = nullptr;
-    c->avail_next = avail;
-    if (avail) avail->avail_prev = c;
-    avail = c;
-    c->in_avail = true;
+Entry& entry_of(const ChunkHeader* c) { return registry[c->index]; }
+
+// Re-derives the chunk's searchable bit after its counts or state changed.
+void refresh(const ChunkHeader* c) {
+    uint64_t bit = uint64_t(1) << (c->index % 64);
+    if (entry_of(c).free_pages && !c->releasing) searchable[c->index / 64] |= bit;
+    else searchable[c->index / 64] &= ~bit;
 }
 
-void avail_remove(ChunkHeader* c) {
-    if (c->avail_prev) c->avail_prev->avail_next = c->avail_next;
-    else avail = c->avail_next;
-    if (c->avail_next) c->avail_next->avail_prev = c->avail_prev;
-    c->in_avail = false;
+// Calls fn(entry) for searchable chunks in registry order until it returns true.
+template <class Fn>
+void for_searchable(Fn fn) {
+    for (unsigned w = 0; w * 64 < nchunks; ++w) {
+        for (uint64_t bits = searchable[w]; bits; bits &= bits - 1)
+            if (fn(registry[w * 64 + unsigned(__builtin_ctzll(bits))])) return;
+    }
 }
 
 ChunkHeader* chunk_new() {
@@ -87,17 +107,16 @@ ChunkHeader* chunk_new() {
             c->magic = kChunkMagic;
             c->npages = uint32_t(kChunkSize >> g.page_shift);
             c->first_page = header_pages;
-            c->free_pages = c->npages - header_pages;
             c->index = nchunks;
-            c->fail_npages = 0xffff;
             for (uint32_t i = header_pages; i < c->npages; ++i) c->free_bits[i / 64] |= uint64_t(1) << (i % 64);
-            registry[nchunks++] = c;
+            uint16_t data = uint16_t(c->npages - header_pages);
+            registry[nchunks++] = Entry{c, data, 0, data, 0};
             // Partitions switch on once the heap is big enough to gain from
             // them (see the knob partition_after): a short-lived process
             // touches the metadata and first slabs of one partition only.
             if (uint64_t(nchunks) * kChunkSize > g_partition_after)
                 __atomic_store_n(&g.part_mask, g_part_mask_full, __ATOMIC_RELAXED);
-            avail_push(c);
+            refresh(c);
             return c;
         }
         if (!reserve_region(regions[0].size)) return nullptr;
@@ -121,20 +140,53 @@ uint32_t next_bit(const ChunkHeader* c, uint32_t i, bool want, bool dirty) {
     return c->npages;
 }
 
-// First fit: the lowest run of n free pages, or -1.  Word at a time, one
-// step per free run: a bit-by-bit walk over a mostly free chunk took
-// microseconds inside a malloc.  A failed search records n, so that the
-// chunk is skipped for requests at least that long until pages come back.
-int find_run(ChunkHeader* c, uint32_t n, bool dirty = false) {
-    if (n >= c->fail_npages) return -1;
+// The first page of the run of set bits that page i (set) belongs to; the
+// header pages' bits are never set, so the walk stops at the first data page.
+uint32_t run_start(const ChunkHeader* c, uint32_t i, bool dirty) {
+    while (i > 0) {
+        uint32_t j = i - 1, w = j / 64, b = j % 64;
+        uint64_t word = c->free_bits[w];
+        if (dirty) word &= c->dirty_bits[w];
+        uint64_t clear = ~word & (b == 63 ? ~uint64_t(0) : (uint64_t(1) << (b + 1)) - 1);  // at or below j
+        if (clear) return w * 64 + 64 - unsigned(__builtin_clzll(clear));
+        i = w * 64;
+    }
+    return 0;
+}
+
+// Pages [first, first + n) came back to the free set (and, with `dirty`, to
+// its resident part): counts, and the bounds raised to the run they joined.
+void pages_back(ChunkHeader* c, uint32_t first, uint32_t n, bool dirty) {
+    Entry& e = entry_of(c);
+    auto joined = [&](bool d) { return next_bit(c, first + n, false, d) - run_start(c, first, d); };
+    e.free_pages = uint16_t(e.free_pages + n);
+    uint32_t run = joined(false);
+    if (run > e.max_run) e.max_run = uint16_t(run);
+    if (dirty) {
+        e.dirty_pages = uint16_t(e.dirty_pages + n);
+        run = joined(true);
+        if (run > e.max_dirty_run) e.max_dirty_run = uint16_t(run);
+    }
+    refresh(c);
+}
+
+// First fit: the lowest run of n free (with `dirty`, free and resident)
+// pages, or -1.  Word at a time, one step per free run: a bit-by-bit walk
+// over a mostly free chunk took microseconds inside a malloc.  A failed
+// search leaves the chunk's bound exact, so that the chunk is skipped for
+// requests longer than its longest run until pages come back and merge.
+int find_run(ChunkHeader* c, uint32_t n, bool dirty) {
+    uint32_t longest = 0;
     for (uint32_t i = c->first_page; i < c->npages;) {
         uint32_t start = next_bit(c, i, true, dirty);
-        if (start + n > c->npages) break;
+        if (start >= c->npages) break;
         uint32_t end = next_bit(c, start, false, dirty);
         if (end - start >= n) return int(start);
+        if (end - start > longest) longest = end - start;
         i = end;
     }
-    if (!dirty) c->fail_npages = uint16_t(n);
+    Entry& e = entry_of(c);
+    (dirty ? e.max_dirty_run : e.max_run) = uint16_t(longest);
     return -1;
 }
 
@@ -154,18 +206,32 @@ void for_words(uint32_t first, uint32_t n, Fn fn) {
 }
 
 // Resident free pages first: a slab on them costs no page fault inside the
-// malloc that makes it.  Looked for in the first few chunks only, so a heap
-// with no such run pays a bounded search.
+// malloc that makes it.  At most this many chunks are searched for them, so
+// a heap whose resident pages are scattered pays a bounded search.
 inline constexpr unsigned kDirtyLook = 8;
+
+// The lowest run of n pages (resident ones with `dirty`) in a searchable
+// chunk: its chunk in *out and its first page, or -1.
+int search(uint32_t n, bool dirty, ChunkHeader** out) {
+    int first = -1;
+    unsigned tries = 0;
+    for_searchable([&](Entry& e) {
+        if ((dirty ? e.dirty_pages : e.free_pages) < n || (dirty ? e.max_dirty_run : e.max_run) < n) return false;
+        first = find_run(e.chunk, n, dirty);
+        *out = e.chunk;
+        return first >= 0 || (dirty && ++tries == kDirtyLook);
+    });
+    return first;
+}
 
 }  // namespace
 
-size_t registry_bytes() { return kMaxChunks * sizeof(ChunkHeader*); }
+size_t registry_bytes() { return kMaxChunks * sizeof(Entry); }
 
 bool init(uint64_t want_bytes, void* registry_mem) {
     size_t page = size_t(1) << g.page_shift;
     header_pages = uint32_t((sizeof(ChunkHeader) + page - 1) / page);
-    registry = static_cast<ChunkHeader**>(registry_mem);
+    registry = static_cast<Entry*>(registry_mem);
     if (!reserve_region(want_bytes)) return false;
     g.base = regions[0].base;
     g.size = regions[0].size;
@@ -181,26 +247,13 @@ bool owns(uintptr_t a) {
 
 Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
     LockGuard guard(heap_lock);
-    ChunkHeader* c = avail;
-    int first = -1;
-    if (dirty_total >= npages) {
-        unsigned look = 0;
-        for (; c && look < kDirtyLook; c = c->avail_next, ++look) {
-            if (c->dirty_pages < npages) continue;
-            first = find_run(c, npages, true);
-            if (first >= 0) break;
-        }
-        if (first < 0) c = avail;
-    }
-    for (; first < 0 && c; c = c->avail_next) {
-        if (c->free_pages < npages) continue;
-        first = find_run(c, npages);
-        if (first >= 0) break;
-    }
-    if (!c) {
+    ChunkHeader* c = nullptr;
+    int first = dirty_total >= npages ? search(npages, true, &c) : -1;
+    if (first < 0) first = search(npages, false, &c);
+    if (first < 0) {
         c = chunk_new();
         if (!c) return nullptr;
-        first = find_run(c, npages);
+        first = find_run(c, npages, false);
     }
     uint32_t dirty = 0;
     for_words(uint32_t(first), npages, [c, &dirty](uint32_t w, uint64_t m) {
@@ -209,15 +262,16 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
         c->dirty_bits[w] &= ~m;
         c->aged_bits[w] &= ~m;
     });
-    c->dirty_pages -= dirty;
+    Entry& e = entry_of(c);
+    e.dirty_pages = uint16_t(e.dirty_pages - dirty);
+    e.free_pages = uint16_t(e.free_pages - npages);
+    refresh(c);
     dirty_total -= dirty;
     clean_taken += npages - dirty;
     for (uint32_t i = 0; i < npages; ++i) c->pagemap[uint32_t(first) + i] = page_entry(bin, i, cls, g.page_shift);
     c->idle_ticks = 0;
     c->released = false;
-    c->free_pages -= npages;
     slab_pages += npages;
-    if (c->free_pages == 0) avail_remove(c);
     Slab* s = &c->slabs[first];
     s->free = nullptr;
     s->free_count = 0;
@@ -245,12 +299,9 @@ void slab_free(Slab* s) {
         c->free_bits[w] |= m;
         c->dirty_bits[w] |= m;
     });
-    c->free_pages += s->npages;
-    c->fail_npages = 0xffff;
+    pages_back(c, first, s->npages, true);
     slab_pages -= s->npages;
-    c->dirty_pages += s->npages;
     dirty_total += s->npages;
-    if (!c->in_avail) avail_push(c);
     --nslabs;
 }
 
@@ -287,8 +338,10 @@ size_t collect_runs(ChunkHeader* c, const uint64_t* take, Range* out, size_t max
             ++i;
         }
         uint32_t len = i - start;
-        c->free_pages -= len;
-        c->dirty_pages -= len;
+        Entry& e = entry_of(c);
+        e.free_pages = uint16_t(e.free_pages - len);
+        e.dirty_pages = uint16_t(e.dirty_pages - len);
+        refresh(c);
         dirty_total -= len;
         out[n++] = Range{reinterpret_cast<uintptr_t>(c) + (uintptr_t(start) << g.page_shift),
                          size_t(len) << g.page_shift};
@@ -333,18 +386,19 @@ size_t collect(Range* out, size_t max, Collect mode, uint32_t warm_chunks) {
     size_t n = 0;
     uint32_t free_chunks = 0;
     for (unsigned k = nchunks; k-- > 0 && n < max;) {  // newest first: keep the low chunks warm
-        ChunkHeader* c = registry[k];
+        ChunkHeader* c = registry[k].chunk;
+        Entry& e = registry[k];
         if (c->releasing) continue;
-        bool empty = c->free_pages == data_pages();
+        bool empty = e.free_pages == data_pages();
         if (empty && !c->released) {
             // A drained chunk: past the warm pool, or idle for a whole tick,
             // it goes back entirely, header pages but the first included.
             ++free_chunks;
             if (all || free_chunks > warm_chunks || (mode == Collect::kAged && c->idle_ticks >= 1)) {
                 c->releasing = true;
-                if (c->in_avail) avail_remove(c);
-                dirty_total -= c->dirty_pages;
-                c->dirty_pages = 0;
+                refresh(c);
+                dirty_total -= e.dirty_pages;
+                e.dirty_pages = 0;
                 for (auto& w : c->dirty_bits) w = 0;
                 for (auto& w : c->aged_bits) w = 0;
                 size_t page = size_t(1) << g.page_shift;
@@ -355,18 +409,18 @@ size_t collect(Range* out, size_t max, Collect mode, uint32_t warm_chunks) {
             }
             if (mode == Collect::kAged) ++c->idle_ticks;
         }
-        if (!c->dirty_pages) continue;
+        if (!e.dirty_pages) continue;
         uint64_t take[kMaxPagesPerChunk / 64];
         bool whole = mode != Collect::kAged;
         for (unsigned w = 0; w < kMaxPagesPerChunk / 64; ++w)
             take[w] = whole ? c->dirty_bits[w] : c->dirty_bits[w] & c->aged_bits[w];
-        uint32_t before = c->dirty_pages;
+        uint32_t before = e.dirty_pages;
         n += collect_runs(c, take, out + n, max - n);
         if (mode == Collect::kAged) {
             // What is still dirty now is aged at the next tick unless reused.
             for (unsigned w = 0; w < kMaxPagesPerChunk / 64; ++w) c->aged_bits[w] = c->dirty_bits[w];
         } else if (mode == Collect::kExcess) {
-            uint32_t got = before - c->dirty_pages;
+            uint32_t got = before - e.dirty_pages;
             excess = excess > got ? excess - got : 0;
             if (excess == 0) break;
         }
@@ -383,16 +437,14 @@ void finish_release(const Range* r, size_t n) {
             c->releasing = false;
             c->released = true;
             c->idle_ticks = 0;
-            c->fail_npages = 0xffff;
-            if (!c->in_avail) avail_push(c);
+            entry_of(c).max_run = uint16_t(data_pages());
+            refresh(c);
             continue;
         }
         uint32_t first = uint32_t((r[i].addr & kChunkMask) >> g.page_shift);
         uint32_t len = uint32_t(r[i].len >> g.page_shift);
         for_words(first, len, [c](uint32_t w, uint64_t m) { c->free_bits[w] |= m; });
-        c->free_pages += len;
-        c->fail_npages = 0xffff;
-        if (!c->in_avail) avail_push(c);
+        pages_back(c, first, len, false);
     }
 }
 
@@ -402,20 +454,16 @@ uint64_t clean_taken_pages() { return __atomic_load_n(&clean_taken, __ATOMIC_REL
 
 size_t prefault_collect(Range* out, size_t max, uint64_t target) {
     LockGuard guard(heap_lock);
-    // Resident free pages where slab_alloc looks for them first.
-    uint64_t ready = 0;
-    unsigned look = 0;
-    for (ChunkHeader* c = avail; c && look < kDirtyLook; c = c->avail_next, ++look) ready += c->dirty_pages;
-    if (ready >= target) return 0;
-    uint64_t need = target - ready;
+    // Resident free pages are what slab_alloc takes first.
+    if (dirty_total >= target) return 0;
+    uint64_t need = target - dirty_total;
     size_t n = 0;
-    look = 0;
-    for (ChunkHeader* c = avail; c && n < max && need && look < kDirtyLook; ++look) {
-        ChunkHeader* next = c->avail_next;
+    unsigned look = 0;
+    auto take_clean = [&](Entry& e) {
+        ChunkHeader* c = e.chunk;
+        if (e.free_pages == e.dirty_pages) return false;  // no clean free page here
+        auto clean = [c](uint32_t p) { return (c->free_bits[p / 64] & ~c->dirty_bits[p / 64]) >> (p % 64) & 1; };
         for (uint32_t i = c->first_page; i < c->npages && n < max && need;) {
-            auto clean = [&](uint32_t p) {
-                return (c->free_bits[p / 64] & ~c->dirty_bits[p / 64]) >> (p % 64) & 1;
-            };
             if (!clean(i)) {
                 ++i;
                 continue;
@@ -426,16 +474,17 @@ size_t prefault_collect(Range* out, size_t max, uint64_t target) {
                 ++i;
                 --need;
             }
-            c->free_pages -= i - start;
+            e.free_pages = uint16_t(e.free_pages - (i - start));
             out[n++] = Range{reinterpret_cast<uintptr_t>(c) + (uintptr_t(start) << g.page_shift),
                              size_t(i - start) << g.page_shift};
         }
-        if (c->free_pages == 0 && c->in_avail) avail_remove(c);
-        c = next;
-        if ((!c || look + 1 == kDirtyLook) && n == 0 && need) {
-            c = chunk_new();  // nothing clean where slabs are made: map a chunk ahead of demand
-            look = 0;
-        }
+        refresh(c);
+        return n == max || !need || ++look == kDirtyLook;
+    };
+    for_searchable(take_clean);
+    if (n == 0 && need) {
+        // Nothing clean where slabs are made: map a chunk ahead of demand.
+        if (ChunkHeader* c = chunk_new()) take_clean(entry_of(c));
     }
     return n;
 }
@@ -451,13 +500,10 @@ void finish_prefault(const Range* r, size_t n) {
             c->dirty_bits[w] |= m;
             c->aged_bits[w] &= ~m;
         });
-        c->free_pages += len;
-        c->dirty_pages += len;
+        pages_back(c, first, len, true);
         dirty_total += len;
-        c->fail_npages = 0xffff;
         c->released = false;
         c->idle_ticks = 0;
-        if (!c->in_avail) avail_push(c);
     }
 }
 uint64_t slab_bytes() { return __atomic_load_n(&slab_pages, __ATOMIC_RELAXED) << g.page_shift; }
@@ -486,7 +532,7 @@ size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max) {
     size_t n = 0;
     // Stop at a chunk boundary with room for a whole chunk's worth of ranges.
     for (; *cursor < nchunks && n + kMaxPagesPerChunk / 2 <= max; ++*cursor) {
-        ChunkHeader* c = registry[*cursor];
+        ChunkHeader* c = registry[*cursor].chunk;
         if (c->released) continue;
         for_each_slab(c, [&](uint32_t p, const Slab& s) {
             if (int32_t(before - s.epoch) <= 0) return;
@@ -502,8 +548,8 @@ size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max) {
 void occupancy(uint64_t hist[10], uint64_t list[4]) {
     LockGuard guard(heap_lock);
     for (unsigned k = 0; k < nchunks; ++k) {
-        if (registry[k]->released) continue;
-        for_each_slab(registry[k], [&](uint32_t, const Slab& s) {
+        if (registry[k].chunk->released) continue;
+        for_each_slab(registry[k].chunk, [&](uint32_t, const Slab& s) {
             uint32_t cap = g_class[s.cls].capacity;
             ++hist[cap ? (s.used * 10 / cap > 9 ? 9 : s.used * 10 / cap) : 0];
             ++list[s.list & 3];
@@ -518,7 +564,7 @@ Counters counters() {
     k.slabs = nslabs;
     k.committed = uint64_t(nchunks) * kChunkSize;
     k.dirty = dirty_total << g.page_shift;
-    for (unsigned i = 0; i < nchunks; ++i) k.free_chunks += registry[i]->free_pages == data_pages();
+    for (unsigned i = 0; i < nchunks; ++i) k.free_chunks += registry[i].free_pages == data_pages();
     unsigned n = nregions.load(std::memory_order_relaxed);
     for (unsigned i = 0; i < n; ++i) k.reserved += regions[i].size;
     return k;

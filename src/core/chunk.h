@@ -80,16 +80,10 @@ struct ChunkHeader {
     uint64_t magic;
     uint32_t npages;            // pages in the chunk
     uint32_t first_page;        // first data page (after this header)
-    uint32_t free_pages;
-    uint32_t index;             // position in the chunk registry
-    ChunkHeader* avail_next;    // chunks with free pages (page-heap lock)
-    ChunkHeader* avail_prev;
-    bool in_avail;
-    bool releasing;             // a whole-chunk release is in flight: not in avail
+    uint32_t index;             // position in the chunk registry (its free-page counts are there)
+    bool releasing;             // a whole-chunk release is in flight: not searchable
     bool released;              // entirely free and given back; nothing to age
     uint8_t idle_ticks;         // aging ticks the chunk has spent entirely free
-    uint16_t fail_npages;       // a run this long was not found since pages last came back
-    uint32_t dirty_pages;       // free pages still backed by memory
     uint64_t free_bits[kMaxPagesPerChunk / 64];   // 1 = page free
     uint64_t dirty_bits[kMaxPagesPerChunk / 64];  // 1 = free page not yet released
     uint64_t aged_bits[kMaxPagesPerChunk / 64];   // 1 = dirty at the last aging tick
