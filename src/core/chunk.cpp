@@ -45,10 +45,16 @@ static_assert(sizeof(Entry) == 16);
 SpinLock heap_lock;
 Region regions[kMaxRegions];
 std::atomic<unsigned> nregions{0};
-Entry* registry;         // all chunks, in creation order
+// The registry: all chunks, in creation order, 64 to a group.  Bit k of a
+// group's word: its chunk k has free pages and is not being released
+// (searchable).  A group is one page's worth, so a small process touches
+// one page for all of it.
+struct Group {
+    uint64_t searchable;
+    Entry entries[64];
+};
+Group* registry;
 unsigned nchunks;
-// Bit k: chunk k has free pages and is not being released (searchable).
-uint64_t searchable[kMaxChunks / 64];
 uint64_t nslabs;
 uint64_t dirty_total;    // dirty pages in all chunks
 uint64_t slab_pages;     // pages in live slabs
@@ -76,21 +82,22 @@ bool reserve_region(uint64_t want) {
     return false;
 }
 
-Entry& entry_of(const ChunkHeader* c) { return registry[c->index]; }
+Entry& entry(unsigned k) { return registry[k / 64].entries[k % 64]; }
+Entry& entry_of(const ChunkHeader* c) { return entry(c->index); }
 
 // Re-derives the chunk's searchable bit after its counts or state changed.
 void refresh(const ChunkHeader* c) {
     uint64_t bit = uint64_t(1) << (c->index % 64);
-    if (entry_of(c).free_pages && !c->releasing) searchable[c->index / 64] |= bit;
-    else searchable[c->index / 64] &= ~bit;
+    if (entry_of(c).free_pages && !c->releasing) registry[c->index / 64].searchable |= bit;
+    else registry[c->index / 64].searchable &= ~bit;
 }
 
 // Calls fn(entry) for searchable chunks in registry order until it returns true.
 template <class Fn>
 void for_searchable(Fn fn) {
     for (unsigned w = 0; w * 64 < nchunks; ++w) {
-        for (uint64_t bits = searchable[w]; bits; bits &= bits - 1)
-            if (fn(registry[w * 64 + unsigned(__builtin_ctzll(bits))])) return;
+        for (uint64_t bits = registry[w].searchable; bits; bits &= bits - 1)
+            if (fn(registry[w].entries[__builtin_ctzll(bits)])) return;
     }
 }
 
@@ -110,7 +117,7 @@ ChunkHeader* chunk_new() {
             c->index = nchunks;
             for (uint32_t i = header_pages; i < c->npages; ++i) c->free_bits[i / 64] |= uint64_t(1) << (i % 64);
             uint16_t data = uint16_t(c->npages - header_pages);
-            registry[nchunks++] = Entry{c, data, 0, data, 0};
+            entry(nchunks++) = Entry{c, data, 0, data, 0};
             // Partitions switch on once the heap is big enough to gain from
             // them (see the knob partition_after): a short-lived process
             // touches the metadata and first slabs of one partition only.
@@ -226,12 +233,12 @@ int search(uint32_t n, bool dirty, ChunkHeader** out) {
 
 }  // namespace
 
-size_t registry_bytes() { return kMaxChunks * sizeof(Entry); }
+size_t registry_bytes() { return kMaxChunks / 64 * sizeof(Group); }
 
 bool init(uint64_t want_bytes, void* registry_mem) {
     size_t page = size_t(1) << g.page_shift;
     header_pages = uint32_t((sizeof(ChunkHeader) + page - 1) / page);
-    registry = static_cast<Entry*>(registry_mem);
+    registry = static_cast<Group*>(registry_mem);
     if (!reserve_region(want_bytes)) return false;
     g.base = regions[0].base;
     g.size = regions[0].size;
@@ -386,8 +393,8 @@ size_t collect(Range* out, size_t max, Collect mode, uint32_t warm_chunks) {
     size_t n = 0;
     uint32_t free_chunks = 0;
     for (unsigned k = nchunks; k-- > 0 && n < max;) {  // newest first: keep the low chunks warm
-        ChunkHeader* c = registry[k].chunk;
-        Entry& e = registry[k];
+        Entry& e = entry(k);
+        ChunkHeader* c = e.chunk;
         if (c->releasing) continue;
         bool empty = e.free_pages == data_pages();
         if (empty && !c->released) {
@@ -532,7 +539,7 @@ size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max) {
     size_t n = 0;
     // Stop at a chunk boundary with room for a whole chunk's worth of ranges.
     for (; *cursor < nchunks && n + kMaxPagesPerChunk / 2 <= max; ++*cursor) {
-        ChunkHeader* c = registry[*cursor].chunk;
+        ChunkHeader* c = entry(*cursor).chunk;
         if (c->released) continue;
         for_each_slab(c, [&](uint32_t p, const Slab& s) {
             if (int32_t(before - s.epoch) <= 0) return;
@@ -548,8 +555,8 @@ size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max) {
 void occupancy(uint64_t hist[10], uint64_t list[4]) {
     LockGuard guard(heap_lock);
     for (unsigned k = 0; k < nchunks; ++k) {
-        if (registry[k].chunk->released) continue;
-        for_each_slab(registry[k].chunk, [&](uint32_t, const Slab& s) {
+        if (entry(k).chunk->released) continue;
+        for_each_slab(entry(k).chunk, [&](uint32_t, const Slab& s) {
             uint32_t cap = g_class[s.cls].capacity;
             ++hist[cap ? (s.used * 10 / cap > 9 ? 9 : s.used * 10 / cap) : 0];
             ++list[s.list & 3];
@@ -564,7 +571,7 @@ Counters counters() {
     k.slabs = nslabs;
     k.committed = uint64_t(nchunks) * kChunkSize;
     k.dirty = dirty_total << g.page_shift;
-    for (unsigned i = 0; i < nchunks; ++i) k.free_chunks += registry[i].free_pages == data_pages();
+    for (unsigned i = 0; i < nchunks; ++i) k.free_chunks += entry(i).free_pages == data_pages();
     unsigned n = nregions.load(std::memory_order_relaxed);
     for (unsigned i = 0; i < n; ++i) k.reserved += regions[i].size;
     return k;
