@@ -25,9 +25,16 @@ namespace {
 // config.h), and the tools call it from one thread.  One buffer serves both
 // getdents64 and read: a directory is listed completely before its files
 // are read.
-alignas(8) char g_io_buf[4096];
+// Both after .bss on x86-64, as the core's cold arrays (see BTM_COLD_BSS in
+// core/base.h, which this layer does not include).
+#if defined(__x86_64__)
+#define BTM_CONFIG_COLD __attribute__((section(".lbss")))
+#else
+#define BTM_CONFIG_COLD
+#endif
+BTM_CONFIG_COLD alignas(8) char g_io_buf[4096];
 constexpr size_t kPathCap = 256;
-char g_dropin_paths[kMaxDropIns][kPathCap];
+BTM_CONFIG_COLD char g_dropin_paths[kMaxDropIns][kPathCap];
 char g_program[256];
 
 // stat(2) and fstat(2) as system calls: glibc's wrappers carry the symbol

@@ -20,6 +20,17 @@
 #define BTM_NOINLINE __attribute__((noinline))
 #define BTM_COLD __attribute__((noinline, cold))
 #define BTM_EXPORT __attribute__((visibility("default")))
+// Big or rarely used zero-initialised data (the boot arena, the placeholder
+// cache, config buffers, forwarding pointers) goes to .lbss, after .bss: the
+// small globals every process writes then fit in the page ld.so has already
+// written (the end of .data) instead of being spread over four pages.
+// (.lbss is x86-64's large-data section; elsewhere the attribute would make
+// the arrays file-backed zeros, so there it is plain .bss.)
+#if defined(__x86_64__)
+#define BTM_COLD_BSS __attribute__((section(".lbss")))
+#else
+#define BTM_COLD_BSS
+#endif
 #define BTM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define BTM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 

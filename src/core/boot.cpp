@@ -2,11 +2,13 @@
 
 #include <atomic>
 
+#include "core/base.h"
+
 namespace btm::boot {
 namespace {
 
 inline constexpr size_t kArenaBytes = 1 << 20;
-alignas(4096) char arena[kArenaBytes];
+BTM_COLD_BSS alignas(4096) char arena[kArenaBytes];
 std::atomic<size_t> top{0};
 
 }  // namespace

@@ -23,7 +23,10 @@ namespace {
 struct Region {
     uintptr_t base, size, used;  // [base, base+used) is carved into chunks
 };
-inline constexpr unsigned kMaxRegions = 64;
+// The primary reservation and up to 15 more (each as big as the primary
+// one; 256 GiB of chunks at most, kMaxChunks): enough, and small enough to
+// sit with the other small globals (BTM_COLD_BSS).
+inline constexpr unsigned kMaxRegions = 16;
 inline constexpr unsigned kMaxChunks = 1u << 17;  // 256 GiB of chunks
 
 // What the new-slab search reads about a chunk, kept beside its registry

@@ -2,10 +2,12 @@
 
 #include <dlfcn.h>
 
+#include "core/base.h"
+
 namespace btm {
 
 bool g_forward;
-RealAllocator g_real;
+BTM_COLD_BSS RealAllocator g_real;  // filled only when forwarding
 
 namespace forward {
 

@@ -30,7 +30,7 @@ size_t capacity;  // a power of two
 size_t filled;    // live + deleted
 size_t live;
 uint64_t live_bytes, cached_bytes, released_bytes, cache_budget;
-Cached cache[kCacheSlots];
+BTM_COLD_BSS Cached cache[kCacheSlots];  // touched only by processes with large blocks
 
 size_t slot_of(uintptr_t a) { return size_t((a >> 12) * 0x9E3779B97F4A7C15ULL >> 20) & (capacity - 1); }
 
