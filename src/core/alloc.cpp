@@ -148,7 +148,14 @@ void do_init() {
     size_t part_bytes = partition::table_bytes(npart);
     char* meta = static_cast<char*>(os::map(central_bytes + part_bytes + chunks::registry_bytes()));
     g_central = reinterpret_cast<Central*>(meta);
-    if (meta) central::g_used = reinterpret_cast<Central**>(meta + nbins * sizeof(Central));
+    if (meta) {
+        central::g_used = reinterpret_cast<Central**>(meta + nbins * sizeof(Central));
+        // The first partition's centrals (8 KiB: a small process uses no
+        // other) are read by central::use before anything writes them: a
+        // read maps the zero page and the write after it faults again.
+        // Written first, each of their pages faults once.
+        memset(meta, 0, (size_t(1) << kClassBits) * sizeof(Central));
+    }
     large::init(g_cfg.large_cache);
     bool ok = meta && partition::init(npart, kPartitioning && g_cfg.partition_mode == 1, meta + central_bytes);
     tcache::init(g_cfg.tcache_bytes);
