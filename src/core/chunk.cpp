@@ -50,8 +50,8 @@ Region regions[kMaxRegions];
 std::atomic<unsigned> nregions{0};
 // The registry: all chunks, in creation order, 64 to a group.  Bit k of a
 // group's word: its chunk k has free pages and is not being released
-// (searchable).  A group is one page's worth, so a small process touches
-// one page for all of it.
+// (searchable).  A group is ~1 KiB: a small process touches one page for
+// the bits and the entries both (a separate bitmap cost a page fault).
 struct Group {
     uint64_t searchable;
     Entry entries[64];
