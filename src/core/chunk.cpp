@@ -124,8 +124,10 @@ ChunkHeader* chunk_new() {
             // Partitions switch on once the heap is big enough to gain from
             // them (see the knob partition_after): a short-lived process
             // touches the metadata and first slabs of one partition only.
-            if (uint64_t(nchunks) * kChunkSize > g_partition_after)
+            if (uint64_t(nchunks) * kChunkSize > g_partition_after) {
                 __atomic_store_n(&g.part_mask, g_part_mask_full, __ATOMIC_RELAXED);
+                __atomic_fetch_and(&g.divert, uint8_t(~kDivertCoarse), __ATOMIC_RELAXED);
+            }
             refresh(c);
             return c;
         }

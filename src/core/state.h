@@ -33,6 +33,7 @@ extern Globals g;
 // pages that only an aging tick will release.
 inline constexpr uint8_t kDivertIntern = 1;
 inline constexpr uint8_t kDivertTick = 2;
+inline constexpr uint8_t kDivertCoarse = 4;  // see kCoarseClass
 
 // Per size class, filled at init from the page size.  The part the free
 // path reads is kept to 16 bytes.
