@@ -142,14 +142,15 @@ void do_init() {
     g.npart = npart;
     size_t nbins = size_t(npart) << kClassBits;
     // One mapping for the process-wide tables (one system call at start-up;
-    // their pages are touched as they are used): the centrals, the list of
-    // used ones, the partition tables and the chunk registry.
-    size_t central_bytes = nbins * (sizeof(Central) + sizeof(Central*));
+    // their pages are touched as they are used): the centrals, the bits of
+    // used ones, the partition tables and the chunk registry (the last three
+    // start on one page).
+    size_t central_bytes = nbins * sizeof(Central) + ((npart * sizeof(uint64_t) + 63) & ~size_t(63));
     size_t part_bytes = partition::table_bytes(npart);
     char* meta = static_cast<char*>(os::map(central_bytes + part_bytes + chunks::registry_bytes()));
     g_central = reinterpret_cast<Central*>(meta);
     if (meta) {
-        central::g_used = reinterpret_cast<Central**>(meta + nbins * sizeof(Central));
+        central::g_used = reinterpret_cast<std::atomic<uint64_t>*>(meta + nbins * sizeof(Central));
         // The first partition's centrals (8 KiB: a small process uses no
         // other) are read by central::use before anything writes them: a
         // read maps the zero page and the write after it faults again.

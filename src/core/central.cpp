@@ -7,8 +7,7 @@ namespace btm {
 
 Central* g_central;
 namespace central {
-Central** g_used;
-std::atomic<uint32_t> g_nused{0};
+std::atomic<uint64_t>* g_used;
 }  // namespace central
 std::atomic<uint64_t> g_remote_queued_bytes{0};
 uint32_t g_warm_slabs = 2;
@@ -257,9 +256,8 @@ void use(Central& c) {
     if (BTM_LIKELY(c.registered.load(std::memory_order_acquire))) return;
     LockGuard guard(registry_lock);
     if (c.registered.load(std::memory_order_relaxed)) return;
-    uint32_t n = g_nused.load(std::memory_order_relaxed);
-    g_used[n] = &c;
-    g_nused.store(n + 1, std::memory_order_release);
+    uint32_t bin = uint32_t(&c - g_central);
+    g_used[bin >> kClassBits].fetch_or(uint64_t(1) << (bin & 63), std::memory_order_release);
     c.registered.store(true, std::memory_order_release);
 }
 

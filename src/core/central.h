@@ -53,10 +53,12 @@ extern uint32_t g_warm_slabs;
 
 namespace central {
 
-// Centrals a process has used, in order of first use.  fork() and the aging
-// tick visit only these: a process touches the few pages of the centrals it
-// uses, never the whole array (whose untouched pages a fork would otherwise
-// fault in and copy).  A central is registered before its lock is first taken.
+// Centrals a process has used: a bit per bin, a word per partition (kept
+// with the partition tables, on the page a small process touches for those).
+// fork() and the aging tick visit only these, in bin order: a process
+// touches the few pages of the centrals it uses, never the whole array
+// (whose untouched pages a fork would otherwise fault in and copy).  A
+// central is registered before its lock is first taken.
 void use(Central& c);
 // Calls fn(central) for every registered central.
 template <class Fn>
@@ -92,13 +94,15 @@ void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra);
 // that had no refill since the last call.
 void drain_all(bool all);
 
-extern Central** g_used;
-extern std::atomic<uint32_t> g_nused;
+extern std::atomic<uint64_t>* g_used;  // g.npart words
+static_assert(kClassBits == 6, "one word of g_used per partition");
 
 template <class Fn>
 void for_each_used(Fn fn) {
-    uint32_t n = g_nused.load(std::memory_order_acquire);
-    for (uint32_t i = 0; i < n; ++i) fn(*g_used[i]);
+    uint32_t words = g_used ? g.npart : 0;  // none before init maps them
+    for (uint32_t w = 0; w < words; ++w)
+        for (uint64_t bits = g_used[w].load(std::memory_order_acquire); bits; bits &= bits - 1)
+            fn(g_central[(w << kClassBits) | unsigned(__builtin_ctzll(bits))]);
 }
 
 }  // namespace central
