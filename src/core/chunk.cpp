@@ -104,6 +104,21 @@ void for_searchable(Fn fn) {
     }
 }
 
+// Calls fn(word index, mask) for the words of a page bitmap covering pages
+// [first, first + n): slabs of a 1 MiB class span 256 pages, and a bit at a
+// time over three bitmaps took a microsecond inside the malloc making one.
+template <class Fn>
+void for_words(uint32_t first, uint32_t n, Fn fn) {
+    while (n) {
+        uint32_t bit = first % 64;
+        uint32_t k = n < 64 - bit ? n : 64 - bit;
+        uint64_t mask = (k == 64 ? ~uint64_t(0) : (uint64_t(1) << k) - 1) << bit;
+        fn(first / 64, mask);
+        first += k;
+        n -= k;
+    }
+}
+
 ChunkHeader* chunk_new() {
     if (nchunks == kMaxChunks) return nullptr;
     for (;;) {
@@ -118,8 +133,8 @@ ChunkHeader* chunk_new() {
             c->npages = uint32_t(kChunkSize >> g.page_shift);
             c->first_page = header_pages;
             c->index = nchunks;
-            for (uint32_t i = header_pages; i < c->npages; ++i) c->free_bits[i / 64] |= uint64_t(1) << (i % 64);
             uint16_t data = uint16_t(c->npages - header_pages);
+            for_words(header_pages, data, [c](uint32_t w, uint64_t m) { c->free_bits[w] |= m; });
             entry(nchunks++) = Entry{c, data, 0, data, 0};
             // Partitions switch on once the heap is big enough to gain from
             // them (see the knob partition_after): a short-lived process
@@ -200,21 +215,6 @@ int find_run(ChunkHeader* c, uint32_t n, bool dirty) {
     Entry& e = entry_of(c);
     (dirty ? e.max_dirty_run : e.max_run) = uint16_t(longest);
     return -1;
-}
-
-// Calls fn(word index, mask) for the words of a page bitmap covering pages
-// [first, first + n): slabs of a 1 MiB class span 256 pages, and a bit at a
-// time over three bitmaps took a microsecond inside the malloc making one.
-template <class Fn>
-void for_words(uint32_t first, uint32_t n, Fn fn) {
-    while (n) {
-        uint32_t bit = first % 64;
-        uint32_t k = n < 64 - bit ? n : 64 - bit;
-        uint64_t mask = (k == 64 ? ~uint64_t(0) : (uint64_t(1) << k) - 1) << bit;
-        fn(first / 64, mask);
-        first += k;
-        n -= k;
-    }
 }
 
 // Resident free pages first: a slab on them costs no page fault inside the
@@ -462,7 +462,6 @@ void finish_release(const Range* r, size_t n) {
 
 uint64_t dirty_bytes() { return dirty_total << g.page_shift; }
 uint64_t clean_taken_pages() { return __atomic_load_n(&clean_taken, __ATOMIC_RELAXED); }
-
 
 size_t prefault_collect(Range* out, size_t max, uint64_t target) {
     LockGuard guard(heap_lock);
