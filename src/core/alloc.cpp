@@ -4,6 +4,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#endif
 #include <unistd.h>
 
 #include <cstring>
@@ -86,8 +89,23 @@ uint32_t round_pow2(uint64_t v) {
     return p;
 }
 
+// With one thread in the process no other can hold an allocator lock, and
+// none exists in the child (the background thread would be a second one):
+// the handlers then write nothing.  A shell forks for every command, and
+// locking and unlocking the used centrals made both sides copy their pages
+// (copy-on-write faults in the parent, and in each child before its exec).
+bool one_thread() {
+#if __has_include(<sys/single_threaded.h>)
+    return __libc_single_threaded;
+#else
+    return false;
+#endif
+}
+
 void fork_prepare() {
     ++t_state.depth;
+    t_state.fork_alone = one_thread();
+    if (t_state.fork_alone) return;
     reclaim::fork_prepare();
     central::lock_registry();
     central::for_each_used([](Central& c) { c.lock.lock(); });
@@ -97,6 +115,10 @@ void fork_prepare() {
 }
 
 void fork_parent() {
+    if (t_state.fork_alone) {
+        --t_state.depth;
+        return;
+    }
     tcache::fork_parent();
     large::unlock_all(false);
     chunks::unlock_all(false);
@@ -107,6 +129,10 @@ void fork_parent() {
 }
 
 void fork_child() {
+    if (t_state.fork_alone) {
+        --t_state.depth;
+        return;
+    }
     tcache::fork_child();
     large::unlock_all(true);
     chunks::unlock_all(true);
