@@ -4,9 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
-#if __has_include(<sys/single_threaded.h>)
-#include <sys/single_threaded.h>
-#endif
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -94,12 +92,21 @@ uint32_t round_pow2(uint64_t v) {
 // the handlers then write nothing.  A shell forks for every command, and
 // locking and unlocking the used centrals made both sides copy their pages
 // (copy-on-write faults in the parent, and in each child before its exec).
+// glibc's __libc_single_threaded is looked up at the first fork: importing
+// it cost every process a symbol lookup at load (~800 instructions of a
+// /bin/true), and only processes that fork read it.  Without it (an old or
+// another C library) every fork takes the locks.
+std::atomic<const char*> g_single_flag{nullptr};
+const char kNoFlag = 0;
+
 bool one_thread() {
-#if __has_include(<sys/single_threaded.h>)
-    return __libc_single_threaded;
-#else
-    return false;
-#endif
+    const char* flag = g_single_flag.load(std::memory_order_relaxed);
+    if (!flag) {
+        flag = static_cast<const char*>(dlsym(RTLD_DEFAULT, "__libc_single_threaded"));
+        if (!flag) flag = &kNoFlag;
+        g_single_flag.store(flag, std::memory_order_relaxed);
+    }
+    return *flag;
 }
 
 void fork_prepare() {
