@@ -3,12 +3,12 @@
 // of its own (ctest runs this file twice: default knobs, and
 // BTM_PARTITION_AFTER=0).
 //
-// The start-up phase of size classes (kCoarseClass in
-// src/core/size_classes.h): a process's first mallocs round sizes up to 4 KiB
-// to a power of two, so a short-lived process touches a data page for each of
-// ~7 classes instead of ~20, until a thread has made 65,536 of them or the
-// heap outgrows the knob partition_after; then every size gets its own class.
-// With partition_after = 0 there is no such phase.
+// The start-up phase of size classes (g_class_lut in src/core/state.h): a
+// process's first mallocs round sizes up to 1 KiB to a power of two, so a
+// short-lived process touches a data page for each of 7 classes instead of
+// up to 23, until it has made 2,048 slow-path mallocs or its heap outgrows
+// the knob partition_after; then every size gets its own class.  With
+// partition_after = 0 there is no such phase.
 //
 // fork from the only thread: the fork handlers take no locks then
 // (src/core/alloc.cpp, one_thread), and parent and child must both go on
@@ -35,7 +35,7 @@ struct Case {
     size_t request, coarse, fine;
 };
 // The fine classes: 16-byte steps to 128, then four per doubling.
-constexpr Case kCases[] = {{48, 64, 48}, {80, 128, 80}, {200, 256, 224}, {3000, 4096, 3072}, {5000, 5120, 5120}};
+constexpr Case kCases[] = {{48, 64, 48}, {80, 128, 80}, {200, 256, 224}, {700, 1024, 768}, {3000, 3072, 3072}};
 
 size_t usable_of_new(size_t n) {
     void* p = malloc(opaque(n));
@@ -56,11 +56,13 @@ TEST(StartupPhase, SmallSizesShareClassesOnlyAtFirst) {
         EXPECT_EQ(malloc_usable_size(p), phase ? c.coarse : c.fine) << "request " << c.request;
         early.push_back(p);
     }
-    // 70,000 mallocs end the phase however small the heap stays.
-    for (int i = 0; i < 70000; ++i) {
+    // 3,000 slow-path mallocs end the phase however small the heap stays:
+    // malloc_trim empties the thread's cache, so the next malloc refills.
+    for (int i = 0; i < 3000; ++i) {
         void* p = malloc(opaque(size_t{24}));
         escape(p);
         free(p);
+        malloc_trim(0);
     }
     for (const Case& c : kCases) EXPECT_EQ(usable_of_new(c.request), c.fine) << "request " << c.request;
     // Blocks from the phase keep their size and free normally after it.

@@ -27,6 +27,7 @@ namespace btm {
 
 Globals g;
 ClassInfo g_class[kNumClasses];
+std::array<uint8_t, kLutMax / 16 + 1> g_class_lut = kCoarseLut;
 SlotCheck g_check[kNumClasses];
 config::Values g_cfg;
 config::Origin g_cfg_origin;
@@ -205,8 +206,10 @@ void do_init() {
     if (g.intern) g.divert = kDivertIntern;
     g_part_mask_full = uint64_t(npart - 1) << kClassBits;
     g_partition_after = g_cfg.partition_after;
-    if (g_partition_after == 0) g.part_mask = g_part_mask_full;
-    else g.divert |= kDivertCoarse;
+    if (g_partition_after == 0) {
+        g.part_mask = g_part_mask_full;
+        end_coarse_phase();
+    }
     __atomic_store_n(&g.initialized, true, __ATOMIC_RELEASE);
 }
 
@@ -227,11 +230,11 @@ void* malloc_slow(size_t n, uintptr_t ra) {
     if (BTM_UNLIKELY(!g.initialized)) init();
     if (BTM_UNLIKELY(g_forward)) return g_real.malloc(n);
     if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false);
-    uint32_t cls = class_of(n);
-    if (BTM_UNLIKELY(g.divert & kDivertCoarse)) cls = kCoarseClass[cls];
+    uint32_t cls = class_for(n);
     uint32_t bin = partition::bits_of(ra) | cls;
     if (void* p = tcache::run_pop(bin, false)) return t.zeroed = p;  // zeros: not even the free mark to clear
-    g_events.slow_mallocs.fetch_add(1, std::memory_order_relaxed);
+    if (BTM_UNLIKELY(g_events.slow_mallocs.fetch_add(1, std::memory_order_relaxed) == kCoarseSlowCalls))
+        end_coarse_phase();
     void* p;
     {
         Nested nested;
@@ -388,22 +391,10 @@ void* pop_checked(Bin* b) {
     return p;
 }
 
-// The coarse classes (kCoarseClass) last until the heap outgrows
-// partition_after or a thread has made this many diverted mallocs: a
-// short-lived process is done by then, and one whose heap stays small for
-// long (a daemon, the churn benchmarks) goes back to the inline path.
-inline constexpr uint32_t kCoarseCalls = 1u << 16;
-
 void* malloc_diverted(size_t n, uintptr_t ra) {
-    uint8_t divert = g.divert;
-    uint32_t calls = ++t_state.diverted;
-    if ((divert & kDivertTick) && (calls & 255) == 0 && !t_state.depth) reclaim::poll();
-    uint32_t cls = class_of(n);
-    if (divert & kDivertCoarse) {
-        cls = kCoarseClass[cls];
-        if (BTM_UNLIKELY(calls >= kCoarseCalls)) __atomic_fetch_and(&g.divert, uint8_t(~kDivertCoarse), __ATOMIC_RELAXED);
-    }
-    return bin_pop(&t_state.tc->bins[partition::bits_of(ra) | cls], n, ra);
+    if ((g.divert & kDivertTick) && (++t_state.diverted & 255) == 0 && !t_state.depth) reclaim::poll();
+    uint32_t bin = partition::bits_of(ra) | class_for(n);
+    return bin_pop(&t_state.tc->bins[bin], n, ra);
 }
 
 size_t usable_size(const void* p) {

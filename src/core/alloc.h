@@ -46,7 +46,7 @@ BTM_INLINE void* bin_pop(Bin* b, size_t n, uintptr_t ra) {
 BTM_INLINE void* malloc_fast(size_t n, uintptr_t ra) {
     if (BTM_UNLIKELY(n > kMaxSmall)) return malloc_large(n, 0, false);
     if (BTM_UNLIKELY(g.divert)) return malloc_diverted(n, ra);
-    uint32_t bin = partition::hash_bits(ra) | class_of(n);
+    uint32_t bin = partition::hash_bits(ra) | class_for(n);
     return bin_pop(&t_state.tc->bins[bin], n, ra);
 }
 

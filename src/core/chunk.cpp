@@ -141,7 +141,7 @@ ChunkHeader* chunk_new() {
             // touches the metadata and first slabs of one partition only.
             if (uint64_t(nchunks) * kChunkSize > g_partition_after) {
                 __atomic_store_n(&g.part_mask, g_part_mask_full, __ATOMIC_RELAXED);
-                __atomic_fetch_and(&g.divert, uint8_t(~kDivertCoarse), __ATOMIC_RELAXED);
+                end_coarse_phase();
             }
             refresh(c);
             return c;

@@ -76,24 +76,18 @@ consteval bool class_table_consistent() {
 }
 static_assert(class_table_consistent());
 
-// While the heap is small (until partitions switch on, knob
-// partition_after), requests up to kCoarseMax go to the power-of-two class
-// at or above their own: a short-lived process touches a data page per
-// class it uses, and the 20 or so classes an `ls` asks for cost it ~8 page
-// faults more than the 7 powers of two do.  The rounding (at most 2x) only
-// ever applies to the first few MiB of a process's heap.
-inline constexpr uint32_t kCoarseMax = 4096;
-inline constexpr std::array<uint8_t, kNumClasses> kCoarseClass = [] {
-    std::array<uint8_t, kNumClasses> t{};
-    for (unsigned c = 0; c < kNumClasses; ++c) {
-        unsigned d = c;
-        if (kClassSize[c] <= kCoarseMax)
-            while (kClassSize[d] & (kClassSize[d] - 1)) ++d;
-        t[c] = uint8_t(d);
+// The start-up phase's lookup table: sizes up to kLutMax go to the
+// power-of-two class at or above their own (see g_class_lut in state.h).
+inline constexpr std::array<uint8_t, kLutMax / 16 + 1> kCoarseLut = [] {
+    std::array<uint8_t, kLutMax / 16 + 1> t{};
+    for (size_t i = 0; i < t.size(); ++i) {
+        unsigned c = kClassLut[i];
+        while (kClassSize[c] & (kClassSize[c] - 1)) ++c;
+        t[i] = uint8_t(c);
     }
     return t;
 }();
-static_assert(kClassSize[kCoarseClass[class_of(48)]] == 64 && kClassSize[kCoarseClass[class_of(4096)]] == 4096 &&
-              kClassSize[kCoarseClass[class_of(4097)]] == 5120);
+static_assert(kClassSize[kCoarseLut[(48 + 15) >> 4]] == 64 && kClassSize[kCoarseLut[(1000 + 15) >> 4]] == 1024 &&
+              kClassSize[kCoarseLut[(129 + 15) >> 4]] == 256);
 
 }  // namespace btm

@@ -33,7 +33,23 @@ extern Globals g;
 // pages that only an aging tick will release.
 inline constexpr uint8_t kDivertIntern = 1;
 inline constexpr uint8_t kDivertTick = 2;
-inline constexpr uint8_t kDivertCoarse = 4;  // see kCoarseClass
+
+// The class of a size up to kLutMax, as malloc looks it up.  A process
+// starts with kCoarseLut: its first mallocs round sizes up to a power of two,
+// 7 classes up to 1 KiB instead of 23, because a short-lived process touches
+// a data page per class it uses (`ls` asks for ~20: ~10 page faults more).
+// The phase ends (the table becomes kClassLut) after kCoarseSlowCalls slow
+// mallocs or when partitions switch on (knob partition_after; at once if it
+// is 0).  The rounding, at most 2x, only ever applies to blocks made in the
+// phase.  A racing reader sees either class of a size: both fit.
+extern std::array<uint8_t, kLutMax / 16 + 1> g_class_lut;
+inline constexpr uint64_t kCoarseSlowCalls = 2048;
+inline void end_coarse_phase() {
+    for (size_t i = 0; i < g_class_lut.size(); ++i) __atomic_store_n(&g_class_lut[i], kClassLut[i], __ATOMIC_RELAXED);
+}
+BTM_INLINE unsigned class_for(size_t n) {
+    return n <= kLutMax ? g_class_lut[(n + 15) >> 4] : class_of_medium(n);
+}
 
 // Per size class, filled at init from the page size.  The part the free
 // path reads is kept to 16 bytes.
