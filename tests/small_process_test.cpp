@@ -6,7 +6,7 @@
 // The start-up phase of size classes (g_class_lut in src/core/state.h): a
 // process's first mallocs round sizes up to 1 KiB to a power of two, so a
 // short-lived process touches a data page for each of 7 classes instead of
-// up to 23, until it has made 2,048 slow-path mallocs or its heap outgrows
+// up to 20, until it has made 2,048 slow-path mallocs or its heap outgrows
 // the knob partition_after; then every size gets its own class.  With
 // partition_after = 0 there is no such phase.
 //

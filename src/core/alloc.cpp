@@ -2,9 +2,9 @@
 // paths (realloc, aligned allocation, calloc), initialisation and fork.
 #include "core/alloc.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstring>
