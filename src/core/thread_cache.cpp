@@ -39,6 +39,7 @@ struct alignas(64) Header {
 SpinLock pool_lock;
 Header* pool;                // caches of exited threads, ready for reuse
 std::atomic<uint64_t> nlive{0};
+std::atomic<void*> first_cache{nullptr};  // memory for one cache, taken by the first thread
 pthread_key_t key;
 uint64_t budget = 1 << 20;
 
@@ -120,8 +121,13 @@ void note_event(ThreadCache* tc, bool freeing) {
 
 }  // namespace
 
-void init(uint64_t tcache_bytes) {
+size_t cache_bytes() {
+    return sizeof(Header) + nbins() * sizeof(Bin) + (nbins() - (1u << kClassBits)) * sizeof(FreshRun);
+}
+
+void init(uint64_t tcache_bytes, void* first) {
     budget = tcache_bytes;
+    first_cache.store(first, std::memory_order_relaxed);
     pthread_key_create(&key, on_thread_exit);
 }
 
@@ -146,8 +152,9 @@ bool thread_start() {
         h->overflow = false;
         h->events = 0;
     } else {
-        size_t bytes = sizeof(Header) + nbins() * sizeof(Bin) + (nbins() - (1u << kClassBits)) * sizeof(FreshRun);
-        h = static_cast<Header*>(os::map(bytes));
+        size_t bytes = cache_bytes();
+        h = static_cast<Header*>(first_cache.exchange(nullptr, std::memory_order_acq_rel));
+        if (!h) h = static_cast<Header*>(os::map(bytes));
         if (!h) {
             t.phase = Phase::kNone;
             return false;

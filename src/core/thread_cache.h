@@ -32,7 +32,11 @@ void free_slow(void* p, uint64_t entry);
 void flush_all();
 uint64_t live_caches();
 
-void init(uint64_t tcache_bytes);
+// Bytes of one thread's cache.  init() is given that much memory for the
+// first thread's cache (inside the process-wide tables' mapping, so a
+// single-threaded process makes no mapping of its own for it), or null.
+size_t cache_bytes();
+void init(uint64_t tcache_bytes, void* first_cache);
 void fork_prepare();
 void fork_parent();
 void fork_child();
