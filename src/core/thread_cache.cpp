@@ -25,7 +25,6 @@ inline constexpr unsigned kScavengePeriod = 64;
 struct alignas(64) Header {
     Header* next_free;       // recycled caches
     FreshRun* runs;          // one per bin past the first partition's, after the bins
-    size_t map_bytes;
     uint32_t nactive;
     uint32_t events;         // slow-path events since the last scavenge
     bool overflow;           // more than kMaxActive bins in use: scan them all
@@ -152,14 +151,12 @@ bool thread_start() {
         h->overflow = false;
         h->events = 0;
     } else {
-        size_t bytes = cache_bytes();
         h = static_cast<Header*>(first_cache.exchange(nullptr, std::memory_order_acq_rel));
-        if (!h) h = static_cast<Header*>(os::map(bytes));
+        if (!h) h = static_cast<Header*>(os::map(cache_bytes()));
         if (!h) {
             t.phase = Phase::kNone;
             return false;
         }
-        h->map_bytes = bytes;
         h->runs = reinterpret_cast<FreshRun*>(&cache_of(h)->bins[nbins()]) - (1u << kClassBits);
     }
     ThreadCache* tc = cache_of(h);
