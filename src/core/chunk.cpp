@@ -150,12 +150,23 @@ ChunkHeader* chunk_new() {
     }
 }
 
-// The first page at or after i whose bit equals `want`, or c->npages; the
-// bit is "free", or with `dirty` "free and still resident".
-uint32_t next_bit(const ChunkHeader* c, uint32_t i, bool want, bool dirty) {
+// Which pages a bitmap walk looks at: free ones, free and still resident
+// (dirty) ones, or free and clean (released or never used) ones.
+enum class Pages : uint8_t { kFree, kResident, kClean };
+Pages free_or_resident(bool dirty) { return dirty ? Pages::kResident : Pages::kFree; }
+
+uint64_t page_word(const ChunkHeader* c, uint32_t w, Pages which) {
+    uint64_t word = c->free_bits[w];
+    if (which == Pages::kResident) word &= c->dirty_bits[w];
+    if (which == Pages::kClean) word &= ~c->dirty_bits[w];
+    return word;
+}
+
+// The first page at or after i whose bit (a page of the `which` kind)
+// equals `want`, or c->npages.
+uint32_t next_bit(const ChunkHeader* c, uint32_t i, bool want, Pages which) {
     while (i < c->npages) {
-        uint64_t word = c->free_bits[i / 64];
-        if (dirty) word &= c->dirty_bits[i / 64];
+        uint64_t word = page_word(c, i / 64, which);
         if (!want) word = ~word;
         word >>= i % 64;
         if (word) {
@@ -169,11 +180,10 @@ uint32_t next_bit(const ChunkHeader* c, uint32_t i, bool want, bool dirty) {
 
 // The first page of the run of set bits that page i (set) belongs to; the
 // header pages' bits are never set, so the walk stops at the first data page.
-uint32_t run_start(const ChunkHeader* c, uint32_t i, bool dirty) {
+uint32_t run_start(const ChunkHeader* c, uint32_t i, Pages which) {
     while (i > 0) {
         uint32_t j = i - 1, w = j / 64, b = j % 64;
-        uint64_t word = c->free_bits[w];
-        if (dirty) word &= c->dirty_bits[w];
+        uint64_t word = page_word(c, w, which);
         uint64_t clear = ~word & (b == 63 ? ~uint64_t(0) : (uint64_t(1) << (b + 1)) - 1);  // at or below j
         if (clear) return w * 64 + 64 - unsigned(__builtin_clzll(clear));
         i = w * 64;
@@ -185,13 +195,13 @@ uint32_t run_start(const ChunkHeader* c, uint32_t i, bool dirty) {
 // its resident part): counts, and the bounds raised to the run they joined.
 void pages_back(ChunkHeader* c, uint32_t first, uint32_t n, bool dirty) {
     Entry& e = entry_of(c);
-    auto joined = [&](bool d) { return next_bit(c, first + n, false, d) - run_start(c, first, d); };
+    auto joined = [&](Pages which) { return next_bit(c, first + n, false, which) - run_start(c, first, which); };
     e.free_pages = uint16_t(e.free_pages + n);
-    uint32_t run = joined(false);
+    uint32_t run = joined(Pages::kFree);
     if (run > e.max_run) e.max_run = uint16_t(run);
     if (dirty) {
         e.dirty_pages = uint16_t(e.dirty_pages + n);
-        run = joined(true);
+        run = joined(Pages::kResident);
         if (run > e.max_dirty_run) e.max_dirty_run = uint16_t(run);
     }
     refresh(c);
@@ -205,9 +215,9 @@ void pages_back(ChunkHeader* c, uint32_t first, uint32_t n, bool dirty) {
 int find_run(ChunkHeader* c, uint32_t n, bool dirty) {
     uint32_t longest = 0;
     for (uint32_t i = c->first_page; i < c->npages;) {
-        uint32_t start = next_bit(c, i, true, dirty);
+        uint32_t start = next_bit(c, i, true, free_or_resident(dirty));
         if (start >= c->npages) break;
-        uint32_t end = next_bit(c, start, false, dirty);
+        uint32_t end = next_bit(c, start, false, free_or_resident(dirty));
         if (end - start >= n) return int(start);
         if (end - start > longest) longest = end - start;
         i = end;
@@ -473,21 +483,17 @@ size_t prefault_collect(Range* out, size_t max, uint64_t target) {
     auto take_clean = [&](Entry& e) {
         ChunkHeader* c = e.chunk;
         if (e.free_pages == e.dirty_pages) return false;  // no clean free page here
-        auto clean = [c](uint32_t p) { return (c->free_bits[p / 64] & ~c->dirty_bits[p / 64]) >> (p % 64) & 1; };
-        for (uint32_t i = c->first_page; i < c->npages && n < max && need;) {
-            if (!clean(i)) {
-                ++i;
-                continue;
-            }
-            uint32_t start = i;
-            while (i < c->npages && need && clean(i)) {
-                c->free_bits[i / 64] &= ~(uint64_t(1) << (i % 64));
-                ++i;
-                --need;
-            }
-            e.free_pages = uint16_t(e.free_pages - (i - start));
+        for (uint32_t i = c->first_page; n < max && need;) {
+            uint32_t start = next_bit(c, i, true, Pages::kClean);
+            if (start >= c->npages) break;
+            uint32_t end = next_bit(c, start, false, Pages::kClean);
+            if (end - start > need) end = start + uint32_t(need);
+            for_words(start, end - start, [c](uint32_t w, uint64_t m) { c->free_bits[w] &= ~m; });
+            need -= end - start;
+            e.free_pages = uint16_t(e.free_pages - (end - start));
             out[n++] = Range{reinterpret_cast<uintptr_t>(c) + (uintptr_t(start) << g.page_shift),
-                             size_t(i - start) << g.page_shift};
+                             size_t(end - start) << g.page_shift};
+            i = end;
         }
         refresh(c);
         return n == max || !need || ++look == kDirtyLook;
