@@ -178,15 +178,19 @@ void do_init() {
     g_warm_slabs = uint32_t(g_cfg.warm_slabs);
     g.npart = npart;
     size_t nbins = size_t(npart) << kClassBits;
-    // One mapping for the process-wide tables (one system call at start-up;
-    // their pages are touched as they are used): the first thread's cache,
-    // the centrals, the bits of used ones, the partition tables and the chunk
-    // registry (the last three start on one page).
+    // The process-wide tables, in the reservation's first read-write range
+    // (chunks::init; their pages are touched as they are used): the first
+    // thread's cache, the centrals, the bits of used ones, the partition
+    // tables and the chunk registry (the last three start on one page).
     size_t cache_bytes = (tcache::cache_bytes() + 4095) & ~size_t(4095);
     size_t central_bytes = nbins * sizeof(Central) + ((npart * sizeof(uint64_t) + 63) & ~size_t(63));
     size_t part_bytes = partition::table_bytes(npart);
-    char* first_cache =
-        static_cast<char*>(os::map(cache_bytes + central_bytes + part_bytes + chunks::registry_bytes()));
+    size_t table_bytes = cache_bytes + central_bytes + part_bytes;
+    char* first_cache = static_cast<char*>(chunks::init(g_cfg.reserve, table_bytes));  // publishes g.base and g.size
+    bool ok = first_cache != nullptr;
+    // Without a heap every request is a large block, but the tables still
+    // serve the partitions and the caches.
+    if (!first_cache) first_cache = static_cast<char*>(os::map(table_bytes));
     char* meta = first_cache ? first_cache + cache_bytes : nullptr;
     g_central = reinterpret_cast<Central*>(meta);
     if (meta) {
@@ -198,10 +202,9 @@ void do_init() {
         memset(meta, 0, (size_t(1) << kClassBits) * sizeof(Central));
     }
     large::init(g_cfg.large_cache);
-    bool ok = meta && partition::init(npart, kPartitioning && g_cfg.partition_mode == 1, meta + central_bytes);
+    ok = ok && partition::init(npart, kPartitioning && g_cfg.partition_mode == 1, meta + central_bytes);
     tcache::init(g_cfg.tcache_bytes, first_cache);
     reclaim::init(g_cfg.async != 0, uint32_t(g_cfg.warm_chunks));
-    ok = ok && chunks::init(g_cfg.reserve, meta + central_bytes + part_bytes);  // publishes g.base and g.size
     g_heap_ok = ok;
     if (ok) pthread_atfork(fork_prepare, fork_parent, fork_child);
     if (ok) cold::install_signal(int(g_cfg.pageout_signal));

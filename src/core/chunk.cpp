@@ -58,15 +58,19 @@ struct Group {
 };
 Group* registry;
 unsigned nchunks;
+bool first_committed;  // the primary reservation's first chunk is read-write already
 uint64_t nslabs;
 uint64_t dirty_total;    // dirty pages in all chunks
 uint64_t slab_pages;     // pages in live slabs
 uint64_t clean_taken;    // clean pages slabs were made of: growth into unfaulted memory
 uint32_t header_pages;
 
-bool reserve_region(uint64_t want) {
+// A new reservation of about `want` bytes, with `below` bytes under it
+// (page-rounded; the primary one's tables) and them and the first chunk made
+// read-write in one call; returns the start of the `below` bytes, or null.
+char* reserve_region(uint64_t want, size_t below) {
     unsigned n = nregions.load(std::memory_order_relaxed);
-    if (n == kMaxRegions) return false;
+    if (n == kMaxRegions) return nullptr;
     uint64_t limit = os::address_space_limit();
     if (limit != ~uint64_t(0)) {
         // Leave most of a limited address space to the program itself.
@@ -75,14 +79,20 @@ bool reserve_region(uint64_t want) {
     }
     want &= ~uint64_t(kChunkMask);
     for (; want >= 4 * kChunkSize; want /= 2) {
-        void* p = os::reserve_aligned(want, kChunkSize);
+        char* p = static_cast<char*>(os::reserve_aligned(want, kChunkSize, below));
         if (!p) continue;
-        os::no_huge_pages(p, want);
+        // The tables and the first chunk in one read-write range: one system
+        // call and, with equal flags, one VMA with the chunks that follow.
+        os::no_huge_pages(p - below, below + want);
+        if (below) {
+            if (!os::commit(p - below, below + kChunkSize)) return nullptr;
+            first_committed = true;
+        }
         regions[n] = Region{reinterpret_cast<uintptr_t>(p), want, 0};
         nregions.store(n + 1, std::memory_order_release);
-        return true;
+        return p - below;
     }
-    return false;
+    return nullptr;
 }
 
 Entry& entry(unsigned k) { return registry[k / 64].entries[k % 64]; }
@@ -126,7 +136,8 @@ ChunkHeader* chunk_new() {
         Region& r = regions[n - 1];
         if (r.used + kChunkSize <= r.size) {
             void* p = reinterpret_cast<void*>(r.base + r.used);
-            if (!os::commit(p, kChunkSize)) return nullptr;
+            if (!first_committed && !os::commit(p, kChunkSize)) return nullptr;
+            first_committed = false;
             r.used += kChunkSize;
             auto* c = static_cast<ChunkHeader*>(p);
             c->magic = kChunkMagic;
@@ -146,7 +157,7 @@ ChunkHeader* chunk_new() {
             refresh(c);
             return c;
         }
-        if (!reserve_region(regions[0].size)) return nullptr;
+        if (!reserve_region(regions[0].size, 0)) return nullptr;
     }
 }
 
@@ -248,16 +259,19 @@ int search(uint32_t n, bool dirty, ChunkHeader** out) {
 
 }  // namespace
 
-size_t registry_bytes() { return kMaxChunks / 64 * sizeof(Group); }
-
-bool init(uint64_t want_bytes, void* registry_mem) {
+void* init(uint64_t want_bytes, size_t table_bytes) {
     size_t page = size_t(1) << g.page_shift;
     header_pages = uint32_t((sizeof(ChunkHeader) + page - 1) / page);
-    registry = static_cast<Group*>(registry_mem);
-    if (!reserve_region(want_bytes)) return false;
+    // The registry right after the caller's tables: their last ones and its
+    // first group share a page, the one a small process touches for both.
+    size_t registry_at = (table_bytes + 63) & ~size_t(63);
+    size_t registry_bytes = kMaxChunks / 64 * sizeof(Group);
+    char* tables = reserve_region(want_bytes, (registry_at + registry_bytes + page - 1) & ~(page - 1));
+    if (!tables) return nullptr;
+    registry = reinterpret_cast<Group*>(tables + registry_at);
     g.base = regions[0].base;
     g.size = regions[0].size;
-    return true;
+    return tables;
 }
 
 bool owns(uintptr_t a) {

@@ -113,12 +113,13 @@ extern uint64_t g_part_mask_full;
 
 namespace chunks {
 
-// Bytes of the chunk registry init() places in `registry_mem` (zeroed, part
-// of the start-up metadata mapping).
-size_t registry_bytes();
-// Reserves the address space (shrunk to fit RLIMIT_AS).  False if even the
-// smallest reservation fails.
-bool init(uint64_t want_bytes, void* registry_mem);
+// Reserves the address space (shrunk to fit RLIMIT_AS), with the
+// process-wide tables just below it: returns `table_bytes` of zeroed,
+// read-write memory for the caller's tables (the chunk registry follows
+// them), or null if even the smallest reservation fails.  The tables lie
+// outside [g.base, g.base + g.size), so a pointer into them is foreign to
+// free(); together with the first chunk they cost one mmap and one mprotect.
+void* init(uint64_t want_bytes, size_t table_bytes);
 // True if a belongs to any reservation of ours (primary or extra).
 bool owns(uintptr_t a);
 // A run of `npages` data pages for a new slab; pagemap entries and the slab

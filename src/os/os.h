@@ -14,10 +14,12 @@ namespace btm::os {
 // The kernel's page size, read once at start-up (4 KiB, 16 KiB or 64 KiB).
 size_t page_size();
 
-// Reserves `size` bytes of address space aligned to `align` (a power of two):
-// PROT_NONE, MAP_NORESERVE, so neither RSS nor overcommit is charged.
-// Returns null on failure.
-void* reserve_aligned(size_t size, size_t align);
+// Reserves `size` bytes of address space aligned to `align` (a power of two),
+// with `below` more bytes just under it: PROT_NONE, MAP_NORESERVE, so neither
+// RSS nor overcommit is charged.  Returns the aligned start (the `below`
+// bytes end there), or null on failure.  Up to `align` bytes of slack around
+// the result stay reserved: trimming them cost two munmap calls per process.
+void* reserve_aligned(size_t size, size_t align, size_t below);
 // Makes [p, p+size) readable and writable (still charged only when touched,
 // except under strict overcommit).  Returns false on failure.
 bool commit(void* p, size_t size);
