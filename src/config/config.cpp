@@ -2,20 +2,20 @@
 // drop-in directory, BTM_CONF, BTM_<KEY> variables and the program name.
 //
 // Everything here may run inside malloc's first call, before libc is fully
-// initialised: only system-call wrappers (stat, open, read, close, readlink,
-// syscall), fixed static buffers and no locale-dependent or allocating libc
-// functions (no stdio, no strerror, no getenv, no opendir).
+// initialised: only system calls (os/syscall.h: no PLT binding, no errno,
+// and stat without glibc's GLIBC_2.33 wrappers), fixed static buffers and no
+// locale-dependent or allocating libc functions (no stdio, no strerror, no
+// getenv, no opendir).
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <cstring>
 
 #include "config/config.h"
 #include "config/parser.h"
 #include "config/text.h"
+#include "os/syscall.h"
 
 namespace btm::config {
 namespace {
@@ -36,21 +36,6 @@ BTM_CONFIG_COLD alignas(8) char g_io_buf[4096];
 constexpr size_t kPathCap = 256;
 BTM_CONFIG_COLD char g_dropin_paths[kMaxDropIns][kPathCap];
 char g_program[256];
-
-// stat(2) and fstat(2) as system calls: glibc's wrappers carry the symbol
-// version GLIBC_2.33, which libbtmalloc.so needs for nothing else, and each
-// version a preloaded library needs costs ld.so work in every process start
-// (src/os/dso_link.cpp).  Where the kernel's struct stat is not glibc's, the
-// wrappers.
-#if (defined(__x86_64__) || defined(__aarch64__)) && defined(SYS_newfstatat) && defined(SYS_fstat)
-int stat_path(const char* path, struct stat* st) {
-    return int(syscall(SYS_newfstatat, AT_FDCWD, path, st, 0));
-}
-int stat_fd(int fd, struct stat* st) { return int(syscall(SYS_fstat, fd, st)); }
-#else
-int stat_path(const char* path, struct stat* st) { return stat(path, st); }
-int stat_fd(int fd, struct stat* st) { return fstat(fd, st); }
-#endif
 
 void report_file(const Options& opt, const char* file, const char* text) {
     opt.sink.report(opt.sink.ctx, Diagnostic{file, 0, text});
@@ -89,7 +74,8 @@ bool report_untrusted(const Options& opt, const char* file, const struct stat& s
 
 // Matches "BTM_<NAME>=" where NAME is `key` in upper case; returns the value.
 const char* env_value(const char* entry, const char* key) {
-    if (strncmp(entry, "BTM_", 4) != 0) return nullptr;
+    // Not strncmp: a libc call here is a lazy binding in every process start.
+    if (entry[0] != 'B' || entry[1] != 'T' || entry[2] != 'M' || entry[3] != '_') return nullptr;
     const char* e = entry + 4;
     for (; *key; ++key, ++e) {
         char up = (*key >= 'a' && *key <= 'z') ? char(*key - 'a' + 'A') : *key;
@@ -133,26 +119,27 @@ struct LinuxDirent64 {
 unsigned load_dropins(const Options& opt, Values* out, Origin* origin) {
     const char* dir = opt.dropin_dir;
     if (!dir) return 0;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        if (errno == ENOENT) return 0;
+    long opened = sys::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK);
+    if (opened < 0) {
+        if (opened == -ENOENT) return 0;
         Text<128> t;
         t.put("cannot open directory: ");
-        put_errno(t, errno);
+        put_errno(t, int(-opened));
         report_file(opt, dir, t.c_str());
         return 1;
     }
+    int fd = int(opened);
     struct stat st;
-    if (stat_fd(fd, &st) != 0 || report_untrusted(opt, dir, st)) {
-        close(fd);
+    if (sys::fstat(fd, &st) != 0 || report_untrusted(opt, dir, st)) {
+        sys::close(fd);
         return 1;
     }
     size_t dir_len = strlen(dir);
     unsigned count = 0, problems = 0;
     bool dropped = false;
     for (;;) {
-        long got = syscall(SYS_getdents64, fd, g_io_buf, sizeof g_io_buf);
-        if (got < 0 && errno == EINTR) continue;
+        long got = sys::getdents64(fd, g_io_buf, sizeof g_io_buf);
+        if (got == -EINTR) continue;
         if (got <= 0) break;
         for (long off = 0; off < got;) {
             const auto* d = reinterpret_cast<const LinuxDirent64*>(g_io_buf + off);
@@ -174,7 +161,7 @@ unsigned load_dropins(const Options& opt, Values* out, Origin* origin) {
             dropped |= !insert_sorted(&count, path.c_str());
         }
     }
-    close(fd);
+    sys::close(fd);
     if (dropped) {
         Text<128> t;
         t.put("more than ").put_u64(kMaxDropIns).put(" *.conf files; only the first ").put_u64(kMaxDropIns)
@@ -194,8 +181,7 @@ void write_to_stderr(void*, const Diagnostic& d) {
     if (d.line) t.put(':').put_u64(d.line);
     t.put(": ").put(d.text).put('\n');
     if (t.buf[t.len - 1] != '\n') t.buf[t.len - 1] = '\n';
-    ssize_t r = write(2, t.buf, t.len);
-    (void)r;
+    sys::write(2, t.buf, t.len);
 }
 
 unsigned load_file(const char* path, bool must_exist, const Options& opt, Values* out, Origin* origin) {
@@ -203,8 +189,8 @@ unsigned load_file(const char* path, bool must_exist, const Options& opt, Values
     // some devices has side effects); fstat() after open closes the race.
     struct stat st;
     Text<128> t;
-    if (stat_path(path, &st) != 0) {
-        int err = errno;
+    if (long r = sys::stat(path, &st); r != 0) {
+        int err = int(-r);
         if ((err == ENOENT || err == ENOTDIR) && !must_exist) return 0;
         t.put("cannot open: ");
         put_errno(t, err);
@@ -213,27 +199,28 @@ unsigned load_file(const char* path, bool must_exist, const Options& opt, Values
     }
     int fd = -1;
     if (S_ISREG(st.st_mode)) {
-        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
+        long opened = sys::open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (opened < 0) {
             t.put("cannot open: ");
-            put_errno(t, errno);
+            put_errno(t, int(-opened));
             report_file(opt, path, t.c_str());
             return 1;
         }
-        if (stat_fd(fd, &st) != 0) st.st_mode = 0;
+        fd = int(opened);
+        if (sys::fstat(fd, &st) != 0) st.st_mode = 0;
     }
     if (!S_ISREG(st.st_mode)) {
-        if (fd >= 0) close(fd);
+        if (fd >= 0) sys::close(fd);
         t.put(file_type(st.st_mode)).put(", not a regular file; ignored");
         report_file(opt, path, t.c_str());
         return 1;
     }
     if (report_untrusted(opt, path, st)) {
-        close(fd);
+        sys::close(fd);
         return 1;
     }
     if (st.st_size > off_t(kMaxFileBytes)) {
-        close(fd);
+        sys::close(fd);
         t.put("larger than ").put_u64(kMaxFileBytes).put(" bytes; ignored");
         report_file(opt, path, t.c_str());
         return 1;
@@ -243,11 +230,11 @@ unsigned load_file(const char* path, bool must_exist, const Options& opt, Values
     Parser parser(path, opt, out, origin);
     size_t total = 0;
     for (;;) {
-        ssize_t n = read(fd, g_io_buf, sizeof g_io_buf);
-        if (n < 0 && errno == EINTR) continue;
+        long n = sys::read(fd, g_io_buf, sizeof g_io_buf);
+        if (n == -EINTR) continue;
         if (n < 0) {
             t.put("read error: ");
-            put_errno(t, errno);
+            put_errno(t, int(-n));
             t.put("; the rest is ignored");
             parser.report(0, t.c_str());
             break;
@@ -262,7 +249,7 @@ unsigned load_file(const char* path, bool must_exist, const Options& opt, Values
         parser.feed(g_io_buf, size_t(n));
     }
     parser.finish();
-    close(fd);
+    sys::close(fd);
     return parser.problems();
 }
 
@@ -332,7 +319,7 @@ unsigned apply_environment(char** env, const Options& opt, Values* out, Origin* 
 bool program_name(char* buf, size_t cap) {
     if (cap == 0) return false;
     char path[512];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    long n = sys::readlink("/proc/self/exe", path, sizeof path - 1);
     if (n > 0) {
         static constexpr char kDeleted[] = " (deleted)";
         constexpr size_t kDeletedLen = sizeof kDeleted - 1;
@@ -340,10 +327,10 @@ bool program_name(char* buf, size_t cap) {
             n -= kDeletedLen;
     } else {
         // No /proc/self/exe (some sandboxes): comm, truncated to 15 bytes.
-        int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+        long fd = sys::open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
         if (fd < 0) return false;
-        do n = read(fd, path, sizeof path - 1); while (n < 0 && errno == EINTR);
-        close(fd);
+        do n = sys::read(int(fd), path, sizeof path - 1); while (n == -EINTR);
+        sys::close(int(fd));
         while (n > 0 && (path[n - 1] == '\n' || path[n - 1] == '\0')) --n;
         if (n <= 0) return false;
     }
@@ -356,11 +343,15 @@ bool program_name(char* buf, size_t cap) {
     return true;
 }
 
+namespace {
+const char* exe_program() { return program_name(g_program, sizeof g_program) ? g_program : nullptr; }
+}  // namespace
+
 void load_with(char** env, Options opt, Values* out, Origin* origin) {
     Origin scratch;
     if (!origin) origin = &scratch;
     set_defaults(out, origin);
-    if (!opt.program && program_name(g_program, sizeof g_program)) opt.program = g_program;
+    if (!opt.program && !opt.find_program) opt.find_program = exe_program;
     load_files(env, opt, out, origin);
     apply_environment(env, opt, out, origin);
 }
@@ -387,8 +378,7 @@ void print(const Values& v, const Origin& origin, int fd) {
         }
         t.put(")\n");
         if (t.buf[t.len - 1] != '\n') t.buf[t.len - 1] = '\n';
-        ssize_t r = write(fd, t.buf, t.len);
-        (void)r;
+        sys::write(fd, t.buf, t.len);
     }
 }
 

@@ -95,8 +95,13 @@ inline constexpr Sink kStderrSink = {write_to_stderr, nullptr};
 
 struct Options {
     // Base name matched against [program PATTERN...] headers; null means no
-    // section applies.  load() fills it from /proc/self/exe.
+    // section applies, unless find_program is set: then it is called the first
+    // time a header is matched, and its result (null: unknown) is used.
+    // load() asks /proc/self/exe so, only when a file has a [program] header:
+    // most machines have none, and the readlink cost every process start a
+    // procfs walk.
     const char* program = nullptr;
+    const char* (*find_program)() = nullptr;
     // Secure-execution mode: files must be owned by root and not writable by
     // group or others, the environment and BTM_CONF are ignored, and
     // diagnostics do not quote file contents.
@@ -137,7 +142,7 @@ unsigned load_files(char** env, const Options& opt, Values* out, Origin* origin)
 unsigned apply_environment(char** env, const Options& opt, Values* out, Origin* origin);
 
 // Defaults, files, environment; does not print.  opt.program, when null, is
-// read from /proc/self/exe (or /proc/self/comm).
+// read from /proc/self/exe (or /proc/self/comm) if a [program] header needs it.
 void load_with(char** env, Options opt, Values* out, Origin* origin);
 
 // What the allocator calls once, from its first malloc, before libc may be

@@ -362,6 +362,15 @@ void Parser::parse_line(const char* s, size_t n) {
     else parse_assignment(s, n);
 }
 
+const char* Parser::program() {
+    if (opt_.program || !opt_.find_program) return opt_.program;
+    if (!program_asked_) {
+        program_ = opt_.find_program();
+        program_asked_ = true;
+    }
+    return program_;
+}
+
 void Parser::parse_header(const char* s, size_t n) {
     for (size_t i = 1; i < n; ++i)
         if (s[i] == '#' && is_space(s[i - 1])) {
@@ -387,8 +396,8 @@ void Parser::parse_header(const char* s, size_t n) {
         if (count < 2) words[count] = body + i, word_len[count] = j - i;
         if (count >= 1) {
             if (!glob_valid(body + i, j - i)) patterns_ok = false;
-            else if (opt_.program)
-                match |= glob_match(body + i, j - i, opt_.program, strlen(opt_.program));
+            else if (const char* prog = program())
+                match |= glob_match(body + i, j - i, prog, strlen(prog));
         }
         ++count;
         i = j;

@@ -35,9 +35,13 @@ private:
     void parse_line(const char* s, size_t n);
     void parse_header(const char* s, size_t n);
     void parse_assignment(const char* s, size_t n);
+    // The program name [program] headers are matched against, or null.
+    const char* program();
 
     const char* file_;
     const Options& opt_;
+    const char* program_ = nullptr;  // opt_.program, or find_program()'s answer once asked
+    bool program_asked_ = false;
     Values* out_;
     Origin* origin_;
     uint32_t lineno_ = 1;

@@ -254,6 +254,31 @@ TEST(Sections, ApplyOnlyToMatchingPrograms) {
     EXPECT_EQ(none.get("enabled"), 1u);
 }
 
+// The program name is looked up (a readlink of /proc/self/exe in a real
+// process) only when a [program] header needs it, and then once per file.
+int g_find_calls = 0;
+const char* find_java() {
+    ++g_find_calls;
+    return "java";
+}
+
+TEST(Sections, ProgramNameIsFoundOnlyWhenAHeaderNeedsIt) {
+    Conf c;
+    c.opt.find_program = find_java;
+    g_find_calls = 0;
+    EXPECT_EQ(c.parse("partitions = 8\n[global]\nasync = off\n"), 0u);
+    EXPECT_EQ(g_find_calls, 0);
+    EXPECT_EQ(c.parse("[program python3*]\npartitions = 16\n[program java]\nenabled = off\n"), 0u);
+    EXPECT_EQ(g_find_calls, 1);
+    EXPECT_EQ(c.get("partitions"), 8u);
+    EXPECT_EQ(c.get("enabled"), 0u);
+    Conf named("python3.11");  // an explicit name wins: nothing is looked up
+    named.opt.find_program = find_java;
+    named.parse("[program python3*]\npartitions = 16\n");
+    EXPECT_EQ(g_find_calls, 1);
+    EXPECT_EQ(named.get("partitions"), 16u);
+}
+
 TEST(Sections, SeveralPatternsAndGlobs) {
     const char* text =
         "[program perl python[0-9]* ?sh]\n"
