@@ -195,7 +195,7 @@ void do_init() {
     g_central = reinterpret_cast<Central*>(meta);
     if (meta) {
         central::g_used = reinterpret_cast<std::atomic<uint64_t>*>(meta + nbins * sizeof(Central));
-        // The first partition's centrals (8 KiB: a small process uses no
+        // The first partition's centrals (4 KiB: a small process uses no
         // other) are read by central::use before anything writes them: a
         // read maps the zero page and the write after it faults again.
         // Written first, each of their pages faults once.

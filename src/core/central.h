@@ -24,21 +24,27 @@
 
 namespace btm {
 
+// One cache line: a refill or flush touches one line of its central, and a
+// small process's first-partition centrals (64 of them) fill one page.
 struct alignas(64) Central {
     SpinLock lock;
-    uint32_t nempty;
+    std::atomic<bool> registered;  // in g_used (see central::use)
+    uint16_t nempty;       // on `empty`: at most the warm_slabs knob (1024)
+    uint32_t nslabs;
     Slab* partial;
     Slab* sparse;          // oldest first
     Slab* sparse_tail;
     Slab* empty;
     std::atomic<Slab*> remote_q;
     uint64_t out_bytes;    // bytes of slots out of this pair's slabs
-    uint64_t nslabs;
-    uint32_t refills;      // refills so far, and at the last aging tick:
-    uint32_t refills_seen; // a pair with no refill in a tick keeps no warm slabs
-    uint32_t refills_at_flush;  // refills at the last flush: none since means shrinking
-    std::atomic<bool> registered;  // in g_used (see central::use)
+    // Refills so far (mod 2^16), at the last aging tick and at the last
+    // flush: only compared for equality (no refill since), where a
+    // wrap-around costs at most a misjudged trim.
+    uint16_t refills;
+    uint16_t refills_seen;     // a pair with no refill in a tick keeps no warm slabs
+    uint16_t refills_at_flush; // none since the last flush means shrinking
 };
+static_assert(sizeof(Central) == 64);
 
 extern Central* g_central;  // indexed by bin index
 // The size class of a central, from its place in the array (touching only
