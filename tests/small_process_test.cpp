@@ -4,9 +4,9 @@
 // BTM_PARTITION_AFTER=0).
 //
 // The start-up phase of size classes (g_class_lut in src/core/state.h): a
-// process's first mallocs round sizes up to 1 KiB to a power of two, so a
-// short-lived process touches a data page for each of 7 classes instead of
-// up to 20, until it has made 2,048 slow-path mallocs or its heap outgrows
+// process's first mallocs round sizes up to 4 KiB to a power of two, so a
+// short-lived process touches a data page for each of 9 classes instead of
+// up to 28, until it has made 2,048 slow-path mallocs or its heap outgrows
 // the knob partition_after; then every size gets its own class.  With
 // partition_after = 0 there is no such phase.
 //
@@ -35,7 +35,8 @@ struct Case {
     size_t request, coarse, fine;
 };
 // The fine classes: 16-byte steps to 128, then four per doubling.
-constexpr Case kCases[] = {{48, 64, 48}, {80, 128, 80}, {200, 256, 224}, {700, 1024, 768}, {3000, 3072, 3072}};
+constexpr Case kCases[] = {{48, 64, 48},       {80, 128, 80},      {200, 256, 224},    {700, 1024, 768},
+                           {1328, 2048, 1536}, {3000, 4096, 3072}, {5000, 5120, 5120}};
 
 size_t usable_of_new(size_t n) {
     void* p = malloc(opaque(n));

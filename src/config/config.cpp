@@ -35,7 +35,7 @@ namespace {
 BTM_CONFIG_COLD alignas(8) char g_io_buf[4096];
 constexpr size_t kPathCap = 256;
 BTM_CONFIG_COLD char g_dropin_paths[kMaxDropIns][kPathCap];
-char g_program[256];
+BTM_CONFIG_COLD char g_program[256];  // only for [program] headers
 
 void report_file(const Options& opt, const char* file, const char* text) {
     opt.sink.report(opt.sink.ctx, Diagnostic{file, 0, text});

@@ -29,8 +29,9 @@ inline constexpr std::array<uint32_t, kNumClasses> kClassSize = [] {
 }();
 static_assert(kClassSize[kNumClasses - 1] == kMaxSmall);
 
-// Small requests (<= 1 KiB) are classed by one table load.
-inline constexpr size_t kLutMax = 1024;
+// Requests up to 4 KiB are classed by one table load (every class boundary
+// up to there is a multiple of 16).
+inline constexpr size_t kLutMax = 4096;
 inline constexpr std::array<uint8_t, kLutMax / 16 + 1> kClassLut = [] {
     std::array<uint8_t, kLutMax / 16 + 1> t{};
     for (size_t i = 0; i < t.size(); ++i) {
@@ -88,6 +89,7 @@ inline constexpr std::array<uint8_t, kLutMax / 16 + 1> kCoarseLut = [] {
     return t;
 }();
 static_assert(kClassSize[kCoarseLut[(48 + 15) >> 4]] == 64 && kClassSize[kCoarseLut[(1000 + 15) >> 4]] == 1024 &&
-              kClassSize[kCoarseLut[(129 + 15) >> 4]] == 256);
+              kClassSize[kCoarseLut[(129 + 15) >> 4]] == 256 && kClassSize[kCoarseLut[(1328 + 15) >> 4]] == 2048 &&
+              kClassSize[kCoarseLut[(4096 + 15) >> 4]] == 4096);
 
 }  // namespace btm
