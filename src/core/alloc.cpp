@@ -151,7 +151,26 @@ void fork_child() {
     --t_state.depth;
 }
 
+// The first call of an imported function binds its PLT slot: ld.so writes
+// this library's GOT and its own data, which in a child of fork is about ten
+// copy-on-write page faults.  A shell forks for every command and its child
+// frees before exec, so the imports that free and realloc may call first
+// there are bound here, in the parent, at init: errno (saved around free's
+// slow paths) and memmove (realloc's copy, through memcpy in dso_link.cpp).
+// Measured: 10 forked `true | true | ...` children, 469 -> 557 page faults
+// when init stopped calling them for its own sake.
+BTM_NOINLINE void bind_late_imports() {
+    volatile int* e = &errno;
+    *e = *e;
+    char from = 0, to = 0;
+    size_t n = 1;
+    __asm__ volatile("" : "+r"(n));  // a real call, not an inlined byte copy
+    memmove(&to, &from, n);
+    __asm__ volatile("" : : "r"(&to) : "memory");
+}
+
 void do_init() {
+    bind_late_imports();
     g.page_shift = uint32_t(__builtin_ctzll(os::page_size()));
     g.page_mask = os::page_size() - 1;
     config::load(&g_cfg, &g_cfg_origin, environ, os::secure_mode());
