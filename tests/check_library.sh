@@ -81,6 +81,27 @@ if [ "$(uname -m)" = x86_64 ] && ! grep -q 'libasan' <<<"$needed"; then
   fi
 fi
 
+# ld.so maps code in 64 KiB windows, one page fault each per process and per
+# child of fork.  The code a small C process runs (entry points, init, the
+# slow paths, the configuration loader) is linked first (CMakeLists.txt) and
+# must end below 0x10000; and no helper from libgcc.a or libc_nonshared.a
+# (__popcountdi2, pthread_atfork), which the linker puts after everything,
+# may be on that path.  Needs the symbol table (not a stripped library).
+if [ "$(uname -m)" = x86_64 ] && ! grep -q 'libasan' <<<"$needed" && nm "$lib" >/dev/null 2>&1 &&
+   [ -n "$(nm "$lib" 2>/dev/null | head -n 1)" ]; then
+  startup='^(malloc|free|calloc|realloc|btm::init\(\)|btm::malloc_slow\(|btm::reclaim::poll\(|btm::config::load\(|btm::config::load_files\(|btm::config::set_defaults\(|btm::cold::install_signal\(|btm::tcache::thread_start\(|btm::tcache::refill\(|btm::central::refill\(|btm::chunks::slab_alloc\(|btm::chunks::init\()'
+  late=$(nm -C -S "$lib" | awk '$3 ~ /^[tT]$/' | while read -r addr size _ name; do
+           if grep -qE "$startup" <<<"$name" && (( 0x$addr + 0x$size > 0x10000 )); then echo "$name@0x$addr"; fi
+         done)
+  helpers=$(nm "$lib" | awk '$2 ~ /^[tT]$/ && ($3 == "__popcountdi2" || $3 == "pthread_atfork") { print $3 }')
+  if [ -n "$late$helpers" ]; then
+    echo "FAIL: start-up code past the first 64 KiB of the library: $(echo $late $helpers)"
+    fail=1
+  else
+    echo "start-up code in the first 64 KiB window"
+  fi
+fi
+
 # The first call of an import binds it: ld.so writes this library's GOT and
 # its own data, about ten copy-on-write page faults in a child of fork, and a
 # shell forks for every command.  The imports free and realloc reach are
@@ -103,5 +124,5 @@ if [ -x /bin/sh ] && ! grep -q 'libasan' <<<"$needed"; then
   fi
 fi
 
-if [ $fail = 0 ]; then echo "PASS: $lib needs no C++ runtime; soname $soname; lazy binding, no weak undefined symbols, small globals on one page, no binding after fork"; fi
+if [ $fail = 0 ]; then echo "PASS: $lib needs no C++ runtime; soname $soname; lazy binding, no weak undefined symbols, small globals on one page, start-up code in one window, no binding after fork"; fi
 exit $fail

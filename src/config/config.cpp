@@ -175,6 +175,23 @@ unsigned load_dropins(const Options& opt, Values* out, Origin* origin) {
 
 }  // namespace
 
+// Here, not in parse.cpp with the parser: every process runs these, and
+// the parser's code is laid out last in the library (CMakeLists.txt).
+Origin* reset_origin(Origin* origin) {
+    for (unsigned i = 0; i < kKnobCount; ++i) {
+        origin->source[i] = kDefault;
+        origin->file[i] = nullptr;
+        origin->line[i] = 0;
+        origin->in_section[i] = false;
+    }
+    return origin;
+}
+
+void set_defaults(Values* out, Origin* origin) {
+    for (unsigned i = 0; i < kKnobCount; ++i) field(*out, i) = kKnobs[i].def;
+    if (origin) reset_origin(origin);
+}
+
 void write_to_stderr(void*, const Diagnostic& d) {
     Text<512> t;
     t.put("btmalloc: ").put(d.file ? d.file : "?");

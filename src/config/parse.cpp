@@ -276,21 +276,6 @@ bool glob_match(const char* p, size_t pn, const char* s, size_t sn) {
     return pi == pn;
 }
 
-Origin* reset_origin(Origin* origin) {
-    for (unsigned i = 0; i < kKnobCount; ++i) {
-        origin->source[i] = kDefault;
-        origin->file[i] = nullptr;
-        origin->line[i] = 0;
-        origin->in_section[i] = false;
-    }
-    return origin;
-}
-
-void set_defaults(Values* out, Origin* origin) {
-    for (unsigned i = 0; i < kKnobCount; ++i) field(*out, i) = kKnobs[i].def;
-    if (origin) reset_origin(origin);
-}
-
 void Parser::report(uint32_t line, const char* text) {
     ++problems_;
     if (opt_.max_warnings == 0 || problems_ <= opt_.max_warnings) {

@@ -151,6 +151,13 @@ void fork_child() {
     --t_state.depth;
 }
 
+// pthread_atfork itself is a stub from libc_nonshared.a that the linker puts
+// after all of the library's own code, in a second 64 KiB window of it (one
+// more page fault per process, CMakeLists.txt); it only passes this object's
+// handle on to glibc's exported __register_atfork.
+extern "C" int __register_atfork(void (*prepare)(), void (*parent)(), void (*child)(), void* dso);
+extern "C" void* __dso_handle;
+
 // The first call of an imported function binds its PLT slot: ld.so writes
 // this library's GOT and its own data, which in a child of fork is about ten
 // copy-on-write page faults.  A shell forks for every command and its child
@@ -225,7 +232,7 @@ void do_init() {
     tcache::init(g_cfg.tcache_bytes, first_cache);
     reclaim::init(g_cfg.async != 0, uint32_t(g_cfg.warm_chunks));
     g_heap_ok = ok;
-    if (ok) pthread_atfork(fork_prepare, fork_parent, fork_child);
+    if (ok) __register_atfork(fork_prepare, fork_parent, fork_child, &__dso_handle);
     if (ok) cold::install_signal(int(g_cfg.pageout_signal));
     g.intern = kPartitioning && g_cfg.partition_mode == 1;
     if (g.intern) g.divert = kDivertIntern;

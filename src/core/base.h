@@ -36,6 +36,22 @@
 
 namespace btm {
 
+// Set bits of a word.  Not __builtin_popcountll: without -mpopcnt (Debian's
+// x86-64 baseline lacks the instruction) it is a call into libgcc's helper,
+// which the linker puts after all of the library's own code, in a second
+// 64 KiB window of it: one more page fault per process (CMakeLists.txt).
+BTM_INLINE constexpr unsigned popcount64(uint64_t x) {
+#if defined(__POPCNT__) || defined(__aarch64__)
+    return unsigned(__builtin_popcountll(x));
+#else
+    x -= (x >> 1) & 0x5555555555555555ULL;
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return unsigned((x * 0x0101010101010101ULL) >> 56);
+#endif
+}
+static_assert(popcount64(0) == 0 && popcount64(~0ULL) == 64 && popcount64(0x8000000000000101ULL) == 3);
+
 inline constexpr bool kHardening = BTM_CFG_HARDENING;
 inline constexpr bool kPartitioning = BTM_CFG_PARTITIONING;
 inline constexpr bool kOverrideLibc = BTM_CFG_OVERRIDE_LIBC;

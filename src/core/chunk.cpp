@@ -293,7 +293,7 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
     }
     uint32_t dirty = 0;
     for_words(uint32_t(first), npages, [c, &dirty](uint32_t w, uint64_t m) {
-        dirty += uint32_t(__builtin_popcountll(c->dirty_bits[w] & m));
+        dirty += popcount64(c->dirty_bits[w] & m);
         c->free_bits[w] &= ~m;
         c->dirty_bits[w] &= ~m;
         c->aged_bits[w] &= ~m;
