@@ -85,7 +85,10 @@ char* reserve_region(uint64_t want, size_t below) {
         // call and, with equal flags, one VMA with the chunks that follow.
         os::no_huge_pages(p - below, below + want);
         if (below) {
-            if (!os::commit(p - below, below + kChunkSize)) return nullptr;
+            if (!os::commit(p - below, below + kChunkSize)) {
+                os::unmap(p - below, below + want);  // no commit to be had: give the range back
+                return nullptr;
+            }
             first_committed = true;
         }
         regions[n] = Region{reinterpret_cast<uintptr_t>(p), want, 0};
