@@ -3,7 +3,6 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include "core/lock.h"
 #include "core/state.h"
 #include "os/os.h"
+#include "os/syscall.h"
 #include "os/uring.h"
 
 namespace btm::reclaim {
@@ -113,7 +113,7 @@ void prefault() {
 }
 
 void futex_wait(uint32_t expected, const timespec* timeout) {
-    syscall(SYS_futex, &wake_word, FUTEX_WAIT_PRIVATE, expected, timeout, nullptr, 0);
+    sys::futex(&wake_word, FUTEX_WAIT_PRIVATE, expected, timeout);
 }
 
 void* thread_main(void*) {
@@ -320,7 +320,7 @@ void poll(bool freeing) {
 
 void wake() {
     wake_word.fetch_add(1, std::memory_order_release);
-    syscall(SYS_futex, &wake_word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+    sys::futex(&wake_word, FUTEX_WAKE_PRIVATE, 1, nullptr);
 }
 
 void set_pageout(size_t (*fn)(unsigned)) { pageout_fn = fn; }

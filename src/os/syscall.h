@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -85,6 +86,9 @@ inline long fstat(int fd, struct ::stat* st) { return call(SYS_fstat, fd, arg(st
 inline long getdents64(int fd, void* buf, size_t n) { return call(SYS_getdents64, fd, arg(buf), arg(n)); }
 inline long getrandom(void* buf, size_t n, unsigned flags) { return call(SYS_getrandom, arg(buf), arg(n), flags); }
 inline long getrlimit_as(struct ::rlimit* rl) { return call(SYS_prlimit64, 0, RLIMIT_AS, 0, arg(rl)); }
+inline long futex(void* word, int op, uint32_t val, const struct ::timespec* timeout) {
+    return call(SYS_futex, arg(word), op, long(val), arg(timeout));
+}
 
 #else  // glibc's wrappers, errno kept
 
@@ -127,6 +131,9 @@ inline long getrandom(void* buf, size_t n, unsigned flags) {
     return keep_errno([&] { return long(::syscall(SYS_getrandom, buf, n, flags)); });
 }
 inline long getrlimit_as(struct ::rlimit* rl) { return keep_errno([&] { return long(::getrlimit(RLIMIT_AS, rl)); }); }
+inline long futex(void* word, int op, uint32_t val, const struct ::timespec* timeout) {
+    return keep_errno([&] { return ::syscall(SYS_futex, word, op, val, timeout, nullptr, 0); });
+}
 
 #endif
 
