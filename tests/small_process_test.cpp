@@ -35,7 +35,7 @@ struct Case {
     size_t request, coarse, fine;
 };
 // The fine classes: 16-byte steps to 128, then four per doubling.
-constexpr Case kCases[] = {{48, 64, 48},       {80, 128, 80},      {200, 256, 224},    {700, 1024, 768},
+constexpr Case kCases[] = {{8, 32, 16},        {48, 64, 48},       {80, 128, 80},      {200, 512, 224},    {700, 2048, 768},
                            {1328, 2048, 1536}, {3000, 4096, 3072}, {5000, 5120, 5120}};
 
 size_t usable_of_new(size_t n) {

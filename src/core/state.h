@@ -35,13 +35,13 @@ inline constexpr uint8_t kDivertIntern = 1;
 inline constexpr uint8_t kDivertTick = 2;
 
 // The class of a size up to kLutMax, as malloc looks it up.  A process
-// starts with kCoarseLut: its first mallocs round sizes up to a power of two,
-// 9 classes up to 4 KiB instead of 28, because a short-lived process touches
-// a data page per class it uses (`ls` asks for ~20: ~10 page faults more;
-// `cat` asks for 1328, 1600 and 2048 bytes as it loads its locale).
+// starts with kCoarseLut: its first mallocs round sizes up to one of six
+// classes (32 B to 4 KiB) instead of 28, because a short-lived process
+// touches a data page per class it uses (`ls` asks for ~20: ~10 page faults
+// more; `cat` asks for 1328, 1600 and 2048 bytes as it loads its locale).
 // The phase ends (the table becomes kClassLut) after kCoarseSlowCalls slow
 // mallocs or when partitions switch on (knob partition_after; at once if it
-// is 0).  The rounding, at most 2x, only ever applies to blocks made in the
+// is 0).  The rounding, at most 4x, only ever applies to blocks made in the
 // phase.  A racing reader sees either class of a size: both fit.
 extern std::array<uint8_t, kLutMax / 16 + 1> g_class_lut;
 inline constexpr uint64_t kCoarseSlowCalls = 2048;
