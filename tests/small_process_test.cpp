@@ -4,11 +4,13 @@
 // BTM_PARTITION_AFTER=0).
 //
 // The start-up phase of size classes (g_class_lut in src/core/state.h): a
-// process's first mallocs round sizes up to 4 KiB to a power of two, so a
-// short-lived process touches a data page for each of 9 classes instead of
+// process's first mallocs round sizes up to 4 KiB to one of six classes, so
+// a short-lived process touches a data page for each of 6 classes instead of
 // up to 28, until it has made 2,048 slow-path mallocs or its heap outgrows
 // the knob partition_after; then every size gets its own class.  With
-// partition_after = 0 there is no such phase.
+// partition_after = 0 there is no such phase.  Nor does the phase read the
+// clock for the slabs' stamps (cold tiering): they are 0 until a pageout or
+// the end of the phase starts it, and must not read as old.
 //
 // fork from the only thread: the fork handlers take no locks then
 // (src/core/alloc.cpp, one_thread), and parent and child must both go on
@@ -21,6 +23,8 @@
 #include <unistd.h>
 
 #include <vector>
+
+#include "btmalloc.h"
 
 #include <gtest/gtest.h>
 
@@ -57,6 +61,9 @@ TEST(StartupPhase, SmallSizesShareClassesOnlyAtFirst) {
         EXPECT_EQ(malloc_usable_size(p), phase ? c.coarse : c.fine) << "request " << c.request;
         early.push_back(p);
     }
+    // Slabs stamped while the clock was off are as young as the pageout
+    // that starts it: nothing here is an hour cold, in the phase or after.
+    EXPECT_EQ(btm_pageout_cold(3600), 0u) << "slabs made in the start-up phase counted as an hour cold";
     // 3,000 slow-path mallocs end the phase however small the heap stays:
     // malloc_trim empties the thread's cache, so the next malloc refills.
     for (int i = 0; i < 3000; ++i) {
@@ -66,6 +73,7 @@ TEST(StartupPhase, SmallSizesShareClassesOnlyAtFirst) {
         malloc_trim(0);
     }
     for (const Case& c : kCases) EXPECT_EQ(usable_of_new(c.request), c.fine) << "request " << c.request;
+    EXPECT_EQ(btm_pageout_cold(3600), 0u) << "slabs stamped after the phase counted as an hour cold";
     // Blocks from the phase keep their size and free normally after it.
     for (size_t i = 0; i < early.size(); ++i) {
         EXPECT_EQ(malloc_usable_size(early[i]), phase ? kCases[i].coarse : kCases[i].fine);

@@ -302,6 +302,11 @@ void* malloc_large(size_t n, size_t align, bool zero) {
     return p;
 }
 
+void end_coarse_phase() {
+    for (size_t i = 0; i < g_class_lut.size(); ++i) __atomic_store_n(&g_class_lut[i], kClassLut[i], __ATOMIC_RELAXED);
+    chunks::start_clock();
+}
+
 namespace {
 
 void count_foreign(void* p) { g_events.foreign_frees.fetch_add(1, std::memory_order_relaxed); }

@@ -160,7 +160,7 @@ Slab* pick(Slab* head) {
 // refill ends there.
 uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want, uintptr_t ra, FreshRun* run) {
     const ClassInfo& ci = g_class[cls];
-    const uint32_t now = os::coarse_seconds();
+    const uint32_t now = chunks::stamp();
     uint32_t got = 0;
     uint32_t carve_left = kCarveBytes;
     bool handed = false;  // a fresh run was handed over: enough for this refill
@@ -316,7 +316,7 @@ namespace {
 // many landed in slabs that are now at most a quarter full.
 uint32_t free_local(Central& c, void* chain, uint32_t n) {
     uint32_t cap = n ? g_class[class_of_central(c)].capacity : 0;
-    const uint32_t now = n ? os::coarse_seconds() : 0;
+    const uint32_t now = n ? chunks::stamp() : 0;
     uint32_t thin = 0;
     Slab* prev = nullptr;
     for (uint32_t i = 0; i < n; ++i) {

@@ -64,6 +64,7 @@ uint64_t dirty_total;    // dirty pages in all chunks
 uint64_t slab_pages;     // pages in live slabs
 uint64_t clean_taken;    // clean pages slabs were made of: growth into unfaulted memory
 uint32_t header_pages;
+std::atomic<uint32_t> clock_base{0};  // the second the clock started; 0 before
 
 // A new reservation of about `want` bytes, with `below` bytes under it
 // (page-rounded; the primary one's tables) and them and the first chunk made
@@ -561,15 +562,25 @@ void for_each_slab(ChunkHeader* c, Fn fn) {
 
 }  // namespace
 
+uint32_t stamp() { return clock_base.load(std::memory_order_relaxed) ? os::coarse_seconds() : 0; }
+
+void start_clock() {
+    if (clock_base.load(std::memory_order_relaxed)) return;
+    uint32_t now = os::coarse_seconds();
+    uint32_t expected = 0;
+    clock_base.compare_exchange_strong(expected, now ? now : 1, std::memory_order_relaxed);
+}
+
 size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max) {
     LockGuard guard(heap_lock);
+    const uint32_t base = clock_base.load(std::memory_order_relaxed);
     size_t n = 0;
     // Stop at a chunk boundary with room for a whole chunk's worth of ranges.
     for (; *cursor < nchunks && n + kMaxPagesPerChunk / 2 <= max; ++*cursor) {
         ChunkHeader* c = entry(*cursor).chunk;
         if (c->released) continue;
         for_each_slab(c, [&](uint32_t p, const Slab& s) {
-            if (int32_t(before - s.epoch) <= 0) return;
+            if (int32_t(before - (s.epoch ? s.epoch : base)) <= 0) return;
             uintptr_t a = reinterpret_cast<uintptr_t>(c) + (uintptr_t(p) << g.page_shift);
             size_t len = size_t(s.npages) << g.page_shift;
             if (n && out[n - 1].addr + out[n - 1].len == a) out[n - 1].len += len;

@@ -63,7 +63,7 @@ struct Slab {
     uint8_t fresh : 1;          // some page was clean (zero, not resident) when the slab was made
     uint8_t zero : 1;           // every page was: never-used slots read as zeros
     uint8_t list;               // which central list holds it (SlabList)
-    uint32_t epoch;             // last refill or flush touching it, os::coarse_seconds() (cold tiering)
+    uint32_t epoch;             // last refill or flush touching it, chunks::stamp() (cold tiering)
     uintptr_t site;             // call site of the last refill that took slots from it
     Slab* next;                 // central list links
     Slab* prev;
@@ -165,6 +165,15 @@ uint64_t clean_taken_pages();
 // `before` (adjacent slabs merged), scanning chunks from *cursor on; returns
 // the number of ranges (0 when the scan is done) and advances *cursor.
 size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max);
+
+// Slab stamps, in os::coarse_seconds().  The clock is read only once the
+// start-up phase is over (end_coarse_phase) or a pageout asks for ages:
+// a short-lived process never reads it, which saved it the page fault of
+// mapping the vDSO's data page (one of ~100 for `cat`).  Until then a
+// stamp is 0, read as the second the clock started: slabs made in the
+// phase count as no older than that, so a pageout never takes them early.
+uint32_t stamp();
+void start_clock();  // idempotent, lock-free
 
 // Histogram of live slabs by occupancy (used / capacity) in ten buckets;
 // `list` counts them by central list (none, partial, sparse, empty).

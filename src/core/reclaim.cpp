@@ -55,6 +55,19 @@ uint64_t now_ns() {
     return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
 }
 
+// Whether an aging tick is due.  The period starts at the first look, not at
+// init: a process that never has pages waiting for a tick never reads the
+// clock (its first read maps the vDSO's data page, a page fault).
+bool tick_due() {
+    uint64_t now = now_ns();
+    uint64_t last = last_tick_ns.load(std::memory_order_relaxed);
+    if (last == 0) {
+        last_tick_ns.compare_exchange_strong(last, now, std::memory_order_relaxed);
+        return false;
+    }
+    return now - last >= kTickNs;
+}
+
 // Releases one batch of what `mode` collects; returns the bytes released
 // (0 when nothing was left).  Collected pages are out of the free set until
 // finish_release(), so batches of several threads never overlap; the ring
@@ -155,7 +168,7 @@ void* thread_main(void*) {
             prefault();
         }
         LockGuard guard(tick_lock);
-        if (now_ns() - last_tick_ns.load(std::memory_order_relaxed) >= kTickNs) tick(false, ring.is_open());
+        if (tick_due()) tick(false, ring.is_open());
         else release(chunks::Collect::kExcess, ring.is_open());  // woken early: over budget
     }
     return nullptr;
@@ -184,7 +197,6 @@ bool start_thread() {
 void init(bool async, uint32_t warm_chunks) {
     async_wanted = async;
     warm = warm_chunks;
-    last_tick_ns.store(now_ns(), std::memory_order_relaxed);
 }
 
 namespace {
@@ -308,7 +320,7 @@ void poll(bool freeing) {
         async_wanted = false;  // no thread to be had: do the same work inline
     }
     set_tick_divert(true);
-    bool due = now_ns() - last_tick_ns.load(std::memory_order_relaxed) >= kTickNs;
+    bool due = tick_due();
     if (!due && !excess) return;
     if (!tick_lock.try_lock()) return;
     ++t_state.depth;

@@ -45,9 +45,8 @@ inline constexpr uint8_t kDivertTick = 2;
 // phase.  A racing reader sees either class of a size: both fit.
 extern std::array<uint8_t, kLutMax / 16 + 1> g_class_lut;
 inline constexpr uint64_t kCoarseSlowCalls = 2048;
-inline void end_coarse_phase() {
-    for (size_t i = 0; i < g_class_lut.size(); ++i) __atomic_store_n(&g_class_lut[i], kClassLut[i], __ATOMIC_RELAXED);
-}
+// Also starts the slabs' clock (chunks::start_clock).
+void end_coarse_phase();
 BTM_INLINE unsigned class_for(size_t n) {
     return n <= kLutMax ? g_class_lut[(n + 15) >> 4] : class_of_medium(n);
 }

@@ -15,6 +15,7 @@ size_t pageout(unsigned min_age) {
     // Stamps are whole seconds: a slab stamped s was last touched before
     // s + 1, so s < now - min_age means untouched for at least min_age
     // seconds.  min_age 0 takes every slab.
+    chunks::start_clock();  // slabs stamped before count from now
     uint32_t now = os::coarse_seconds();
     uint32_t before = min_age ? now - min_age : now + 1;
     size_t total = 0;
