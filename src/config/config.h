@@ -35,15 +35,23 @@ enum KnobId : unsigned {
     kKnobCount
 };
 
+// No pointers in the library's tables: each would be a relocation for ld.so
+// to apply at every process start, preloaded or not.  The help texts, which
+// only the tools print, are a table of their own.
 struct KnobInfo {
-    const char* key;
+    char key[20];  // a longer name fails to compile
     Kind kind;
     uint64_t def, lo, hi;
-    const char* help;
 };
 
 inline constexpr KnobInfo kKnobs[kKnobCount] = {
-#define BTM_KNOB(key, kind, def, lo, hi, help) {#key, kind, def, lo, hi, help},
+#define BTM_KNOB(key, kind, def, lo, hi, help) {#key, kind, def, lo, hi},
+#include "config/knobs.def"
+#undef BTM_KNOB
+};
+
+inline constexpr const char* kKnobHelp[kKnobCount] = {
+#define BTM_KNOB(key, kind, def, lo, hi, help) help,
 #include "config/knobs.def"
 #undef BTM_KNOB
 };

@@ -57,7 +57,7 @@ bool parse_decimal(const char* s, size_t n, uint64_t* out) {
 }
 
 struct Word {
-    const char* word;
+    char word[8];  // not a pointer: no relocation at load (config.h)
     uint64_t value;
 };
 constexpr Word kBoolWords[] = {{"on", 1},  {"off", 0}, {"yes", 1},  {"no", 0},

@@ -129,8 +129,8 @@ TEST(Values, TableIsWellFormed) {
         const KnobInfo& k = kKnobs[i];
         EXPECT_TRUE(in_range(i, k.def)) << k.key;
         for (const char* c = k.key; *c; ++c) EXPECT_TRUE((*c >= 'a' && *c <= 'z') || *c == '_') << k.key;
-        EXPECT_GT(strlen(k.help), 10u) << k.key;
-        EXPECT_NE(k.help[strlen(k.help) - 1], '.') << k.key;
+        EXPECT_GT(strlen(kKnobHelp[i]), 10u) << k.key;
+        EXPECT_NE(kKnobHelp[i][strlen(kKnobHelp[i]) - 1], '.') << k.key;
         for (unsigned j = 0; j < i; ++j) EXPECT_STRNE(kKnobs[j].key, k.key);
     }
 }

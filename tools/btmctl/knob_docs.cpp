@@ -102,7 +102,7 @@ std::string man_knob_table() {
         const KnobInfo& k = kKnobs[i];
         out += ".TP\n";
         out += std::string("\\fB") + k.key + "\\fR = \\fI" + placeholder(k.kind) + "\\fR\n";
-        out += roff_escape(wrap(sentence(k.help), 78, ""));
+        out += roff_escape(wrap(sentence(kKnobHelp[i]), 78, ""));
         std::string facts = kind_phrase(k.kind);
         if (k.kind == UINT || k.kind == SIZE || k.kind == SIGNAL)
             facts += " from " + value_text(i, k.lo) + " to " + value_text(i, k.hi);
@@ -140,7 +140,7 @@ std::string example_config() {
         "#   (back to settings for every program)\n";
     for (unsigned i = 0; i < kKnobCount; ++i) {
         const KnobInfo& k = kKnobs[i];
-        out += "\n" + wrap(sentence(k.help), 78, "# ");
+        out += "\n" + wrap(sentence(kKnobHelp[i]), 78, "# ");
         out += "# " + accepted_values(i) + "\n";
         out += std::string("#") + k.key + " = " + value_text(i, k.def) + "\n";
     }
