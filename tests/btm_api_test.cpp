@@ -272,6 +272,33 @@ TEST(BtmStats, LargeBytesFollowLiveLargeBlocks) {
     EXPECT_LE(after.large_bytes, during.large_bytes - kCount * kBlock);
 }
 
+// The table of large blocks starts in a static page with room for 64 live
+// ones (src/core/large.cpp) and moves to a mapping as they pass that, twice
+// here; every block must stay known (usable size, free) across the moves, in
+// the freeing order that leaves the most deleted slots.
+TEST(BtmLarge, ManyLiveBlocksOutgrowTheFirstTable) {
+    constexpr int kCount = 600;
+    const size_t kBlock = 2 * kMiB + 4096;
+    std::vector<unsigned char*> blocks;
+    for (int i = 0; i < kCount; ++i) {
+        auto* p = static_cast<unsigned char*>(btm_malloc(opaque(kBlock + size_t(i) * 4096)));
+        ASSERT_NE(p, nullptr) << i;
+        p[0] = static_cast<unsigned char>(i);
+        blocks.push_back(p);
+    }
+    for (int i = 0; i < kCount; ++i) {
+        EXPECT_EQ(btm_usable_size(blocks[i]), kBlock + size_t(i) * 4096) << i;
+        EXPECT_EQ(blocks[i][0], static_cast<unsigned char>(i)) << i;
+    }
+    for (int i = 0; i < kCount; i += 2) btm_free(blocks[i]);
+    for (int i = 1; i < kCount; i += 2) {
+        EXPECT_EQ(btm_usable_size(blocks[i]), kBlock + size_t(i) * 4096) << i;
+        btm_free(blocks[i]);
+    }
+    struct btm_stats s = read_stats();
+    EXPECT_LT(s.large_bytes, kBlock * 4) << "freed large blocks still counted live";
+}
+
 // Blocks of classes with multi-page slabs come from fresh runs when the heap
 // grows into clean memory: malloc hands them out unwritten, so their pages
 // become resident only when the program writes them, and calloc does not

@@ -23,6 +23,18 @@ struct Cached {
 };
 
 inline constexpr unsigned kCacheSlots = 32;
+inline constexpr size_t kFirstSlots = 128;
+
+// What a process with a few large blocks touches of this file, on one page
+// of its own: the cache and the table's first 128 slots.  The table used to
+// start as a 16 KiB mapping: a system call, and two page faults on the page
+// the first insert probed (a read maps the zero page, the write then copies
+// it); `sort` of a small file paid both, and a third for sharing the cache's
+// page with the thread cache placeholder, which every process reads.
+struct alignas(4096) FirstPage {
+    Cached cache[kCacheSlots];
+    Entry table[kFirstSlots];
+};
 
 SpinLock lock;
 Entry* table;
@@ -30,7 +42,7 @@ size_t capacity;  // a power of two
 size_t filled;    // live + deleted
 size_t live;
 uint64_t live_bytes, cached_bytes, released_bytes, cache_budget;
-BTM_COLD_BSS Cached cache[kCacheSlots];  // touched only by processes with large blocks
+BTM_COLD_BSS FirstPage first;  // touched only by processes with large blocks
 
 size_t slot_of(uintptr_t a) { return size_t((a >> 12) * 0x9E3779B97F4A7C15ULL >> 20) & (capacity - 1); }
 
@@ -43,7 +55,14 @@ Entry* find(uintptr_t a) {
 }
 
 bool grow() {
-    size_t ncap = capacity ? capacity * 2 : 1024;
+    if (!table) {
+        // Written before it is read: one page fault, not two (above).
+        *static_cast<volatile uintptr_t*>(&first.table[0].addr) = 0;
+        table = first.table;
+        capacity = kFirstSlots;
+        return true;
+    }
+    size_t ncap = capacity * 2;
     if (live * 4 < capacity) ncap = capacity;  // mostly deleted: rehash in place size
     auto* nt = static_cast<Entry*>(os::map(ncap * sizeof(Entry)));
     if (!nt) return false;
@@ -58,7 +77,7 @@ bool grow() {
         while (table[j].addr) j = (j + 1) & (capacity - 1);
         table[j] = old[i];
     }
-    if (old) os::unmap(old, ocap * sizeof(Entry));
+    if (old != first.table) os::unmap(old, ocap * sizeof(Entry));
     return true;
 }
 
@@ -80,18 +99,19 @@ size_t round_pages(size_t n) {
 
 // Takes a cached block of size in [need, need + need/4] with the alignment.
 void* cache_take(size_t need, size_t align, size_t* got) {
+    if (!table) return nullptr;  // no block yet, none cached: leave the page to grow()'s write
     int best = -1;
     for (unsigned i = 0; i < kCacheSlots; ++i) {
-        const Cached& c = cache[i];
+        const Cached& c = first.cache[i];
         if (!c.addr || c.size < need || c.size > need + need / 4) continue;
         if (c.addr & (align - 1)) continue;
-        if (best < 0 || c.size < cache[best].size) best = int(i);
+        if (best < 0 || c.size < first.cache[best].size) best = int(i);
     }
     if (best < 0) return nullptr;
-    void* p = reinterpret_cast<void*>(cache[best].addr);
-    *got = cache[best].size;
-    cached_bytes -= cache[best].size;
-    cache[best] = Cached{};
+    void* p = reinterpret_cast<void*>(first.cache[best].addr);
+    *got = first.cache[best].size;
+    cached_bytes -= first.cache[best].size;
+    first.cache[best] = Cached{};
     return p;
 }
 
@@ -102,15 +122,15 @@ bool cache_put(uintptr_t a, size_t size) {
     while (cached_bytes + size > cache_budget) {
         unsigned big = 0;
         for (unsigned i = 1; i < kCacheSlots; ++i)
-            if (cache[i].size > cache[big].size) big = i;
-        os::unmap(reinterpret_cast<void*>(cache[big].addr), cache[big].size);
-        released_bytes += cache[big].size;
-        cached_bytes -= cache[big].size;
-        cache[big] = Cached{};
+            if (first.cache[i].size > first.cache[big].size) big = i;
+        os::unmap(reinterpret_cast<void*>(first.cache[big].addr), first.cache[big].size);
+        released_bytes += first.cache[big].size;
+        cached_bytes -= first.cache[big].size;
+        first.cache[big] = Cached{};
     }
     for (unsigned i = 0; i < kCacheSlots; ++i) {
-        if (cache[i].addr) continue;
-        cache[i] = Cached{a, size};
+        if (first.cache[i].addr) continue;
+        first.cache[i] = Cached{a, size};
         cached_bytes += size;
         return true;
     }
@@ -203,7 +223,7 @@ void* realloc(void* p, size_t n) {
 size_t trim() {
     LockGuard guard(lock);
     size_t total = 0;
-    for (auto& c : cache) {
+    for (auto& c : first.cache) {
         if (!c.addr) continue;
         os::unmap(reinterpret_cast<void*>(c.addr), c.size);
         total += c.size;
