@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The configuration through the real allocator:
-#   preload_test.sh files|disabled LIBBTMALLOC WHERE WHERE_LINKED
+#   preload_test.sh files|disabled LIBBTMALLOC WHERE WHERE_LINKED EARLY
 # WHERE prints which allocator served its small blocks (where.c);
 # WHERE_LINKED is the same program linked against LIBBTMALLOC, for the
 # set-user-ID case (LD_PRELOAD does not reach set-user-ID programs).
+# EARLY is a library whose initialiser allocates (early_malloc.c).
 #   files     hostile BTM_CONF files and set-user-ID; skipped (77) while the
 #             library does not print its configuration with BTM_VERBOSE=1
 #   disabled  enabled = off; skipped (77) while the library does not print
 #             the line below with BTM_VERBOSE=1 when enabled = off
 set -u
-mode=$1 lib=$2 where=$3 linked=$4
+mode=$1 lib=$2 where=$3 linked=$4 early=$5
 disabled_line="btmalloc: enabled = off: forwarding every call to glibc's allocator"
 tmp=$(mktemp -d /tmp/btm-preload-XXXXXX)
 chmod 755 "$tmp"
@@ -89,6 +90,14 @@ expect "unreadable" btmalloc "btmalloc: $tmp/secret.conf: cannot open: permissio
 printf 'partitions = 8\nbogus = 1\n' >"$tmp/bad.conf"
 expect "bad line" btmalloc "btmalloc: $tmp/bad.conf:2: unknown key 'bogus'" -- \
   env BTM_CONF="$tmp/bad.conf" LD_PRELOAD="$lib" "$where"
+
+# The environment reaches btmalloc through its initialiser's arguments; a
+# malloc from a library initialised before it (the second order: ld.so runs
+# the later preload's initialiser first) must find the knobs all the same.
+for order in "$early $lib" "$lib $early"; do
+  expect "BTM_PARTITIONS with an earlier malloc, LD_PRELOAD=$(basename ${order% *}) first" btmalloc \
+    "btmalloc: partitions = 8 (environment)" -- env BTM_VERBOSE=1 BTM_PARTITIONS=8 LD_PRELOAD="$order" "$where"
+done
 
 # Set-user-ID: BTM_* and BTM_CONF are ignored.
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
