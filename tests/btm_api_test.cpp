@@ -3,12 +3,14 @@
 // errno, same edge cases), and btm_stats must report what the process did.
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -270,6 +272,39 @@ TEST(BtmStats, LargeBytesFollowLiveLargeBlocks) {
     for (void* p : blocks) btm_free(p);
     struct btm_stats after = read_stats();
     EXPECT_LE(after.large_bytes, during.large_bytes - kCount * kBlock);
+}
+
+// The VmFlags of the mapping holding address a (/proc/self/smaps), or "".
+std::string vm_flags_of(uintptr_t a) {
+    FILE* f = fopen("/proc/self/smaps", "r");
+    if (!f) return "";
+    char line[512];
+    bool inside = false;
+    std::string flags;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+            inside = a >= lo && a < hi;
+        } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+            flags = line + 8;
+            break;
+        }
+    }
+    fclose(f);
+    return flags;
+}
+
+// Slab memory is marked MADV_NOHUGEPAGE (every transparent huge page size):
+// with THP (or a 64 KiB mTHP size) set to "always", a process's first small
+// blocks would otherwise take a huge page, and pages freed one by one could
+// not go back.
+TEST(BtmHeap, SlabMemoryRefusesTransparentHugePages) {
+    void* p = btm_malloc(opaque(size_t{64}));
+    ASSERT_NE(p, nullptr);
+    std::string flags = vm_flags_of(reinterpret_cast<uintptr_t>(p));
+    if (flags.empty()) GTEST_SKIP() << "SKIPPED: /proc/self/smaps unreadable or without VmFlags";
+    EXPECT_NE(flags.find(" nh"), std::string::npos) << "VmFlags:" << flags;
+    btm_free(p);
 }
 
 // The table of large blocks starts in a static page with room for 64 live

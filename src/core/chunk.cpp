@@ -84,7 +84,6 @@ char* reserve_region(uint64_t want, size_t below) {
         if (!p) continue;
         // The tables and the first chunk in one read-write range: one system
         // call and, with equal flags, one VMA with the chunks that follow.
-        os::no_huge_pages(p - below, below + want);
         if (below) {
             if (!os::commit(p - below, below + kChunkSize)) {
                 os::unmap(p - below, below + want);  // no commit to be had: give the range back

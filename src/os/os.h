@@ -19,6 +19,8 @@ size_t page_size();
 // RSS nor overcommit is charged.  Returns the aligned start (the `below`
 // bytes end there), or null on failure.  Up to `align` bytes of slack around
 // the result stay reserved: trimming them cost two munmap calls per process.
+// The whole mapping is marked MADV_NOHUGEPAGE (every transparent huge page
+// size): a chunk's pages are given out and returned one by one.
 void* reserve_aligned(size_t size, size_t align, size_t below);
 // Makes [p, p+size) readable and writable (still charged only when touched,
 // except under strict overcommit).  Returns false on failure.
@@ -42,8 +44,6 @@ void populate(void* p, size_t size);
 bool page_out(void* p, size_t size);
 // Seconds of CLOCK_MONOTONIC_COARSE (cheap: no system call).
 uint32_t coarse_seconds();
-// Asks the kernel not to back [p, p+size) with transparent huge pages.
-void no_huge_pages(void* p, size_t size);
 
 // Raw, unbuffered write of the whole buffer (retries on EINTR / short write).
 void write_all(int fd, const char* s, size_t n);
