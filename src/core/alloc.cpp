@@ -187,6 +187,17 @@ char** start_environment() {
     return p ? *p : nullptr;
 }
 
+// Before that initialiser has run (for `ls` and `sed`, libselinux's
+// initialiser allocates first), small requests are served from the boot
+// arena and init waits for the environment to arrive: the dlsym above
+// cost ~2,600 instructions of such a process.  Bounded: past kEarlyBytes of
+// such blocks, or for a larger request, init runs anyway and uses dlsym.
+inline constexpr size_t kEarlyMax = 4096, kEarlyBytes = 256 * 1024;
+void* early_alloc(size_t n, size_t align) {
+    if (g_start_env || n > kEarlyMax || boot::used() > kEarlyBytes) return nullptr;
+    return boot::alloc(n, align);
+}
+
 BTM_NOINLINE void bind_late_imports() {
     volatile int* e = &errno;
     *e = *e;
@@ -280,7 +291,10 @@ void init() {
 void* malloc_slow(size_t n, uintptr_t ra) {
     ThreadState& t = t_state;
     if (t.depth) return boot::alloc(n, 16);
-    if (BTM_UNLIKELY(!g.initialized)) init();
+    if (BTM_UNLIKELY(!g.initialized)) {
+        if (void* p = early_alloc(n, 16)) return p;
+        init();
+    }
     if (BTM_UNLIKELY(g_forward)) return g_real.malloc(n);
     if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false);
     uint32_t cls = class_for(n);
@@ -309,7 +323,10 @@ void* malloc_slow(size_t n, uintptr_t ra) {
 
 void* malloc_large(size_t n, size_t align, bool zero) {
     if (t_state.depth) return boot::alloc(n, align < 16 ? 16 : align);  // zeroed: never reused
-    if (BTM_UNLIKELY(!g.initialized)) init();
+    if (BTM_UNLIKELY(!g.initialized)) {
+        if (void* p = early_alloc(n, align < 16 ? 16 : align)) return p;
+        init();
+    }
     if (BTM_UNLIKELY(g_forward)) {
         if (align > kAlignment) return g_real.memalign(align, n);
         return zero ? g_real.calloc(1, n) : g_real.malloc(n);

@@ -28,6 +28,8 @@ void* alloc(size_t n, size_t align) {
     }
 }
 
+size_t used() { return top.load(std::memory_order_relaxed); }
+
 bool owns(const void* p) {
     return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(arena) < kArenaBytes;
 }

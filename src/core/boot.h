@@ -14,6 +14,7 @@
 namespace btm::boot {
 
 void* alloc(size_t n, size_t align);
+size_t used();  // bytes handed out so far
 bool owns(const void* p);
 size_t usable(const void* p);
 

@@ -94,10 +94,26 @@ expect "bad line" btmalloc "btmalloc: $tmp/bad.conf:2: unknown key 'bogus'" -- \
 # The environment reaches btmalloc through its initialiser's arguments; a
 # malloc from a library initialised before it (the second order: ld.so runs
 # the later preload's initialiser first) must find the knobs all the same.
+# A small one waits in the boot arena for that initialiser (no dlsym); 1 MB
+# of them is more than that and makes init look `environ` up with dlsym.
 for order in "$early $lib" "$lib $early"; do
-  expect "BTM_PARTITIONS with an earlier malloc, LD_PRELOAD=$(basename ${order% *}) first" btmalloc \
-    "btmalloc: partitions = 8 (environment)" -- env BTM_VERBOSE=1 BTM_PARTITIONS=8 LD_PRELOAD="$order" "$where"
+  for bytes in 100 1000000; do
+    expect "BTM_PARTITIONS, $bytes bytes allocated earlier, LD_PRELOAD=$(basename ${order% *}) first" btmalloc \
+      "btmalloc: partitions = 8 (environment)" -- \
+      env BTM_TEST_EARLY_BYTES=$bytes BTM_VERBOSE=1 BTM_PARTITIONS=8 LD_PRELOAD="$order" "$where"
+  done
 done
+dlsym_bound() {  # does btmalloc bind dlsym in this run?
+  env LD_DEBUG=bindings "$@" 2>&1 >/dev/null | grep -q "binding file [^ ]*btmalloc[^ ]* .*symbol \`dlsym'"
+}
+if dlsym_bound env BTM_TEST_EARLY_BYTES=100 LD_PRELOAD="$lib $early" "$where"; then
+  fail "a small allocation before btmalloc's initialiser made init call dlsym"
+else
+  echo "ok: a small allocation before btmalloc's initialiser waits for it (no dlsym)"
+fi
+if ! dlsym_bound env BTM_TEST_EARLY_BYTES=1000000 LD_PRELOAD="$lib $early" "$where"; then
+  fail "1 MB allocated before btmalloc's initialiser, and init did not look environ up (the test no longer reaches the fallback)"
+fi
 
 # Set-user-ID: BTM_* and BTM_CONF are ignored.
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
