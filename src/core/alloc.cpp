@@ -190,7 +190,7 @@ char** start_environment() {
 // Before that initialiser has run (for `ls` and `sed`, libselinux's
 // initialiser allocates first), small requests are served from the boot
 // arena and init waits for the environment to arrive: the dlsym above
-// cost ~2,600 instructions of such a process.  Bounded: past kEarlyBytes of
+// cost ~2,800 instructions of such a process.  Bounded: past kEarlyBytes of
 // such blocks, or for a larger request, init runs anyway and uses dlsym.
 inline constexpr size_t kEarlyMax = 4096, kEarlyBytes = 256 * 1024;
 void* early_alloc(size_t n, size_t align) {
