@@ -163,14 +163,6 @@ void fork_child() {
 extern "C" int __register_atfork(void (*prepare)(), void (*parent)(), void (*child)(), void* dso);
 extern "C" void* __dso_handle;
 
-// The first call of an imported function binds its PLT slot: ld.so writes
-// this library's GOT and its own data, which in a child of fork is about ten
-// copy-on-write page faults.  A shell forks for every command and its child
-// frees before exec, so the imports that free and realloc may call first
-// there are bound here, in the parent, at init: errno (saved around free's
-// slow paths) and memmove (realloc's copy, through memcpy in dso_link.cpp).
-// Measured: 10 forked `true | true | ...` children, 469 -> 557 page faults
-// when init stopped calling them for its own sake.
 // The environment the process started with, as ld.so (or a static
 // program's start-up code) hands it to initialisers.  Naming `environ` cost
 // every process start a symbol lookup at load (~750 instructions of a
@@ -198,6 +190,14 @@ void* early_alloc(size_t n, size_t align) {
     return boot::alloc(n, align);
 }
 
+// The first call of an imported function binds its PLT slot: ld.so writes
+// this library's GOT and its own data, which in a child of fork is about ten
+// copy-on-write page faults.  A shell forks for every command and its child
+// frees before exec, so the imports that free and realloc may call first
+// there are bound here, in the parent, at init: errno (saved around free's
+// slow paths) and memmove (realloc's copy, through memcpy in dso_link.cpp).
+// Measured: 10 forked `true | true | ...` children, 469 -> 557 page faults
+// when init stopped calling them for its own sake.
 BTM_NOINLINE void bind_late_imports() {
     volatile int* e = &errno;
     *e = *e;
