@@ -1,5 +1,6 @@
 #include "features/report.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <cstring>
 
 #include "os/os.h"
+#include "os/syscall.h"
 
 namespace btm::report {
 
@@ -51,14 +53,19 @@ uint64_t parse_hex(const char*& s) {
 }
 
 // Looks addr up in /proc/self/maps, one line at a time from a small buffer.
+// System calls, not glibc's wrappers: a program (fakeroot, a sandbox shim)
+// may interpose open and read with code that allocates, and this runs on
+// the way to abort with the heap in a bad state.
 bool find_module(uintptr_t addr, char* name, size_t name_len, uint64_t* offset) {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
+    long opened = sys::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (opened < 0) return false;
+    int fd = int(opened);
     char buf[4096];
     size_t have = 0;
     bool found = false;
     for (;;) {
-        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        long r = sys::read(fd, buf + have, sizeof buf - 1 - have);
+        if (r == -EINTR) continue;
         if (r <= 0) break;
         have += size_t(r);
         buf[have] = 0;
@@ -88,7 +95,7 @@ bool find_module(uintptr_t addr, char* name, size_t name_len, uint64_t* offset) 
                 name[i] = 0;
                 *offset = addr - lo + file_off;
                 found = i > 0;
-                close(fd);
+                sys::close(fd);
                 return found;
             }
             line = nl + 1;
@@ -97,7 +104,7 @@ bool find_module(uintptr_t addr, char* name, size_t name_len, uint64_t* offset) 
         memmove(buf, line, have);
         if (have == sizeof buf - 1) have = 0;  // absurdly long line: drop it
     }
-    close(fd);
+    sys::close(fd);
     return found;
 }
 
