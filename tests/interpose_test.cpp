@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -114,8 +113,7 @@ TEST(Interposition, TheDoubleFreeReportCallsNoWrapper) {
 #endif
     if (!btm_test::kHardening) GTEST_SKIP() << "built with BTM_HARDENING=OFF: double frees are not detected";
     auto body = [] {
-        struct rlimit none {0, 0};
-        setrlimit(RLIMIT_CORE, &none);
+        btm_test::no_core_dump();
         char* p = static_cast<char*>(malloc(btm_test::opaque(size_t{48})));
         memset(p, 1, 48);
         free(p);

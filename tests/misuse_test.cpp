@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,12 +36,8 @@ namespace {
 
 using btm_test::escape;
 using btm_test::kHardening;
+using btm_test::no_core_dump;
 using btm_test::opaque;
-
-void no_core_dump() {
-    struct rlimit none {0, 0};
-    setrlimit(RLIMIT_CORE, &none);
-}
 
 struct btm_stats read_stats() {
     struct btm_stats st {};

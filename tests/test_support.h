@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #ifndef BTM_TEST_AGAINST_GLIBC
@@ -38,6 +39,12 @@ inline T opaque(T v) {
 // Makes a pointer escape, so a malloc/free pair cannot be elided and the
 // result of malloc cannot be assumed non-null.
 inline void escape(const void* p) { asm volatile("" : : "r"(p) : "memory"); }
+
+// For a death test's child: its abort leaves no core file behind.
+inline void no_core_dump() {
+    struct rlimit none {0, 0};
+    setrlimit(RLIMIT_CORE, &none);
+}
 
 inline size_t page_size() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
 
