@@ -12,6 +12,9 @@
 // clock for the slabs' stamps (cold tiering): they are 0 until a pageout or
 // the end of the phase starts it, and must not read as old.
 //
+// ctest runs it with BTM_STARTUP_BYTES=0: the start-up arena, which comes
+// before the coarse classes, has its own test (startup_phase_test.cpp).
+//
 // fork from the only thread: the fork handlers take no locks then
 // (src/core/alloc.cpp, one_thread), and parent and child must both go on
 // allocating and freeing, with the inherited blocks intact.

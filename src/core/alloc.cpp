@@ -36,6 +36,26 @@ namespace {
 
 SpinLock init_lock;
 
+// The start-up phase (knob startup_bytes): until a process has taken that
+// many bytes, or asks for a block too big or too aligned for them, its
+// mallocs are served from the boot arena, packed one after the other as in
+// a bump heap, and no reservation, table or chunk exists.  A program that
+// stays that small (most of the commands of a shell pipeline) is spared the
+// system calls of making the heap (4) and its page faults: the tables' and
+// the chunk header's (5), and one data page per size class it used (6
+// classes, where packed blocks of all sizes share pages: `tr` touched 8 data
+// pages against glibc's 5).  A shell's forked child frees and allocates
+// without making a slab.  The price: blocks freed in the phase are never
+// reused (at most startup_bytes per process), and the phase's mallocs take
+// the slow path (one compare-and-swap each).
+bool g_startup;
+uint64_t g_startup_bytes;
+// Blocks in the phase: up to kStartupMaxBlock from the arena; from
+// kStartupLarge on, large blocks (their own mappings, as after the phase),
+// which do not end it; in between, the phase ends.
+inline constexpr size_t kStartupMaxBlock = 16384;
+inline constexpr size_t kStartupLarge = 65536;
+
 // Depth guard for slow paths: a call nested inside one (from a pthread
 // function we call, or from a signal handler) sees depth > 0 and is served
 // from the boot arena instead of re-entering locked code.
@@ -115,10 +135,18 @@ bool one_thread() {
     return *flag;
 }
 
+// The init lock is held across fork, so a child never inherits a heap half
+// made; a process still in the start-up phase (no heap yet) has only the
+// large-block table to lock.
 void fork_prepare() {
     ++t_state.depth;
     t_state.fork_alone = one_thread();
     if (t_state.fork_alone) return;
+    init_lock.lock();
+    if (!g_heap_ok) {
+        large::lock_all();
+        return;
+    }
     reclaim::fork_prepare();
     central::lock_registry();
     central::for_each_used([](Central& c) { c.lock.lock(); });
@@ -132,12 +160,17 @@ void fork_parent() {
         --t_state.depth;
         return;
     }
-    tcache::fork_parent();
-    large::unlock_all(false);
-    chunks::unlock_all(false);
-    central::for_each_used([](Central& c) { c.lock.unlock(); });
-    central::unlock_registry(false);
-    reclaim::fork_parent();
+    if (g_heap_ok) {
+        tcache::fork_parent();
+        large::unlock_all(false);
+        chunks::unlock_all(false);
+        central::for_each_used([](Central& c) { c.lock.unlock(); });
+        central::unlock_registry(false);
+        reclaim::fork_parent();
+    } else {
+        large::unlock_all(false);
+    }
+    init_lock.unlock();
     --t_state.depth;
 }
 
@@ -146,13 +179,18 @@ void fork_child() {
         --t_state.depth;
         return;
     }
-    tcache::fork_child();
-    large::unlock_all(true);
-    chunks::unlock_all(true);
-    partition::fork_child();
-    central::for_each_used([](Central& c) { c.lock.reset(); });
-    central::unlock_registry(true);
-    reclaim::fork_child();
+    if (g_heap_ok) {
+        tcache::fork_child();
+        large::unlock_all(true);
+        chunks::unlock_all(true);
+        partition::fork_child();
+        central::for_each_used([](Central& c) { c.lock.reset(); });
+        central::unlock_registry(true);
+        reclaim::fork_child();
+    } else {
+        large::unlock_all(true);
+    }
+    init_lock.reset();
     --t_state.depth;
 }
 
@@ -186,8 +224,8 @@ char** start_environment() {
 // such blocks, or for a larger request, init runs anyway and uses dlsym.
 inline constexpr size_t kEarlyMax = 4096, kEarlyBytes = 256 * 1024;
 void* early_alloc(size_t n, size_t align) {
-    if (g_start_env || n > kEarlyMax || boot::used() > kEarlyBytes) return nullptr;
-    return boot::alloc(n, align);
+    if (g_start_env || n > kEarlyMax) return nullptr;
+    return boot::alloc(n, align, 0, kEarlyBytes);
 }
 
 // The first call of an imported function binds its PLT slot: ld.so writes
@@ -208,6 +246,8 @@ BTM_NOINLINE void bind_late_imports() {
     __asm__ volatile("" : : "r"(&to) : "memory");
 }
 
+void init_heap();
+
 void do_init() {
     bind_late_imports();
     g.page_shift = uint32_t(__builtin_ctzll(os::page_size()));
@@ -227,6 +267,25 @@ void do_init() {
         os::write_all(2, kWarn, sizeof kWarn - 1);
     }
     g.checks = g_cfg.hardening != 0;
+    large::init(g_cfg.large_cache);
+    __register_atfork(fork_prepare, fork_parent, fork_child, &__dso_handle);
+    cold::install_signal(int(g_cfg.pageout_signal));
+    // Per-site partitions from the first block (intern mode, or
+    // partition_after 0) leave no room for a start-up phase.
+    bool startup = g_cfg.startup_bytes != 0 && g_cfg.partition_after != 0 &&
+                   !(kPartitioning && g_cfg.partition_mode == 1);
+    if (startup) {
+        g_startup_bytes = g_cfg.startup_bytes;
+        __atomic_store_n(&g_startup, true, __ATOMIC_RELAXED);
+        __atomic_store_n(&g.initialized, true, __ATOMIC_RELEASE);
+        return;
+    }
+    init_heap();
+}
+
+// The heap proper: the reservation, the tables, the first chunk, the
+// fork handlers.  Runs at init, or when the start-up phase ends.
+void init_heap() {
     uint32_t npart = kPartitioning ? round_pow2(g_cfg.partitions) : 1;
     uint64_t keys[2];
     os::random_bytes(keys, sizeof keys);
@@ -259,13 +318,10 @@ void do_init() {
         // Written first, each of their pages faults once.
         memset(meta, 0, (size_t(1) << kClassBits) * sizeof(Central));
     }
-    large::init(g_cfg.large_cache);
     ok = ok && partition::init(npart, kPartitioning && g_cfg.partition_mode == 1, meta + central_bytes);
     tcache::init(g_cfg.tcache_bytes, first_cache);
     reclaim::init(g_cfg.async != 0, uint32_t(g_cfg.warm_chunks));
     g_heap_ok = ok;
-    if (ok) __register_atfork(fork_prepare, fork_parent, fork_child, &__dso_handle);
-    if (ok) cold::install_signal(int(g_cfg.pageout_signal));
     g.intern = kPartitioning && g_cfg.partition_mode == 1;
     if (g.intern) g.divert = kDivertIntern;
     g_part_mask_full = uint64_t(npart - 1) << kClassBits;
@@ -288,12 +344,44 @@ void init() {
     if (!g.initialized) do_init();
 }
 
+namespace {
+
+// Ends the start-up phase: makes the heap.  Idempotent.
+BTM_NOINLINE void end_startup() {
+    Nested nested;
+    LockGuard guard(init_lock);
+    if (__atomic_load_n(&g_startup, __ATOMIC_RELAXED)) {
+        init_heap();
+        __atomic_store_n(&g_startup, false, __ATOMIC_RELEASE);
+    }
+}
+
+// A block of the start-up phase (zeros: the arena is never reused), or null
+// once the phase is over, which this call may decide.
+BTM_NOINLINE void* startup_alloc(size_t n, size_t align, uintptr_t ra) {
+    if (n <= kStartupMaxBlock)
+        if (void* p = boot::alloc(n, align, ra, g_startup_bytes)) {
+            g_events.startup_mallocs.fetch_add(1, std::memory_order_relaxed);
+            return p;
+        }
+    end_startup();
+    return nullptr;
+}
+
+BTM_INLINE bool in_startup() { return BTM_UNLIKELY(__atomic_load_n(&g_startup, __ATOMIC_ACQUIRE)); }
+
+}  // namespace
+
 void* malloc_slow(size_t n, uintptr_t ra) {
     ThreadState& t = t_state;
     if (t.depth) return boot::alloc(n, 16);
     if (BTM_UNLIKELY(!g.initialized)) {
         if (void* p = early_alloc(n, 16)) return p;
         init();
+    }
+    if (in_startup()) {
+        if (n >= kStartupLarge) return malloc_large(n, 0, false);
+        if (void* p = startup_alloc(n, 16, ra)) return t.zeroed = p;
     }
     if (BTM_UNLIKELY(g_forward)) return g_real.malloc(n);
     if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false);
@@ -368,12 +456,16 @@ void free_small_general(void* p, uintptr_t ra) {
 
 }  // namespace
 
-void free_outside(void* p) {
+void free_outside(void* p, uintptr_t ra) {
     if (!p) return;
     int saved = errno;
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     if (boot::owns(p)) {
-        // Never reused: see boot.h.
+        // Never reused (boot.h): only marked.
+        boot::Release r = boot::release(p);
+        if (r == boot::Release::kInvalid) invalid_free(p);
+        if constexpr (kHardening)
+            if (r == boot::Release::kDouble && g.checks) double_free_boot(p, ra);
     } else if (g_forward) {
         g_real.free(p);
     } else if (g_heap_ok && chunks::owns(a)) {
@@ -445,6 +537,19 @@ void double_free(void* p, uint64_t entry, uintptr_t ra) {
         line.str(" (likely: call sites share partition ")
             .dec(part)
             .str("; BTM_PARTITION_MODE=intern names the site exactly)");
+    report::fatal(line);
+}
+
+void double_free_boot(void* p, uintptr_t ra) {
+    report::Line line;
+    line.str("btmalloc: double free of ")
+        .hex(reinterpret_cast<uintptr_t>(p))
+        .str(" (a start-up block of ")
+        .dec(boot::usable(p))
+        .str(" bytes) in free() called from ")
+        .site(ra)
+        .str("; allocated from call site ")
+        .site(boot::site(p));
     report::fatal(line);
 }
 
@@ -526,6 +631,12 @@ void* aligned_impl(size_t align, size_t n, uintptr_t ra) {
     if (align <= kAlignment) return malloc_fast(n, ra);
     if (BTM_UNLIKELY(!g.initialized)) init();
     if (BTM_UNLIKELY(g_forward)) return g_real.memalign(align, n);
+    if (in_startup()) {
+        if (n >= kStartupLarge) return malloc_large(n, align, false);
+        if (align <= 4096)
+            if (void* p = startup_alloc(n, align, ra)) return p;
+        end_startup();  // the slab path below must not land in the arena
+    }
     if (align <= g.page_mask + 1 && n <= kMaxSmall) {
         // Slabs start on page boundaries, so a class whose size is a multiple
         // of the alignment has every slot aligned; the powers of two are all

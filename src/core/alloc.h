@@ -16,9 +16,10 @@ namespace btm {
 // Slow paths (alloc.cpp).
 void* malloc_slow(size_t n, uintptr_t ra);
 void* malloc_large(size_t n, size_t align, bool zero);
-void free_outside(void* p);
+void free_outside(void* p, uintptr_t ra);
 void free_full(void* p, uint64_t entry);
 [[noreturn]] void double_free(void* p, uint64_t entry, uintptr_t ra);
+[[noreturn]] void double_free_boot(void* p, uintptr_t ra);
 void invalid_free(void* p);
 // A page-map word that is not a plain slab page: no slab (invalid free) or
 // a draining slab.
@@ -52,7 +53,7 @@ BTM_INLINE void* malloc_fast(size_t n, uintptr_t ra) {
 
 BTM_INLINE void free_fast(void* p, uintptr_t ra) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    if (BTM_UNLIKELY(!in_primary(a))) return free_outside(p);
+    if (BTM_UNLIKELY(!in_primary(a))) return free_outside(p, ra);
     ChunkHeader* c = chunk_of(a);
     uint64_t e = c->pagemap[(a & kChunkMask) >> g.page_shift];
     if (BTM_UNLIKELY(pe_kind(e) != kPageSlab)) return free_unusual(p, e, ra);

@@ -1,39 +1,93 @@
 #include "core/boot.h"
 
-#include <atomic>
-
 #include "core/base.h"
 
 namespace btm::boot {
 namespace {
 
 inline constexpr size_t kArenaBytes = 1 << 20;
-BTM_COLD_BSS alignas(4096) char arena[kArenaBytes];
-std::atomic<size_t> top{0};
+inline constexpr size_t kGranule = 16;
+inline constexpr size_t kMarkSpan = 64 * kGranule;  // arena bytes one pair of mark words covers
+
+// The bump pointer and the block marks sit on the pages before the blocks:
+// a process that stays small touches one page of them (the marks of the
+// first 252 KiB of blocks share it with `top`).
+// Plain words under __atomic builtins: the arena must be zero from the
+// program's first instruction, never dynamically initialised (a library
+// initialiser that runs before ours allocates from it).
+struct Marks {
+    uint64_t starts;  // granule i of the span starts a block
+    uint64_t freed;   // ... and that block was freed
+};
+struct alignas(4096) Arena {
+    size_t top;
+    alignas(16) Marks marks[kArenaBytes / kMarkSpan];
+    alignas(4096) char bytes[kArenaBytes];
+};
+BTM_COLD_BSS constinit Arena arena{};
+
+// Where the marks of the granule at p are: word pair and bit.  p is a
+// granule start inside the arena.
+struct Mark {
+    Marks* words;
+    uint64_t bit;
+};
+Mark mark_of(const void* p) {
+    size_t off = size_t(static_cast<const char*>(p) - arena.bytes);
+    return {&arena.marks[off / kMarkSpan], uint64_t(1) << (off / kGranule % 64)};
+}
+
+bool is_start(const void* p) {
+    if (reinterpret_cast<uintptr_t>(p) % kGranule != 0) return false;
+    Mark m = mark_of(p);
+    return (__atomic_load_n(&m.words->starts, __ATOMIC_RELAXED) & m.bit) != 0;
+}
 
 }  // namespace
 
-void* alloc(size_t n, size_t align) {
-    if (align < 16) align = 16;
-    if (n > kArenaBytes || align > 4096) return nullptr;
-    size_t cur = top.load(std::memory_order_relaxed);
+void* alloc(size_t n, size_t align, uintptr_t site, size_t limit) {
+    if (align < kGranule) align = kGranule;
+    if (limit > kArenaBytes) limit = kArenaBytes;
+    if (n > limit || align > 4096) return nullptr;
+    // No plain load first: on a page not yet touched that would map the
+    // zero page and the compare-and-swap would fault again to copy it.
+    size_t cur = 0;
     for (;;) {
         size_t start = (cur + 16 + align - 1) & ~(align - 1);
         size_t end = start + ((n + 15) & ~size_t(15));
-        if (end > kArenaBytes) return nullptr;
-        if (top.compare_exchange_weak(cur, end, std::memory_order_relaxed)) {
-            reinterpret_cast<size_t*>(arena + start)[-2] = end - start;
-            return arena + start;
+        if (end > limit) return nullptr;
+        if (__atomic_compare_exchange_n(&arena.top, &cur, end, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            char* p = arena.bytes + start;
+            reinterpret_cast<size_t*>(p)[-2] = end - start;
+            reinterpret_cast<uintptr_t*>(p)[-1] = site;
+            Mark m = mark_of(p);
+            __atomic_fetch_or(&m.words->starts, m.bit, __ATOMIC_RELAXED);
+            return p;
         }
     }
 }
 
-size_t used() { return top.load(std::memory_order_relaxed); }
+size_t used() { return __atomic_load_n(&arena.top, __ATOMIC_RELAXED); }
 
 bool owns(const void* p) {
-    return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(arena) < kArenaBytes;
+    return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(arena.bytes) < kArenaBytes;
 }
 
-size_t usable(const void* p) { return static_cast<const size_t*>(p)[-2]; }
+// The header may have been overwritten by an overflow of the block before
+// it: the size is bounded by the arena, so realloc never copies past it.
+size_t usable(const void* p) {
+    if (!is_start(p)) return 0;
+    size_t n = static_cast<const size_t*>(p)[-2];
+    size_t room = size_t(arena.bytes + kArenaBytes - static_cast<const char*>(p));
+    return n < room ? n : room;
+}
+
+Release release(void* p) {
+    if (!is_start(p)) return Release::kInvalid;
+    Mark m = mark_of(p);
+    return __atomic_fetch_or(&m.words->freed, m.bit, __ATOMIC_RELAXED) & m.bit ? Release::kDouble : Release::kOk;
+}
+
+uintptr_t site(const void* p) { return is_start(p) ? static_cast<const uintptr_t*>(p)[-1] : 0; }
 
 }  // namespace btm::boot

@@ -3,9 +3,17 @@
 // own slow paths (pthread_setspecific, pthread_atfork, a signal handler that
 // interrupts a slow path) and calls made while initialisation runs.
 //
-// Invariant: boot blocks are never reused; free() recognises and ignores
-// them, so they can never be handed out twice.  Each block has a 16-byte
-// header holding its size, for realloc and malloc_usable_size.
+// It also serves a process's start-up phase (alloc.cpp: startup_alloc): the
+// first small blocks of a process, packed like a bump heap, before any
+// reservation, table or chunk exists.
+//
+// Invariant: boot blocks are never reused; free() recognises them, marks them
+// free and otherwise ignores them, so they can never be handed out twice.
+// Each block has a 16-byte header: its size and the call site that
+// allocated it (0 if unknown), for realloc, malloc_usable_size and the
+// double-free report.  Whether a granule starts a block, and whether that
+// block was freed, is kept in bitmaps outside the blocks: a free of a
+// pointer that is not a block start writes nothing.
 #pragma once
 
 #include <cstddef>
@@ -13,9 +21,14 @@
 
 namespace btm::boot {
 
-void* alloc(size_t n, size_t align);
+// Null if the block would end past `limit` bytes into the arena.
+void* alloc(size_t n, size_t align, uintptr_t site = 0, size_t limit = SIZE_MAX);
 size_t used();  // bytes handed out so far
 bool owns(const void* p);
-size_t usable(const void* p);
+size_t usable(const void* p);  // 0 if p is not a block start
+// free() of a pointer the arena owns: marks the block freed.
+enum class Release { kOk, kDouble, kInvalid };
+Release release(void* p);
+uintptr_t site(const void* p);
 
 }  // namespace btm::boot

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "core/boot.h"
 #include "core/central.h"
 #include "core/chunk.h"
 #include "core/globals.h"
@@ -30,10 +31,16 @@ void fill(struct btm_stats* s) {
     s->resident_bytes = os::resident_bytes();
     s->foreign_frees = g_events.foreign_frees.load(std::memory_order_relaxed);
     s->invalid_frees = g_events.invalid_frees.load(std::memory_order_relaxed);
-    s->malloc_calls_slow = g_events.slow_mallocs.load(std::memory_order_relaxed);
+    s->malloc_calls_slow = g_events.slow_mallocs.load(std::memory_order_relaxed) +
+                           g_events.startup_mallocs.load(std::memory_order_relaxed);
     s->pageout_requests = g_events.pageout_requests.load(std::memory_order_relaxed);
     s->pageout_bytes = g_events.pageout_bytes.load(std::memory_order_relaxed);
-    if (!g.initialized || !g_heap_ok) return;
+    if (!g_heap_ok) {
+        // Still in the start-up phase (or without a heap): what the boot
+        // arena has handed out, which it never takes back.
+        s->allocated_bytes = s->committed_bytes = boot::used();
+        return;
+    }
     central::for_each_used([&](Central& c) { s->allocated_bytes += c.out_bytes; });
     large::Counters lc = large::counters();
     s->large_bytes = lc.live_bytes;

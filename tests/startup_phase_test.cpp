@@ -1,0 +1,275 @@
+// The start-up phase (knob startup_bytes, src/core/alloc.cpp): a process's
+// first small blocks are packed into the boot arena and no heap exists
+// until it has taken startup_bytes, asks for a block between 16 and 64 KiB,
+// or an alignment the arena cannot give.  ctest runs this with
+// BTM_STARTUP_BYTES=512k, so gtest's own start leaves room; the tests run in
+// file order and the last one ends the phase.
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "btmalloc.h"
+
+#include <gtest/gtest.h>
+
+#include "test_support.h"
+
+namespace {
+
+using btm_test::escape;
+using btm_test::is_aligned;
+using btm_test::no_core_dump;
+using btm_test::opaque;
+
+struct btm_stats stats() {
+    struct btm_stats s {};
+    s.version = BTM_STATS_VERSION;
+    btm_stats(&s);
+    return s;
+}
+
+bool in_phase() { return stats().chunks == 0; }
+
+TEST(StartupPhase, AProcessStartsWithoutAHeap) {
+    struct btm_stats s = stats();
+    EXPECT_EQ(s.chunks, 0u) << "the heap was made before main: gtest took more than BTM_STARTUP_BYTES?";
+    EXPECT_GT(s.malloc_calls_slow, 0u) << "gtest's start did not allocate through btmalloc";
+    EXPECT_GT(s.allocated_bytes, 0u) << "the arena's blocks are not counted";
+}
+
+TEST(StartupPhase, BlocksArePackedWithExactSizes) {
+    ASSERT_TRUE(in_phase());
+    char* a = static_cast<char*>(malloc(opaque(size_t{24})));
+    char* b = static_cast<char*>(malloc(opaque(size_t{40})));
+    char* c = static_cast<char*>(malloc(opaque(size_t{100})));
+    escape(a), escape(b), escape(c);
+    // 16-byte granules and a 16-byte header: no size class rounding.
+    EXPECT_EQ(malloc_usable_size(a), 32u);
+    EXPECT_EQ(malloc_usable_size(b), 48u);
+    EXPECT_EQ(malloc_usable_size(c), 112u);
+    EXPECT_EQ(b - a, 48);
+    EXPECT_EQ(c - b, 64);
+    for (char* p : {a, b, c}) EXPECT_TRUE(is_aligned(p, 16));
+    memset(a, 1, 24), memset(b, 2, 40), memset(c, 3, 100);
+    free(a), free(b), free(c);
+}
+
+TEST(StartupPhase, CallocIsZeroAndReallocKeepsTheContents) {
+    ASSERT_TRUE(in_phase());
+    auto* z = static_cast<unsigned char*>(calloc(opaque(size_t{10}), 100));
+    ASSERT_NE(z, nullptr);
+    for (size_t i = 0; i < 1000; ++i) ASSERT_EQ(z[i], 0) << "byte " << i;
+    char* p = static_cast<char*>(malloc(opaque(size_t{50})));
+    for (int i = 0; i < 50; ++i) p[i] = char(i);
+    char* q = static_cast<char*>(realloc(p, opaque(size_t{3000})));
+    ASSERT_NE(q, nullptr);
+    EXPECT_NE(q, p);
+    EXPECT_GE(malloc_usable_size(q), 3000u);
+    for (int i = 0; i < 50; ++i) ASSERT_EQ(q[i], char(i)) << "byte " << i;
+    char* r = static_cast<char*>(realloc(q, opaque(size_t{20})));
+    ASSERT_NE(r, nullptr);
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(r[i], char(i)) << "byte " << i;
+    free(r);
+    free(z);
+    EXPECT_TRUE(in_phase());
+}
+
+TEST(StartupPhase, FreedBlocksAreNeverHandedOutAgain) {
+    ASSERT_TRUE(in_phase());
+    void* p = malloc(opaque(size_t{64}));
+    escape(p);
+    free(p);
+    for (int i = 0; i < 100; ++i) {
+        void* q = malloc(opaque(size_t{64}));
+        escape(q);
+        ASSERT_NE(q, p) << "a freed start-up block was reused";
+        free(q);
+    }
+}
+
+TEST(StartupPhase, AlignedBlocksHonourTheAlignment) {
+    ASSERT_TRUE(in_phase());
+    for (size_t align : {size_t{32}, size_t{64}, size_t{256}, size_t{4096}}) {
+        void* p = nullptr;
+        ASSERT_EQ(posix_memalign(&p, align, opaque(size_t{100})), 0);
+        EXPECT_TRUE(is_aligned(p, align)) << "alignment " << align;
+        memset(p, 0x11, 100);
+        free(p);
+        void* q = aligned_alloc(align, opaque(align * 2));
+        ASSERT_NE(q, nullptr);
+        EXPECT_TRUE(is_aligned(q, align)) << "alignment " << align;
+        free(q);
+    }
+    EXPECT_TRUE(in_phase());
+}
+
+TEST(StartupPhase, LargeBlocksDoNotEndThePhase) {
+    ASSERT_TRUE(in_phase());
+    for (size_t n : {size_t{65536}, size_t{100000}, size_t{3} << 20}) {
+        auto* p = static_cast<unsigned char*>(malloc(opaque(n)));
+        ASSERT_NE(p, nullptr);
+        memset(p, 0x77, n);
+        EXPECT_GE(malloc_usable_size(p), n);
+        auto* q = static_cast<unsigned char*>(realloc(p, opaque(n + 8192)));
+        ASSERT_NE(q, nullptr);
+        EXPECT_EQ(q[n - 1], 0x77);
+        free(q);
+    }
+    EXPECT_TRUE(in_phase()) << "a large block made the heap";
+}
+
+TEST(StartupPhase, AnInteriorPointerIsCountedAndIgnored) {
+    ASSERT_TRUE(in_phase());
+    auto* p = static_cast<unsigned char*>(malloc(opaque(size_t{64})));
+    auto* next = static_cast<unsigned char*>(malloc(opaque(size_t{64})));
+    memset(p, 0x5a, 64);
+    memset(next, 0xa5, 64);
+    uint64_t before = stats().invalid_frees;
+    free(p + 16);
+    free(p + 8);
+    EXPECT_EQ(stats().invalid_frees, before + 2);
+    // Nothing was written: both blocks are intact and free normally.
+    for (int i = 0; i < 64; ++i) ASSERT_EQ(p[i], 0x5a);
+    for (int i = 0; i < 64; ++i) ASSERT_EQ(next[i], 0xa5);
+    EXPECT_EQ(malloc_usable_size(p + 16), 0u);
+    free(p);
+    free(next);
+}
+
+// A second thread allocates while the main thread forks: the child can
+// allocate and free (its phase blocks and new heap blocks alike).
+TEST(StartupPhase, ForkWhileAnotherThreadAllocates) {
+    ASSERT_TRUE(in_phase());
+    std::atomic<bool> stop{false};
+    // Bounded: every block the thread frees stays taken (300 x 48 bytes).
+    std::thread t([&] {
+        for (int i = 0; i < 300 && !stop.load(); ++i) {
+            std::this_thread::yield();
+            void* p = malloc(opaque(size_t{32}));
+            escape(p);
+            free(p);
+            void* big = malloc(opaque(size_t{70000}));
+            escape(big);
+            free(big);
+        }
+    });
+    std::vector<char*> kept;
+    for (int i = 0; i < 20; ++i) {
+        kept.push_back(static_cast<char*>(malloc(opaque(size_t{40}))));
+        memset(kept.back(), 'k', 40);
+    }
+    for (int round = 0; round < 20; ++round) {
+        pid_t pid = fork();
+        ASSERT_NE(pid, -1);
+        if (pid == 0) {
+            int bad = 0;
+            for (char* k : kept) {
+                for (int i = 0; i < 40; ++i) bad += k[i] != 'k';
+                free(k);
+            }
+            for (int i = 0; i < 2000; ++i) {  // past the phase: the child makes its heap
+                void* p = malloc(opaque(size_t(16 + (i * 37) % 20000)));
+                if (!p) ++bad;
+                free(p);
+            }
+            _exit(bad ? 1 : 0);
+        }
+        int status = 0;
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "round " << round << " status " << status;
+    }
+    stop = true;
+    t.join();
+    for (char* k : kept) free(k);
+}
+
+// In a child: small blocks until the heap appears.  The phase takes about
+// startup_bytes (512 KiB here, of which gtest already used some).
+TEST(StartupPhase, EndsWhenTheBudgetIsUsed) {
+    ASSERT_TRUE(in_phase());
+    pid_t pid = fork();
+    ASSERT_NE(pid, -1);
+    if (pid == 0) {
+        size_t bytes = 0;
+        while (in_phase() && bytes < (size_t{1} << 21)) {
+            void* p = malloc(opaque(size_t{1000}));
+            escape(p);
+            bytes += 1000;
+        }
+        _exit(!in_phase() && bytes < (size_t{512} << 10) && bytes > (size_t{256} << 10) ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    EXPECT_TRUE(in_phase());
+}
+
+// In a child: a 20 KiB block ends the phase; blocks made in it stay valid.
+int medium_block_child() {
+    int bad = 0;
+    std::vector<char*> early;
+    for (int i = 0; i < 50; ++i) {
+        early.push_back(static_cast<char*>(malloc(opaque(size_t(16 + i * 8)))));
+        memset(early.back(), i, size_t(16 + i * 8));
+    }
+    if (!in_phase()) return 100;
+    void* medium = malloc(opaque(size_t{20000}));
+    if (!medium) return 101;
+    memset(medium, 0x66, 20000);
+    if (stats().chunks < 1) return 102;  // the block did not end the phase
+    void* small = malloc(opaque(size_t{24}));
+    if (malloc_usable_size(small) != 32) return 103;  // a size class now
+    if (stats().slabs == 0) return 104;
+    for (int i = 0; i < 50; ++i) {
+        for (int k = 0; k < 16 + i * 8; ++k) bad += early[size_t(i)][k] != char(i);
+        bad += malloc_usable_size(early[size_t(i)]) != size_t((16 + i * 8 + 15) & ~15);
+        char* moved = static_cast<char*>(realloc(early[size_t(i)], opaque(size_t(200))));
+        if (!moved) return 105;
+        for (int k = 0; k < 16 + i * 8 && k < 200; ++k) bad += moved[k] != char(i);
+        free(moved);
+    }
+    free(small);
+    free(medium);
+    return bad ? 1 : 0;
+}
+
+TEST(StartupPhase, AMediumBlockEndsItAndEarlierBlocksStayValid) {
+    ASSERT_TRUE(in_phase());
+    pid_t pid = fork();
+    ASSERT_NE(pid, -1);
+    if (pid == 0) _exit(medium_block_child());
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+}
+
+// Last, because the death test's own bookkeeping in this process may end
+// the phase: the child it forks is still in it.
+__attribute__((noipa)) void* allocate_victim(size_t n) { return malloc(opaque(n)); }
+__attribute__((noipa)) void free_once(void* p) {
+    free(p);
+    escape(p);
+}
+
+TEST(StartupPhase, DoubleFreeAbortsNamingTheCallSites) {
+    if constexpr (!btm_test::kHardening) GTEST_SKIP() << "built with BTM_HARDENING=OFF: double frees are not detected";
+    ASSERT_TRUE(in_phase());
+    auto body = [] {
+        no_core_dump();
+        void* p = allocate_victim(72);
+        free_once(p);
+        free_once(p);
+    };
+    EXPECT_EXIT(body(), ::testing::KilledBySignal(SIGABRT),
+                "btmalloc: double free of 0x[0-9a-f]+ \\(a start-up block of 80 bytes\\) in free\\(\\) called from "
+                "startup_phase_test\\+0x[0-9a-f]+; allocated from call site startup_phase_test\\+0x[0-9a-f]+");
+}
+
+}  // namespace
