@@ -162,14 +162,12 @@ void fork_parent() {
     }
     if (g_heap_ok) {
         tcache::fork_parent();
-        large::unlock_all(false);
         chunks::unlock_all(false);
         central::for_each_used([](Central& c) { c.lock.unlock(); });
         central::unlock_registry(false);
         reclaim::fork_parent();
-    } else {
-        large::unlock_all(false);
     }
+    large::unlock_all(false);
     init_lock.unlock();
     --t_state.depth;
 }
@@ -181,15 +179,13 @@ void fork_child() {
     }
     if (g_heap_ok) {
         tcache::fork_child();
-        large::unlock_all(true);
         chunks::unlock_all(true);
         partition::fork_child();
         central::for_each_used([](Central& c) { c.lock.reset(); });
         central::unlock_registry(true);
         reclaim::fork_child();
-    } else {
-        large::unlock_all(true);
     }
+    large::unlock_all(true);
     init_lock.reset();
     --t_state.depth;
 }
@@ -283,8 +279,8 @@ void do_init() {
     init_heap();
 }
 
-// The heap proper: the reservation, the tables, the first chunk, the
-// fork handlers.  Runs at init, or when the start-up phase ends.
+// The heap proper: the reservation, the tables, the first chunk.  Runs at
+// init, or when the start-up phase ends.
 void init_heap() {
     uint32_t npart = kPartitioning ? round_pow2(g_cfg.partitions) : 1;
     uint64_t keys[2];
