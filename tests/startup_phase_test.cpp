@@ -81,6 +81,25 @@ TEST(StartupPhase, CallocIsZeroAndReallocKeepsTheContents) {
     EXPECT_TRUE(in_phase());
 }
 
+// malloc(0) gives a block of its own like any other, and realloc grows it
+// (a zero-byte phase block once had a recorded size of 0, which realloc
+// took for a pointer of no block and refused: threads_test caught it).
+TEST(StartupPhase, ZeroByteBlocksAreDistinctAndGrow) {
+    ASSERT_TRUE(in_phase());
+    char* a = static_cast<char*>(malloc(opaque(size_t{0})));
+    char* b = static_cast<char*>(malloc(opaque(size_t{0})));
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    EXPECT_NE(a, b);
+    EXPECT_EQ(malloc_usable_size(a), 16u);
+    char* q = static_cast<char*>(realloc(a, opaque(size_t{3000})));
+    ASSERT_NE(q, nullptr) << "realloc refused a zero-byte block";
+    memset(q, 7, 3000);
+    EXPECT_EQ(b[0], 0) << "the grown block overlapped the next one";
+    free(q);
+    free(b);
+}
+
 TEST(StartupPhase, FreedBlocksAreNeverHandedOutAgain) {
     ASSERT_TRUE(in_phase());
     void* p = malloc(opaque(size_t{64}));

@@ -149,15 +149,25 @@ TEST(ProducerConsumer, ConsumersVerifyAndFreeWhatProducersAllocate) {
                     // consumer, far from the producer that allocated it.
                     size_t new_size = it.size + 1 + rng.below(5000);
                     auto* q = static_cast<unsigned char*>(realloc(it.p, new_size));
-                    if (q == nullptr || btm_test::check_pattern(q, it.size, it.tag) != it.size) {
+                    size_t good = q ? btm_test::check_pattern(q, it.size, it.tag) : 0;
+                    if (q == nullptr || good != it.size) {
+                        ADD_FAILURE() << "realloc(" << static_cast<void*>(it.p) << " of " << it.size << " bytes, "
+                                      << new_size << ") = " << static_cast<void*>(q) << ": first wrong byte at "
+                                      << good;
                         ++errors;
                         free(q);
                         continue;
                     }
                     it.p = q;
                     free(it.p);
-                } else if (!check_and_free(it)) {
-                    ++errors;
+                } else {
+                    size_t good = btm_test::check_pattern(it.p, it.size, it.tag);
+                    if (good != it.size) {
+                        ADD_FAILURE() << "block " << static_cast<void*>(it.p) << " of " << it.size
+                                      << " bytes: first wrong byte at " << good;
+                        ++errors;
+                    }
+                    free(it.p);
                 }
                 ++consumed;
             }

@@ -51,10 +51,14 @@ void* alloc(size_t n, size_t align, uintptr_t site, size_t limit) {
     if (n > limit || align > 4096) return nullptr;
     // No plain load first: on a page not yet touched that would map the
     // zero page and the compare-and-swap would fault again to copy it.
+    // At least one granule: a block of 0 bytes needs a nonzero size, or
+    // usable() could not tell it from a pointer that starts no block (and
+    // realloc would refuse it).
+    size_t bytes = n == 0 ? kGranule : (n + kGranule - 1) & ~(kGranule - 1);
     size_t cur = 0;
     for (;;) {
         size_t start = (cur + 16 + align - 1) & ~(align - 1);
-        size_t end = start + ((n + 15) & ~size_t(15));
+        size_t end = start + bytes;
         if (end > limit) return nullptr;
         if (__atomic_compare_exchange_n(&arena.top, &cur, end, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
             char* p = arena.bytes + start;
