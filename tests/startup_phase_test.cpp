@@ -1,7 +1,7 @@
 // The start-up phase (knob startup_bytes, src/core/alloc.cpp): a process's
 // first small blocks are packed into the boot arena and no heap exists
-// until it has taken startup_bytes, asks for a block between 16 and 64 KiB,
-// or an alignment the arena cannot give.  ctest runs this with
+// until a block below 64 KiB does not fit in what is left of startup_bytes,
+// or it asks for an alignment the arena cannot give.  ctest runs this with
 // BTM_STARTUP_BYTES=512k, so gtest's own start leaves room; the tests run in
 // file order and the last one ends the phase.
 #include <malloc.h>
@@ -230,7 +230,9 @@ TEST(StartupPhase, EndsWhenTheBudgetIsUsed) {
     EXPECT_TRUE(in_phase());
 }
 
-// In a child: a 20 KiB block ends the phase; blocks made in it stay valid.
+// In a child: 40 KiB blocks come from the arena too (opendir's buffer is
+// 32 KiB), until one does not fit in what is left of startup_bytes; that
+// one ends the phase, and the blocks made in it stay valid.
 int medium_block_child() {
     int bad = 0;
     std::vector<char*> early;
@@ -239,27 +241,40 @@ int medium_block_child() {
         memset(early.back(), i, size_t(16 + i * 8));
     }
     if (!in_phase()) return 100;
-    void* medium = malloc(opaque(size_t{20000}));
-    if (!medium) return 101;
-    memset(medium, 0x66, 20000);
-    if (stats().chunks < 1) return 102;  // the block did not end the phase
+    constexpr size_t kMedium = 40 << 10;
+    std::vector<char*> medium;
+    size_t in_arena = 0;
+    while (in_phase()) {
+        if (medium.size() > 100) return 101;  // 4 MiB and still no heap
+        char* m = static_cast<char*>(malloc(opaque(kMedium)));
+        if (!m) return 102;
+        memset(m, int(medium.size()), kMedium);
+        medium.push_back(m);
+        if (in_phase()) {
+            ++in_arena;
+            if (malloc_usable_size(m) != kMedium) return 103;  // not packed in the arena
+        }
+    }
+    if (in_arena == 0) return 104;  // a 40 KiB block ended the phase at once
     void* small = malloc(opaque(size_t{24}));
-    if (malloc_usable_size(small) != 32) return 103;  // a size class now
-    if (stats().slabs == 0) return 104;
+    if (malloc_usable_size(small) != 32) return 105;  // a size class now
+    if (stats().slabs == 0) return 106;
+    for (size_t i = 0; i < medium.size(); ++i)
+        for (size_t k = 0; k < kMedium; k += 512) bad += medium[i][k] != char(i);
     for (int i = 0; i < 50; ++i) {
         for (int k = 0; k < 16 + i * 8; ++k) bad += early[size_t(i)][k] != char(i);
         bad += malloc_usable_size(early[size_t(i)]) != size_t((16 + i * 8 + 15) & ~15);
         char* moved = static_cast<char*>(realloc(early[size_t(i)], opaque(size_t(200))));
-        if (!moved) return 105;
+        if (!moved) return 107;
         for (int k = 0; k < 16 + i * 8 && k < 200; ++k) bad += moved[k] != char(i);
         free(moved);
     }
+    for (char* m : medium) free(m);
     free(small);
-    free(medium);
     return bad ? 1 : 0;
 }
 
-TEST(StartupPhase, AMediumBlockEndsItAndEarlierBlocksStayValid) {
+TEST(StartupPhase, AMediumBlockThatDoesNotFitEndsItAndEarlierBlocksStayValid) {
     ASSERT_TRUE(in_phase());
     pid_t pid = fork();
     ASSERT_NE(pid, -1);

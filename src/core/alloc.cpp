@@ -50,10 +50,11 @@ SpinLock init_lock;
 // the slow path (one compare-and-swap each).
 bool g_startup;
 uint64_t g_startup_bytes;
-// Blocks in the phase: up to kStartupMaxBlock from the arena; from
-// kStartupLarge on, large blocks (their own mappings, as after the phase),
-// which do not end it; in between, the phase ends.
-inline constexpr size_t kStartupMaxBlock = 16384;
+// Blocks in the phase: below kStartupLarge from the arena while they fit in
+// startup_bytes (`rev`'s 32 KiB line buffer, opendir's 32 KiB one: with a
+// 16 KiB limit these made a heap in half the commands that still did);
+// from kStartupLarge on, large blocks (their own mappings, as after the
+// phase), which do not end it.
 inline constexpr size_t kStartupLarge = 65536;
 
 // Depth guard for slow paths: a call nested inside one (from a pthread
@@ -355,11 +356,10 @@ BTM_NOINLINE void end_startup() {
 // A block of the start-up phase (zeros: the arena is never reused), or null
 // once the phase is over, which this call may decide.
 BTM_NOINLINE void* startup_alloc(size_t n, size_t align, uintptr_t ra) {
-    if (n <= kStartupMaxBlock)
-        if (void* p = boot::alloc(n, align, ra, g_startup_bytes)) {
-            g_events.startup_mallocs.fetch_add(1, std::memory_order_relaxed);
-            return p;
-        }
+    if (void* p = boot::alloc(n, align, ra, g_startup_bytes)) {
+        g_events.startup_mallocs.fetch_add(1, std::memory_order_relaxed);
+        return p;
+    }
     end_startup();
     return nullptr;
 }
