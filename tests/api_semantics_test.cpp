@@ -191,6 +191,20 @@ TEST(Realloc, NullPointerActsAsMalloc) {
     free(z);
 }
 
+// The block malloc(0) returned is a block like any other: realloc grows it
+// (glibc gives it 24 usable bytes).
+TEST(Realloc, GrowsTheBlockOfMallocZero) {
+    for (size_t n : {size_t{1}, size_t{100}, size_t{3000}, size_t{40000}, kMiB}) {
+        void* p = malloc(opaque(size_t{0}));
+        ASSERT_NE(p, nullptr);
+        void* q = realloc(p, opaque(n));
+        ASSERT_NE(q, nullptr) << "realloc(malloc(0), " << n << ")";
+        EXPECT_GE(malloc_usable_size(q), n);
+        expect_writable(q, n, 3);
+        free(q);
+    }
+}
+
 TEST(Realloc, ZeroSizeFreesAndReturnsNull) {
     for (size_t n : {size_t{16}, size_t{5000}, 4 * kMiB}) {
         void* p = malloc(opaque(n));
