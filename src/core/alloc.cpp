@@ -356,10 +356,9 @@ BTM_NOINLINE void end_startup() {
 // A block of the start-up phase (zeros: the arena is never reused), or null
 // once the phase is over, which this call may decide.
 BTM_NOINLINE void* startup_alloc(size_t n, size_t align, uintptr_t ra) {
-    if (void* p = boot::alloc(n, align, ra, g_startup_bytes)) {
-        g_events.startup_mallocs.fetch_add(1, std::memory_order_relaxed);
-        return p;
-    }
+    // No event counter here: after each fork a shell's next malloc would
+    // copy the counter's page (stats count the arena's blocks instead).
+    if (void* p = boot::alloc(n, align, ra, g_startup_bytes)) return p;
     end_startup();
     return nullptr;
 }

@@ -73,6 +73,13 @@ void* alloc(size_t n, size_t align, uintptr_t site, size_t limit) {
 
 size_t used() { return __atomic_load_n(&arena.top, __ATOMIC_RELAXED); }
 
+size_t blocks() {
+    size_t n = 0, spans = (used() + kMarkSpan - 1) / kMarkSpan;
+    for (size_t i = 0; i < spans; ++i)  // no __builtin_popcount: without -mpopcnt it is a libgcc call
+        for (uint64_t w = __atomic_load_n(&arena.marks[i].starts, __ATOMIC_RELAXED); w != 0; w &= w - 1) ++n;
+    return n;
+}
+
 bool owns(const void* p) {
     return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(arena.bytes) < kArenaBytes;
 }

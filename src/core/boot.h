@@ -23,7 +23,8 @@ namespace btm::boot {
 
 // Null if the block would end past `limit` bytes into the arena.
 void* alloc(size_t n, size_t align, uintptr_t site = 0, size_t limit = SIZE_MAX);
-size_t used();  // bytes handed out so far
+size_t used();    // bytes handed out so far
+size_t blocks();  // blocks handed out so far (for statistics: reads every mark)
 bool owns(const void* p);
 size_t usable(const void* p);  // 0 if p is not a block start
 // free() of a pointer the arena owns: marks the block freed.

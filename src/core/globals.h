@@ -16,7 +16,6 @@ struct EventCounters {
     std::atomic<uint64_t> foreign_frees;
     std::atomic<uint64_t> invalid_frees;
     std::atomic<uint64_t> slow_mallocs;
-    std::atomic<uint64_t> startup_mallocs;  // served by the start-up phase
     std::atomic<uint64_t> pageout_requests;
     std::atomic<uint64_t> pageout_bytes;
 };

@@ -31,8 +31,9 @@ void fill(struct btm_stats* s) {
     s->resident_bytes = os::resident_bytes();
     s->foreign_frees = g_events.foreign_frees.load(std::memory_order_relaxed);
     s->invalid_frees = g_events.invalid_frees.load(std::memory_order_relaxed);
-    s->malloc_calls_slow = g_events.slow_mallocs.load(std::memory_order_relaxed) +
-                           g_events.startup_mallocs.load(std::memory_order_relaxed);
+    // Every block of the boot arena (the start-up phase's, and calls nested
+    // in the allocator's slow paths) was a slow call.
+    s->malloc_calls_slow = g_events.slow_mallocs.load(std::memory_order_relaxed) + boot::blocks();
     s->pageout_requests = g_events.pageout_requests.load(std::memory_order_relaxed);
     s->pageout_bytes = g_events.pageout_bytes.load(std::memory_order_relaxed);
     if (!g_heap_ok) {
