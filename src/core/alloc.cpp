@@ -116,7 +116,8 @@ uint32_t round_pow2(uint64_t v) {
 
 // With one thread in the process no other can hold an allocator lock, and
 // none exists in the child (the background thread would be a second one):
-// the handlers then write nothing.  A shell forks for every command, and
+// the handlers then write nothing, not even this thread's state (its TLS
+// page would be copied after each fork, in the parent and in the child).  A shell forks for every command, and
 // locking and unlocking the used centrals made both sides copy their pages
 // (copy-on-write faults in the parent, and in each child before its exec).
 // glibc's __libc_single_threaded is looked up at the first fork: importing
@@ -139,11 +140,17 @@ bool one_thread() {
 // The init lock is held across fork, so a child never inherits a heap half
 // made; a process still in the start-up phase (no heap yet) has only the
 // large-block table to lock.
+//
+// g_fork_locked says that the running fork's prepare handler took the locks.
+// It changes only under the init lock, which that handler takes first, so a
+// second thread's fork waits and then sees its own value.
+bool g_fork_locked;
+
 void fork_prepare() {
-    ++t_state.depth;
-    t_state.fork_alone = one_thread();
-    if (t_state.fork_alone) return;
+    if (one_thread()) return;
     init_lock.lock();
+    g_fork_locked = true;
+    ++t_state.depth;  // a malloc in another library's handler must not wait for our locks
     if (!g_heap_ok) {
         large::lock_all();
         return;
@@ -157,10 +164,7 @@ void fork_prepare() {
 }
 
 void fork_parent() {
-    if (t_state.fork_alone) {
-        --t_state.depth;
-        return;
-    }
+    if (!g_fork_locked) return;
     if (g_heap_ok) {
         tcache::fork_parent();
         chunks::unlock_all(false);
@@ -169,15 +173,13 @@ void fork_parent() {
         reclaim::fork_parent();
     }
     large::unlock_all(false);
-    init_lock.unlock();
     --t_state.depth;
+    g_fork_locked = false;
+    init_lock.unlock();
 }
 
 void fork_child() {
-    if (t_state.fork_alone) {
-        --t_state.depth;
-        return;
-    }
+    if (!g_fork_locked) return;
     if (g_heap_ok) {
         tcache::fork_child();
         chunks::unlock_all(true);
@@ -187,8 +189,9 @@ void fork_child() {
         reclaim::fork_child();
     }
     large::unlock_all(true);
-    init_lock.reset();
     --t_state.depth;
+    g_fork_locked = false;
+    init_lock.reset();
 }
 
 // pthread_atfork itself is a stub from libc_nonshared.a that the linker puts
@@ -376,7 +379,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
     }
     if (in_startup()) {
         if (n >= kStartupLarge) return malloc_large(n, 0, false);
-        if (void* p = startup_alloc(n, 16, ra)) return t.zeroed = p;
+        if (void* p = startup_alloc(n, 16, ra)) return p;  // zeros: calloc knows (boot::owns)
     }
     if (BTM_UNLIKELY(g_forward)) return g_real.malloc(n);
     if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false);
@@ -655,7 +658,8 @@ void* calloc_impl(size_t count, size_t size, uintptr_t ra) {
     // it would only fault its pages in.
     t_state.zeroed = nullptr;
     void* p = malloc_fast(total, ra);
-    if (BTM_LIKELY(p) && p != t_state.zeroed) memset(p, 0, total);
+    // The boot arena's blocks are zeros too: it never hands out a byte twice.
+    if (BTM_LIKELY(p) && p != t_state.zeroed && !boot::owns(p)) memset(p, 0, total);
     return p;
 }
 

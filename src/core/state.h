@@ -108,7 +108,6 @@ struct ThreadState {
     uint32_t depth;        // > 0 while this thread runs an allocator slow path
     Phase phase;
     uint32_t diverted;     // diverted mallocs, to poll for aging ticks now and then
-    bool fork_alone;       // the running fork's handlers take no locks: the process has one thread
     void* zeroed;          // the last slot malloc took from a fresh run (calloc needs not clear it)
 };
 extern __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
