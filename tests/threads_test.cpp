@@ -289,6 +289,34 @@ TEST(Fork, ForkFromASecondaryThread) {
     EXPECT_EQ(churners.errors(), 0);
 }
 
+// Two threads fork at once while others allocate: each fork's handlers must
+// unlock what its own prepare handler locked (the second waits for the
+// first's locks), and every child can allocate.
+TEST(Fork, TwoThreadsForkAtOnce) {
+    Churners churners(2);
+    std::atomic<int> failures{0};
+    auto fork_loop = [&](uint64_t seed) {
+        Rng rng(seed);
+        for (int i = 0; i < 25; ++i) {
+            std::vector<Item> inherited;
+            for (int k = 0; k < 10; ++k) inherited.push_back(make_item(rng, static_cast<uint64_t>(k)));
+            pid_t pid = fork();
+            if (pid == 0) _exit(child_work(inherited));
+            int status = 0;
+            if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                ++failures;
+            for (const Item& it : inherited)
+                if (!check_and_free(it)) ++failures;
+        }
+    };
+    std::thread a(fork_loop, 21), b(fork_loop, 22);
+    a.join();
+    b.join();
+    churners.stop();
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_EQ(churners.errors(), 0);
+}
+
 // ---------------------------------------------------------------- thread exit
 
 TEST(ThreadExit, StormOfShortLivedThreads) {
