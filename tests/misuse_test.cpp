@@ -68,10 +68,12 @@ __attribute__((noipa)) void free_twice(void* p) {
 }
 
 // The report format: btmalloc: double free of 0x... (size class N) in free()
-// called from MODULE+0xOFF; allocated from call site MODULE+0xOFF
+// called from MODULE+0xOFF; allocated from call site MODULE+0xOFF.  A block
+// of the start-up phase (misuse_test_in_phase) says "(a start-up block of N
+// bytes)" instead.
 const char kReport[] =
-    "btmalloc: double free of 0x[0-9a-f]+ \\(size class [0-9]+\\) in free\\(\\) called from "
-    "misuse_test\\+0x[0-9a-f]+; allocated from call site [^ ]+\\+0x[0-9a-f]+";
+    "btmalloc: double free of 0x[0-9a-f]+ \\((size class [0-9]+|a start-up block of [0-9]+ bytes)\\) "
+    "in free\\(\\) called from misuse_test\\+0x[0-9a-f]+; allocated from call site [^ ]+\\+0x[0-9a-f]+";
 
 void double_free_of_size(size_t n) {
     no_core_dump();
