@@ -266,23 +266,28 @@ TEST(Fork, ChildAllocatesWhileOtherThreadsOfTheParentAllocate) {
     EXPECT_GT(churners.ops(), 0u);
 }
 
+// `rounds` forks from the calling thread, each child checking and freeing
+// `items` blocks it inherited, then allocating (child_work); the parent
+// checks and frees the same blocks.  Counts every failure.
+void fork_rounds(uint64_t seed, int rounds, int items, std::atomic<int>& failures) {
+    Rng rng(seed);
+    for (int i = 0; i < rounds; ++i) {
+        std::vector<Item> inherited;
+        for (int k = 0; k < items; ++k) inherited.push_back(make_item(rng, static_cast<uint64_t>(k)));
+        pid_t pid = fork();
+        if (pid == 0) _exit(child_work(inherited));
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            ++failures;
+        for (const Item& it : inherited)
+            if (!check_and_free(it)) ++failures;
+    }
+}
+
 TEST(Fork, ForkFromASecondaryThread) {
     Churners churners(3);
     std::atomic<int> failures{0};
-    std::thread forker([&] {
-        Rng rng(11);
-        for (int i = 0; i < 20; ++i) {
-            std::vector<Item> inherited;
-            for (int k = 0; k < 20; ++k) inherited.push_back(make_item(rng, static_cast<uint64_t>(k)));
-            pid_t pid = fork();
-            if (pid == 0) _exit(child_work(inherited));
-            int status = 0;
-            if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                ++failures;
-            for (const Item& it : inherited)
-                if (!check_and_free(it)) ++failures;
-        }
-    });
+    std::thread forker([&] { fork_rounds(11, 20, 20, failures); });
     forker.join();
     churners.stop();
     EXPECT_EQ(failures.load(), 0);
@@ -295,21 +300,8 @@ TEST(Fork, ForkFromASecondaryThread) {
 TEST(Fork, TwoThreadsForkAtOnce) {
     Churners churners(2);
     std::atomic<int> failures{0};
-    auto fork_loop = [&](uint64_t seed) {
-        Rng rng(seed);
-        for (int i = 0; i < 25; ++i) {
-            std::vector<Item> inherited;
-            for (int k = 0; k < 10; ++k) inherited.push_back(make_item(rng, static_cast<uint64_t>(k)));
-            pid_t pid = fork();
-            if (pid == 0) _exit(child_work(inherited));
-            int status = 0;
-            if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                ++failures;
-            for (const Item& it : inherited)
-                if (!check_and_free(it)) ++failures;
-        }
-    };
-    std::thread a(fork_loop, 21), b(fork_loop, 22);
+    std::thread a([&] { fork_rounds(21, 25, 10, failures); });
+    std::thread b([&] { fork_rounds(22, 25, 10, failures); });
     a.join();
     b.join();
     churners.stop();
