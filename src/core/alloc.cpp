@@ -117,9 +117,10 @@ uint32_t round_pow2(uint64_t v) {
 // With one thread in the process no other can hold an allocator lock, and
 // none exists in the child (the background thread would be a second one):
 // the handlers then write nothing, not even this thread's state (its TLS
-// page would be copied after each fork, in the parent and in the child).  A shell forks for every command, and
-// locking and unlocking the used centrals made both sides copy their pages
-// (copy-on-write faults in the parent, and in each child before its exec).
+// page would be copied after each fork, in the parent and in the child).
+// A shell forks for every command, and locking and unlocking the used
+// centrals made both sides copy their pages (copy-on-write faults in the
+// parent, and in each child before its exec).
 // glibc's __libc_single_threaded is looked up at the first fork: importing
 // it cost every process a symbol lookup at load (~800 instructions of a
 // /bin/true), and only processes that fork read it.  Without it (an old or

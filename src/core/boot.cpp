@@ -49,12 +49,12 @@ void* alloc(size_t n, size_t align, uintptr_t site, size_t limit) {
     if (align < kGranule) align = kGranule;
     if (limit > kArenaBytes) limit = kArenaBytes;
     if (n > limit || align > 4096) return nullptr;
-    // No plain load first: on a page not yet touched that would map the
-    // zero page and the compare-and-swap would fault again to copy it.
     // At least one granule: a block of 0 bytes needs a nonzero size, or
     // usable() could not tell it from a pointer that starts no block (and
     // realloc would refuse it).
     size_t bytes = n == 0 ? kGranule : (n + kGranule - 1) & ~(kGranule - 1);
+    // No plain load first: on a page not yet touched that would map the
+    // zero page and the compare-and-swap would fault again to copy it.
     size_t cur = 0;
     for (;;) {
         size_t start = (cur + 16 + align - 1) & ~(align - 1);
