@@ -249,6 +249,9 @@ BTM_NOINLINE void bind_late_imports() {
 
 void init_heap();
 
+// Per-call-site partitions from the first block (BTM_PARTITION_MODE=intern).
+bool intern_configured() { return kPartitioning && g_cfg.partition_mode == 1; }
+
 void do_init() {
     bind_late_imports();
     g.page_shift = uint32_t(__builtin_ctzll(os::page_size()));
@@ -273,8 +276,7 @@ void do_init() {
     cold::install_signal(int(g_cfg.pageout_signal));
     // Per-site partitions from the first block (intern mode, or
     // partition_after 0) leave no room for a start-up phase.
-    bool startup = g_cfg.startup_bytes != 0 && g_cfg.partition_after != 0 &&
-                   !(kPartitioning && g_cfg.partition_mode == 1);
+    bool startup = g_cfg.startup_bytes != 0 && g_cfg.partition_after != 0 && !intern_configured();
     if (startup) {
         g_startup_bytes = g_cfg.startup_bytes;
         __atomic_store_n(&g_startup, true, __ATOMIC_RELAXED);
@@ -319,11 +321,11 @@ void init_heap() {
         // Written first, each of their pages faults once.
         memset(meta, 0, (size_t(1) << kClassBits) * sizeof(Central));
     }
-    ok = ok && partition::init(npart, kPartitioning && g_cfg.partition_mode == 1, meta + central_bytes);
+    g.intern = intern_configured();
+    ok = ok && partition::init(npart, g.intern, meta + central_bytes);
     tcache::init(g_cfg.tcache_bytes, first_cache);
     reclaim::init(g_cfg.async != 0, uint32_t(g_cfg.warm_chunks));
     g_heap_ok = ok;
-    g.intern = kPartitioning && g_cfg.partition_mode == 1;
     if (g.intern) g.divert = kDivertIntern;
     g_part_mask_full = uint64_t(npart - 1) << kClassBits;
     g_partition_after = g_cfg.partition_after;
@@ -632,9 +634,10 @@ void* aligned_impl(size_t align, size_t n, uintptr_t ra) {
     if (BTM_UNLIKELY(g_forward)) return g_real.memalign(align, n);
     if (in_startup()) {
         if (n >= kStartupLarge) return malloc_large(n, align, false);
-        if (align <= 4096)
-            if (void* p = startup_alloc(n, align, ra)) return p;
-        end_startup();  // the slab path below must not land in the arena
+        // The slab path below must not land in the arena: past 4 KiB of
+        // alignment, or once startup_alloc has ended the phase.
+        if (align > 4096) end_startup();
+        else if (void* p = startup_alloc(n, align, ra)) return p;
     }
     if (align <= g.page_mask + 1 && n <= kMaxSmall) {
         // Slabs start on page boundaries, so a class whose size is a multiple
