@@ -23,7 +23,7 @@
 
 namespace btm {
 
-Globals g;
+constinit Globals g;
 ClassInfo g_class[kNumClasses];
 std::array<uint8_t, kLutMax / 16 + 1> g_class_lut = kCoarseLut;
 SlotCheck g_check[kNumClasses];
@@ -326,13 +326,14 @@ void init_heap() {
     tcache::init(g_cfg.tcache_bytes, first_cache);
     reclaim::init(g_cfg.async != 0, uint32_t(g_cfg.warm_chunks));
     g_heap_ok = ok;
-    if (g.intern) g.divert = kDivertIntern;
+    if (g.intern) __atomic_fetch_or(&g.divert, kDivertIntern, __ATOMIC_RELAXED);
     g_part_mask_full = uint64_t(npart - 1) << kClassBits;
     g_partition_after = g_cfg.partition_after;
     if (g_partition_after == 0) {
         g.part_mask = g_part_mask_full;
         end_coarse_phase();
     }
+    __atomic_fetch_and(&g.divert, uint8_t(~kDivertNoHeap), __ATOMIC_RELAXED);
     __atomic_store_n(&g.initialized, true, __ATOMIC_RELEASE);
 }
 
@@ -573,6 +574,7 @@ void* pop_checked(Bin* b) {
 }
 
 void* malloc_diverted(size_t n, uintptr_t ra) {
+    if (g.divert & kDivertNoHeap) return malloc_slow(n, ra);
     if ((g.divert & kDivertTick) && (++t_state.diverted & 255) == 0 && !t_state.depth) reclaim::poll();
     uint32_t bin = partition::bits_of(ra) | class_for(n);
     return bin_pop(&t_state.tc->bins[bin], n, ra);

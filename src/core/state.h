@@ -2,9 +2,10 @@
 //
 // Invariant: before init() has published them, `g.base` and `g.size` are 0,
 // so no pointer is "ours" and every free takes the slow path; `g.part_mask`
-// is 0, so every call site maps to partition 0; and every thread's cache is
-// the empty placeholder, so every malloc takes the slow path, which runs
-// init() first.  Nothing on a fast path ever asks "am I initialised?".
+// is 0, so every call site maps to partition 0; and `g.divert` holds
+// kDivertNoHeap (and every thread's cache is the empty placeholder), so
+// every malloc takes the slow path, which runs init() first.  Nothing on a
+// fast path ever asks "am I initialised?".
 #pragma once
 
 #include "core/base.h"
@@ -12,27 +13,31 @@
 
 namespace btm {
 
-struct alignas(64) Globals {
-    uintptr_t base;        // primary reservation: [base, base + size)
-    uintptr_t size;
-    uint64_t secret;       // safe-linking key
-    uint64_t free_key;     // marks a slot as free (word 1 of a free slot)
-    uint64_t part_mask;    // (P - 1) << kClassBits
-    uint32_t page_shift;
-    uint32_t npart;
-    uintptr_t page_mask;   // page size - 1
-    bool intern;           // partition_mode = intern
-    uint8_t divert;        // kDivert* bits: malloc leaves its inline path
-    bool checks;           // runtime hardening checks (knob `hardening`)
-    bool initialized;
-};
-extern Globals g;
-
 // Reasons for malloc to take its out-of-line path (one test on the hit path
-// covers them all): intern mode, and a synchronous-mode process holding free
-// pages that only an aging tick will release.
+// covers them all): intern mode, a synchronous-mode process holding free
+// pages that only an aging tick will release, and a process that has no
+// heap yet (set from the first instruction, cleared when init_heap() has
+// run): its mallocs go straight to the slow path without reading a thread
+// cache, so a short-lived process never faults in the placeholder's page.
 inline constexpr uint8_t kDivertIntern = 1;
 inline constexpr uint8_t kDivertTick = 2;
+inline constexpr uint8_t kDivertNoHeap = 4;
+
+struct alignas(64) Globals {
+    uintptr_t base = 0;               // primary reservation: [base, base + size)
+    uintptr_t size = 0;
+    uint64_t secret = 0;              // safe-linking key
+    uint64_t free_key = 0;            // marks a slot as free (word 1 of a free slot)
+    uint64_t part_mask = 0;           // (P - 1) << kClassBits
+    uint32_t page_shift = 0;
+    uint32_t npart = 0;
+    uintptr_t page_mask = 0;          // page size - 1
+    bool intern = false;              // partition_mode = intern
+    uint8_t divert = kDivertNoHeap;   // kDivert* bits: malloc leaves its inline path
+    bool checks = false;              // runtime hardening checks (knob `hardening`)
+    bool initialized = false;
+};
+extern Globals g;
 
 // The class of a size up to kLutMax, as malloc looks it up.  A process
 // starts with kCoarseLut: its first mallocs round sizes up to one of six
