@@ -9,9 +9,12 @@ inline constexpr size_t kArenaBytes = 1 << 20;
 inline constexpr size_t kGranule = 16;
 inline constexpr size_t kMarkSpan = 64 * kGranule;  // arena bytes one pair of mark words covers
 
-// The bump pointer and the block marks sit on the pages before the blocks:
-// a process that stays small touches one page of them (the marks of the
-// first 252 KiB of blocks share it with `top`).
+// One page holds the bump pointer, the first blocks and their marks: a
+// process that stays small (a few KiB of blocks) touches one page of the
+// arena, and one that takes up to kLeadSpans * kMarkSpan bytes touches no
+// page for marks alone.  For that the marks run backwards (those of the
+// first span are last, right before `top` and the blocks), and `lead` puts
+// the end of the marks kLead bytes into a page.
 // Plain words under __atomic builtins: the arena must be zero from the
 // program's first instruction, never dynamically initialised (a library
 // initialiser that runs before ours allocates from it).
@@ -19,12 +22,20 @@ struct Marks {
     uint64_t starts;  // granule i of the span starts a block
     uint64_t freed;   // ... and that block was freed
 };
+inline constexpr size_t kSpans = kArenaBytes / kMarkSpan;
+inline constexpr size_t kLeadSpans = 64;  // spans whose marks share the blocks' first page
+inline constexpr size_t kLead = kLeadSpans * sizeof(Marks);
 struct alignas(4096) Arena {
+    char lead[4096 - kLead];
+    Marks marks[kSpans];  // span s at marks[kSpans - 1 - s]
     size_t top;
-    alignas(16) Marks marks[kArenaBytes / kMarkSpan];
-    alignas(4096) char bytes[kArenaBytes];
+    alignas(16) char bytes[kArenaBytes];
 };
+static_assert(offsetof(Arena, bytes) / 4096 == (offsetof(Arena, marks) + sizeof(Arena::marks) - kLead) / 4096,
+              "the first blocks, `top` and the marks of the first spans share a page");
 BTM_COLD_BSS constinit Arena arena{};
+
+Marks& marks_of_span(size_t span) { return arena.marks[kSpans - 1 - span]; }
 
 // Where the marks of the granule at p are: word pair and bit.  p is a
 // granule start inside the arena.
@@ -34,7 +45,7 @@ struct Mark {
 };
 Mark mark_of(const void* p) {
     size_t off = size_t(static_cast<const char*>(p) - arena.bytes);
-    return {&arena.marks[off / kMarkSpan], uint64_t(1) << (off / kGranule % 64)};
+    return {&marks_of_span(off / kMarkSpan), uint64_t(1) << (off / kGranule % 64)};
 }
 
 bool is_start(const void* p) {
@@ -56,8 +67,10 @@ void* alloc(size_t n, size_t align, uintptr_t site, size_t limit) {
     // No plain load first: on a page not yet touched that would map the
     // zero page and the compare-and-swap would fault again to copy it.
     size_t cur = 0;
+    const uintptr_t base = reinterpret_cast<uintptr_t>(arena.bytes);
     for (;;) {
-        size_t start = (cur + 16 + align - 1) & ~(align - 1);
+        // Aligned as an address: `bytes` itself is only 16-byte aligned.
+        size_t start = ((base + cur + 16 + align - 1) & ~(align - 1)) - base;
         size_t end = start + bytes;
         if (end > limit) return nullptr;
         if (__atomic_compare_exchange_n(&arena.top, &cur, end, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
@@ -76,7 +89,7 @@ size_t used() { return __atomic_load_n(&arena.top, __ATOMIC_RELAXED); }
 size_t blocks() {
     size_t n = 0, spans = (used() + kMarkSpan - 1) / kMarkSpan;
     for (size_t i = 0; i < spans; ++i)  // no __builtin_popcount: without -mpopcnt it is a libgcc call
-        for (uint64_t w = __atomic_load_n(&arena.marks[i].starts, __ATOMIC_RELAXED); w != 0; w &= w - 1) ++n;
+        for (uint64_t w = __atomic_load_n(&marks_of_span(i).starts, __ATOMIC_RELAXED); w != 0; w &= w - 1) ++n;
     return n;
 }
 
