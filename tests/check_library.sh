@@ -120,11 +120,12 @@ if [ "$(uname -m)" = x86_64 ] && ! grep -q 'libasan' <<<"$needed"; then
 fi
 
 # ld.so maps code in 64 KiB windows, one page fault each per process and per
-# child of fork.  The code a small C process runs (entry points, init, the
-# slow paths, the configuration loader) is linked first (CMakeLists.txt) and
-# must end below 0x10000; and no helper from libgcc.a or libc_nonshared.a
-# (__popcountdi2, pthread_atfork), which the linker puts after everything,
-# may be on that path.  Needs the symbol table (not a stripped library).
+# child of fork.  The read-only data (src/os/layout.ld) and the code a small
+# C process runs (entry points, init, the slow paths, the configuration
+# loader) are linked first (CMakeLists.txt) and must end below 0x10000; and
+# no helper from libgcc.a or libc_nonshared.a (__popcountdi2,
+# pthread_atfork), which the linker puts after everything, may be on that
+# path.  Needs the symbol table (not a stripped library).
 if [ "$(uname -m)" = x86_64 ] && ! grep -q 'libasan' <<<"$needed" && nm "$lib" >/dev/null 2>&1 &&
    [ -n "$(nm "$lib" 2>/dev/null | head -n 1)" ]; then
   startup='^(malloc|free|calloc|realloc|btm::init\(\)|btm::malloc_slow\(|btm::reclaim::poll\(|btm::config::load\(|btm::config::load_files\(|btm::config::set_defaults\(|btm::cold::install_signal\(|btm::tcache::thread_start\(|btm::tcache::refill\(|btm::central::refill\(|btm::chunks::slab_alloc\(|btm::chunks::init\()'
@@ -132,11 +133,15 @@ if [ "$(uname -m)" = x86_64 ] && ! grep -q 'libasan' <<<"$needed" && nm "$lib" >
            if grep -qE "$startup" <<<"$name" && (( 0x$addr + 0x$size > 0x10000 )); then echo "$name@0x$addr"; fi
          done)
   helpers=$(nm "$lib" | awk '$2 ~ /^[tT]$/ && ($3 == "__popcountdi2" || $3 == "pthread_atfork") { print $3 }')
+  read -r ro_addr ro_size < <(readelf -SW "$lib" | sed 's/\[ */[/' | awk '$2 == ".rodata" { print $4, $6 }')
+  if [ -n "${ro_addr:-}" ] && (( 0x$ro_addr + 0x$ro_size > 0x10000 )); then
+    late="$late .rodata@0x$ro_addr+0x$ro_size"
+  fi
   if [ -n "$late$helpers" ]; then
-    echo "FAIL: start-up code past the first 64 KiB of the library: $(echo $late $helpers)"
+    echo "FAIL: read-only data or start-up code past the first 64 KiB of the library: $(echo $late $helpers)"
     fail=1
   else
-    echo "start-up code in the first 64 KiB window"
+    echo "read-only data and start-up code in the first 64 KiB window"
   fi
 fi
 
@@ -162,5 +167,5 @@ if [ -x /bin/sh ] && ! grep -q 'libasan' <<<"$needed"; then
   fi
 fi
 
-if [ $fail = 0 ]; then echo "PASS: $lib needs no C++ runtime; soname $soname; lazy binding, no weak undefined symbols, no data import, two segments, small globals on one page, start-up code in one window, no binding after fork"; fi
+if [ $fail = 0 ]; then echo "PASS: $lib needs no C++ runtime; soname $soname; lazy binding, no weak undefined symbols, no data import, two segments, small globals on one page, read-only data and start-up code in one window, no binding after fork"; fi
 exit $fail

@@ -84,13 +84,6 @@ const char* env_value(const char* entry, const char* key) {
     return *e == '=' ? e + 1 : nullptr;
 }
 
-const char* find_env(char** env, const char* key) {
-    if (!env) return nullptr;
-    for (char** e = env; *e; ++e)
-        if (const char* v = env_value(*e, key)) return v;
-    return nullptr;
-}
-
 // Keeps the kMaxDropIns smallest names, sorted; returns false if `path` was
 // dropped or pushed another one out.
 bool insert_sorted(unsigned* count, const char* path) {
@@ -174,6 +167,13 @@ unsigned load_dropins(const Options& opt, Values* out, Origin* origin) {
 }
 
 }  // namespace
+
+const char* find_env(char** env, const char* key) {
+    if (!env) return nullptr;
+    for (char** e = env; *e; ++e)
+        if (const char* v = env_value(*e, key)) return v;
+    return nullptr;
+}
 
 // Here, not in parse.cpp with the parser: every process runs these, and
 // the parser's code is laid out last in the library (CMakeLists.txt).
@@ -283,54 +283,12 @@ unsigned load_files(char** env, const Options& opt, Values* out, Origin* origin)
 }
 
 // True if any variable starts with BTM_: most processes have none, and then
-// the per-knob scans below are skipped (this runs in every process's first
-// malloc under /etc/ld.so.preload).
+// apply_environment() (parse.cpp) is not even called: this runs in every
+// process's first malloc under /etc/ld.so.preload.
 bool has_btm_variable(char** env) {
     for (char** e = env; *e; ++e)
         if ((*e)[0] == 'B' && (*e)[1] == 'T' && (*e)[2] == 'M' && (*e)[3] == '_') return true;
     return false;
-}
-
-unsigned apply_environment(char** env, const Options& opt, Values* out, Origin* origin) {
-    if (opt.secure || !env || !has_btm_variable(env)) return 0;
-    unsigned problems = 0;
-    auto set = [&](unsigned id, const char* name, const char* value, bool invert) {
-        uint64_t v = 0;
-        const char* why = "";
-        Text<256> t;
-        if (!parse_value(id, value, strlen(value), &v, &why)) {
-            t.put("bad value ").quote(value, strlen(value)).put(": ").put(why);
-        } else if (!invert && !in_range(id, v)) {
-            t.put("out of range: ").safe(value, strlen(value)).put(" (allowed ");
-            char a[32], b[32];
-            format_value(id, kKnobs[id].lo, a, sizeof a);
-            format_value(id, kKnobs[id].hi, b, sizeof b);
-            if (kKnobs[id].kind == SIGNAL) t.put("none or ");
-            t.put(a).put("..").put(b).put(')');
-        } else {
-            field(*out, id) = invert ? !v : v;
-            if (origin) {
-                origin->source[id] = kEnvironment;
-                origin->file[id] = nullptr;
-                origin->line[id] = 0;
-                origin->in_section[id] = false;
-            }
-            return;
-        }
-        ++problems;
-        opt.sink.report(opt.sink.ctx, Diagnostic{name, 0, t.c_str()});
-    };
-    // The old spelling first, so that BTM_ASYNC wins when both are set.
-    if (const char* v = find_env(env, "no_async")) set(k_async, "BTM_NO_ASYNC", v, true);
-    for (unsigned i = 0; i < kKnobCount; ++i) {
-        const char* v = find_env(env, kKnobs[i].key);
-        if (!v) continue;
-        Text<64> name;
-        name.put("BTM_");
-        for (const char* k = kKnobs[i].key; *k; ++k) name.put(*k >= 'a' && *k <= 'z' ? char(*k - 'a' + 'A') : *k);
-        set(i, name.c_str(), v, false);
-    }
-    return problems;
 }
 
 bool program_name(char* buf, size_t cap) {
@@ -370,7 +328,9 @@ void load_with(char** env, Options opt, Values* out, Origin* origin) {
     set_defaults(out, origin);
     if (!opt.program && !opt.find_program) opt.find_program = exe_program;
     load_files(env, opt, out, origin);
-    apply_environment(env, opt, out, origin);
+    // Tested here as well: apply_environment() lives with the parser, in
+    // code a process without BTM_ variables never needs to map.
+    if (env && !opt.secure && has_btm_variable(env)) apply_environment(env, opt, out, origin);
 }
 
 void load(Values* out, Origin* origin, char** environ_ptr, bool secure) {

@@ -1,5 +1,6 @@
 // Values, globs and the line parser: everything that turns bytes into knob
-// settings.  No system calls here; config.cpp feeds files in.
+// settings, from files or BTM_<KEY> variables.  No system calls here;
+// config.cpp feeds files in.
 #include <cstring>
 
 #include "config/config.h"
@@ -476,6 +477,48 @@ unsigned parse_buffer(const char* data, size_t len, const char* file, const Opti
     p.feed(data, len);
     p.finish();
     return p.problems();
+}
+
+unsigned apply_environment(char** env, const Options& opt, Values* out, Origin* origin) {
+    if (opt.secure || !env || !has_btm_variable(env)) return 0;
+    unsigned problems = 0;
+    auto set = [&](unsigned id, const char* name, const char* value, bool invert) {
+        uint64_t v = 0;
+        const char* why = "";
+        Text<256> t;
+        if (!parse_value(id, value, strlen(value), &v, &why)) {
+            t.put("bad value ").quote(value, strlen(value)).put(": ").put(why);
+        } else if (!invert && !in_range(id, v)) {
+            t.put("out of range: ").safe(value, strlen(value)).put(" (allowed ");
+            char a[32], b[32];
+            format_value(id, kKnobs[id].lo, a, sizeof a);
+            format_value(id, kKnobs[id].hi, b, sizeof b);
+            if (kKnobs[id].kind == SIGNAL) t.put("none or ");
+            t.put(a).put("..").put(b).put(')');
+        } else {
+            field(*out, id) = invert ? !v : v;
+            if (origin) {
+                origin->source[id] = kEnvironment;
+                origin->file[id] = nullptr;
+                origin->line[id] = 0;
+                origin->in_section[id] = false;
+            }
+            return;
+        }
+        ++problems;
+        opt.sink.report(opt.sink.ctx, Diagnostic{name, 0, t.c_str()});
+    };
+    // The old spelling first, so that BTM_ASYNC wins when both are set.
+    if (const char* v = find_env(env, "no_async")) set(k_async, "BTM_NO_ASYNC", v, true);
+    for (unsigned i = 0; i < kKnobCount; ++i) {
+        const char* v = find_env(env, kKnobs[i].key);
+        if (!v) continue;
+        Text<64> name;
+        name.put("BTM_");
+        for (const char* k = kKnobs[i].key; *k; ++k) name.put(*k >= 'a' && *k <= 'z' ? char(*k - 'a' + 'A') : *k);
+        set(i, name.c_str(), v, false);
+    }
+    return problems;
 }
 
 }  // namespace btm::config

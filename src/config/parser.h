@@ -13,6 +13,11 @@ namespace btm::config {
 
 // Marks every knob as coming from its default; returns `origin`.
 Origin* reset_origin(Origin* origin);
+// The value of BTM_<KEY> (`key` in lower case, as in knobs.def) in `env`,
+// or null.
+const char* find_env(char** env, const char* key);
+// True if any variable in `env` starts with BTM_.
+bool has_btm_variable(char** env);
 
 class Parser {
 public:
