@@ -140,8 +140,13 @@ std::string example_config() {
         "#   (back to settings for every program)\n";
     for (unsigned i = 0; i < kKnobCount; ++i) {
         const KnobInfo& k = kKnobs[i];
-        out += "\n" + wrap(sentence(kKnobHelp[i]), 78, "# ");
-        out += "# " + accepted_values(i) + "\n";
+        // Appended piece by piece: `"literal" + std::string&&` trips GCC 12's
+        // -Wrestrict false positive (GCC bug 105651).
+        out += '\n';
+        out += wrap(sentence(kKnobHelp[i]), 78, "# ");
+        out += "# ";
+        out += accepted_values(i);
+        out += '\n';
         out += std::string("#") + k.key + " = " + value_text(i, k.def) + "\n";
     }
     return out;
