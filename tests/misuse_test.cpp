@@ -3,7 +3,8 @@
 //  - a double free aborts with one line naming the block, its size class, the
 //    free() call site and the allocation call site as module+0xoffset;
 //  - pointers btmalloc never handed out (raw mmap, stack, static data, pages
-//    that would fault if touched) are ignored and counted as foreign frees;
+//    that would fault if touched, blocks of glibc's own allocator) are
+//    ignored and counted as foreign frees;
 //  - interior pointers into the heap are ignored, counted as invalid frees,
 //    and do not damage the heap.
 // Each case runs in a child process, so a crash fails one test, not the binary.
@@ -303,6 +304,66 @@ int foreign_pointers_body() {
 
 TEST(ForeignFree, MmapStackAndStaticPointersAreIgnoredAndCounted) {
     EXPECT_EXIT(_exit(foreign_pointers_body()), ::testing::ExitedWithCode(0), "");
+}
+
+// Blocks of glibc's own allocator, as a program holds when it got them
+// before btmalloc was in place or from a library bound to glibc's malloc
+// (RTLD_DEEPBIND, row 17): free ignores and counts them, realloc refuses
+// them (their size is unknown), malloc_usable_size says 0, and glibc can
+// still free them afterwards, so nothing of theirs was written.
+int glibc_blocks_body() {
+    int failures = 0;
+    void* libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    CHILD_CHECK(libc != nullptr);
+    if (!libc) return failures;
+    using Malloc = void* (*)(size_t);
+    using Calloc = void* (*)(size_t, size_t);
+    using Memalign = void* (*)(size_t, size_t);
+    using Free = void (*)(void*);
+    auto glibc_malloc = reinterpret_cast<Malloc>(dlsym(libc, "malloc"));
+    auto glibc_calloc = reinterpret_cast<Calloc>(dlsym(libc, "calloc"));
+    auto glibc_memalign = reinterpret_cast<Memalign>(dlsym(libc, "memalign"));
+    auto glibc_free = reinterpret_cast<Free>(dlsym(libc, "free"));
+    CHILD_CHECK(glibc_malloc && glibc_calloc && glibc_memalign && glibc_free);
+    if (!glibc_malloc || !glibc_calloc || !glibc_memalign || !glibc_free) return failures;
+    // Really glibc's: ours would show up in the statistics.
+    CHILD_CHECK(reinterpret_cast<void*>(glibc_malloc) != reinterpret_cast<void*>(&malloc));
+    struct Block {
+        void* p;
+        size_t n;
+    };
+    // Small, medium, mmap-sized (glibc maps 300 KiB itself), zeroed, aligned.
+    std::vector<Block> blocks;
+    for (size_t n : {size_t{24}, size_t{1000}, size_t{5000}, size_t{300000}}) blocks.push_back({glibc_malloc(n), n});
+    blocks.push_back({glibc_calloc(10, 10), 100});
+    blocks.push_back({glibc_memalign(64, 100), 100});
+    for (size_t i = 0; i < blocks.size(); ++i) {
+        CHILD_CHECK(blocks[i].p != nullptr);
+        if (blocks[i].p) memset(blocks[i].p, int(0x30 + i), blocks[i].n);
+    }
+    struct btm_stats before = read_stats();
+    for (const Block& b : blocks) {
+        CHILD_CHECK(malloc_usable_size(b.p) == 0);
+        errno = 0;
+        CHILD_CHECK(realloc(b.p, 10) == nullptr && errno == ENOMEM);
+        free(b.p);
+    }
+    struct btm_stats after = read_stats();
+    CHILD_CHECK(after.foreign_frees == before.foreign_frees + blocks.size());
+    CHILD_CHECK(after.invalid_frees == before.invalid_frees);
+    for (size_t i = 0; i < blocks.size(); ++i) {
+        auto* bytes = static_cast<unsigned char*>(blocks[i].p);
+        bool intact = true;
+        for (size_t k = 0; k < blocks[i].n; ++k) intact = intact && bytes[k] == 0x30 + i;
+        CHILD_CHECK(intact);
+        glibc_free(blocks[i].p);  // glibc aborts here if its chunk headers were touched
+    }
+    dlclose(libc);
+    return failures;
+}
+
+TEST(ForeignFree, BlocksOfGlibcsOwnAllocator) {
+    EXPECT_EXIT(_exit(glibc_blocks_body()), ::testing::ExitedWithCode(0), "");
 }
 
 // A mapping whose 2 MiB-aligned base is unmapped: an allocator that looks for
