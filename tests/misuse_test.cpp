@@ -366,6 +366,53 @@ TEST(ForeignFree, BlocksOfGlibcsOwnAllocator) {
     EXPECT_EXIT(_exit(glibc_blocks_body()), ::testing::ExitedWithCode(0), "");
 }
 
+// A library loaded with RTLD_DEEPBIND looks its own symbols up in its own
+// dependencies first, so its direct calls of malloc and free reach the C
+// library's allocator while the program's reach btmalloc (RELIABILITY.md row
+// 17).  What the program frees of such blocks is a foreign free: ignored,
+// counted, never a crash; the library's own pairs keep working.  The C
+// library's internal calls (strdup's malloc) still reach btmalloc.  (The
+// library freeing a block of btmalloc's is the C library's free on a block
+// it never made: btmalloc.7 documents that limit.)
+int deepbind_body() {
+    int failures = 0;
+    void* lib = dlopen(BTM_DEEPBIND_HELPER, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    CHILD_CHECK(lib != nullptr);
+    if (!lib) {
+        fprintf(stderr, "dlopen: %s\n", dlerror());
+        return failures;
+    }
+    auto lib_malloc = reinterpret_cast<void* (*)(size_t)>(dlsym(lib, "deepbind_malloc"));
+    auto lib_strdup = reinterpret_cast<char* (*)(const char*)>(dlsym(lib, "deepbind_strdup"));
+    auto lib_free = reinterpret_cast<void (*)(void*)>(dlsym(lib, "deepbind_free"));
+    CHILD_CHECK(lib_malloc && lib_strdup && lib_free);
+    if (!lib_malloc || !lib_strdup || !lib_free) return failures;
+    struct btm_stats before = read_stats();
+    void* theirs = lib_malloc(200);
+    void* kept = lib_malloc(5000);
+    char* text = lib_strdup("copied by the C library's strdup");
+    CHILD_CHECK(theirs != nullptr && kept != nullptr && text != nullptr);
+    // The library's malloc is the C library's: btmalloc does not know the block.
+    CHILD_CHECK(malloc_usable_size(theirs) == 0 && malloc_usable_size(kept) == 0);
+    // strdup's own malloc call is interposed as usual.
+    CHILD_CHECK(malloc_usable_size(text) > strlen(text));
+    memset(theirs, 0x5a, 200);
+    memset(kept, 0x3c, 5000);
+    free(text);
+    free(theirs);   // the program frees a block of the library: foreign
+    lib_free(kept); // the library's own pair
+    for (int i = 0; i < 1000; ++i) lib_free(lib_malloc(size_t(16 + i % 300)));
+    struct btm_stats after = read_stats();
+    CHILD_CHECK(after.foreign_frees == before.foreign_frees + 1);
+    CHILD_CHECK(after.invalid_frees == before.invalid_frees);
+    dlclose(lib);
+    return failures;
+}
+
+TEST(ForeignFree, BlocksOfALibraryLoadedWithDeepbind) {
+    EXPECT_EXIT(_exit(deepbind_body()), ::testing::ExitedWithCode(0), "");
+}
+
 // A mapping whose 2 MiB-aligned base is unmapped: an allocator that looks for
 // a chunk header at (p & ~(2 MiB - 1)) would fault.
 int unmapped_chunk_base_body() {
