@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -841,8 +842,9 @@ int scenario_fork() {
 
 // ------------------------------------------------------------------ lazy
 
-int scenario_lazy() {
-    // A few KB: a short-lived process's worth.
+// A few KB, a short-lived process's worth, then longer than an aging tick:
+// nothing here asks for a thread.  Prints small.*.
+void allocate_a_little() {
     void* keep[64];
     for (int i = 0; i < 64; ++i) {
         keep[i] = kMallocSites[i % kSites](16 + 8 * i);
@@ -852,16 +854,18 @@ int scenario_lazy() {
     memset(page, 0x43, 4096);
     for (int i = 0; i < 64; i += 2) free(keep[i]);
     free(page);
-    // Longer than an aging tick: nothing here asks for a thread.
     sleep_ms(unsigned(opt("wait_ms", 600)));
     put_signed("small.tasks", task_count());
     put_stats("small", stats_now());
     for (int i = 1; i < 64; i += 2) free(keep[i]);
+}
 
-    // Now a process with memory to give back.
+// Then a process with memory to give back, until its thread has released
+// some (or timeout_ms).  Prints big.*; false if the allocation failed.
+bool allocate_and_give_back() {
     Rng rng(9);
     Table t(1u << 18);
-    if (!allocate_set(t, 16 * kMiB, 80, 20, rng, 1u << 20)) return 1;
+    if (!allocate_set(t, 16 * kMiB, 80, 20, rng, 1u << 20)) return false;
     free_set(t, rng);
     uint64_t deadline = mono_ms() + opt("timeout_ms", 5000);
     while (mono_ms() < deadline) {
@@ -874,6 +878,24 @@ int scenario_lazy() {
     }
     put_signed("big.tasks", task_count());
     put_stats("big", stats_now());
+    return true;
+}
+
+int scenario_lazy() {
+    allocate_a_little();
+    if (!allocate_and_give_back()) return 1;
+    return g_corrupt ? 2 : 0;
+}
+
+// RELIABILITY.md row 12: unshare(CLONE_NEWUSER) refuses a process with more
+// than one thread (EINVAL), which is how a helper thread started too early
+// breaks sandboxes (bubblewrap, unprivileged containers).  Tried after a
+// little allocation, and again once the background thread runs.
+int scenario_unshare() {
+    allocate_a_little();
+    put_signed("small.unshare_errno", unshare(CLONE_NEWUSER) == 0 ? 0 : errno);
+    if (!allocate_and_give_back()) return 1;
+    put_signed("big.unshare_errno", unshare(CLONE_NEWUSER) == 0 ? 0 : errno);
     return g_corrupt ? 2 : 0;
 }
 
@@ -939,6 +961,7 @@ int main(int argc, char** argv) {
     else if (seccomp) rc = scenario_seccomp(threads_before, thread_before, setup_errno);
     else if (s == "fork") rc = scenario_fork();
     else if (s == "lazy") rc = scenario_lazy();
+    else if (s == "unshare") rc = scenario_unshare();
     else if (s == "prefault") rc = scenario_prefault();
     else {
         say(2, "unknown scenario %s\n", argv[1]);

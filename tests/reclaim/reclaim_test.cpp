@@ -397,6 +397,22 @@ TEST(LazyThread, SyncModeNeverStartsAThread) {
     EXPECT_GT(c["big.released_bytes_sync"], 0);
 }
 
+TEST(LazyThread, UnshareOfAUserNamespaceWorksAfterALittleAllocation) {
+    Child c = run_child({"unshare"}, {"BTM_ASYNC=on"}, kChildTimeout);
+    Report report(c);
+    ASSERT_TRUE(c.exited_ok()) << c.describe();
+    ASSERT_EQ(c["small.tasks"], 1);
+    int64_t small = c["small.unshare_errno"];
+    if (small == EPERM || small == ENOSPC || small == ENOSYS || small == EACCES)
+        GTEST_SKIP() << "SKIPPED: user namespaces are not allowed here (unshare(CLONE_NEWUSER): errno " << small
+                     << " in a one-thread process)";
+    EXPECT_EQ(small, 0) << "unshare(CLONE_NEWUSER) failed in a process that allocated a few KB";
+    // The check can fail: with the background thread running, the kernel
+    // refuses the same call.
+    ASSERT_GE(c["big.tasks"], 2);
+    EXPECT_EQ(c["big.unshare_errno"], EINVAL);
+}
+
 // ---------------------------------------------------------------- io_uring refused
 
 TEST(IoUringRefused, StressRunsOnTheMadviseFallbackAndMemoryReturns) {
