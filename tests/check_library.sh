@@ -167,5 +167,38 @@ if [ -x /bin/sh ] && ! grep -q 'libasan' <<<"$needed"; then
   fi
 fi
 
-if [ $fail = 0 ]; then echo "PASS: $lib needs no C++ runtime; soname $soname; lazy binding, no weak undefined symbols, no data import, two segments, small globals on one page, read-only data and start-up code in one window, no binding after fork"; fi
+# RELIABILITY.md row 11: a library with initial-exec TLS that a running
+# program dlopens (a plug-in, ctypes) takes its TLS from the static TLS
+# surplus, which glibc keeps small (~1.6 KiB shared by every such library);
+# a big block makes dlopen fail with "cannot allocate memory in static TLS
+# block".  btmalloc's is one small struct (t_state); then the library is
+# dlopened into a process that did not preload it, and its btm_* API used.
+tls=$(readelf -lW "$lib" | awk '$1 == "TLS" { print $6 }')
+echo "TLS block: ${tls:-none}"
+if [ -n "$tls" ] && (( tls > 64 )); then
+  echo "FAIL: the TLS block is $((tls)) bytes; a dlopen into a running program takes it from a small static surplus"
+  fail=1
+fi
+if command -v python3 >/dev/null && ! grep -q 'libasan' <<<"$needed"; then
+  abs=$(readlink -f "$lib")
+  if out=$(env -u LD_PRELOAD python3 -c '
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.btm_malloc.restype = ctypes.c_void_p
+lib.btm_free.argtypes = [ctypes.c_void_p]
+p = lib.btm_malloc(1000)
+assert p, "btm_malloc returned NULL"
+ctypes.memset(p, 0x41, 1000)
+lib.btm_free(p)
+print("ok")' "$abs" 2>&1) && [ "$out" = ok ]; then
+    echo "dlopen into a running python3 and btm_malloc/btm_free: ok"
+  else
+    echo "FAIL: dlopen of the library into a running python3: $out"
+    fail=1
+  fi
+else
+  echo "SKIPPED: the dlopen check needs python3"
+fi
+
+if [ $fail = 0 ]; then echo "PASS: $lib needs no C++ runtime; soname $soname; lazy binding, no weak undefined symbols, no data import, two segments, small globals on one page, read-only data and start-up code in one window, no binding after fork, small TLS, loads with dlopen"; fi
 exit $fail
