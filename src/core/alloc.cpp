@@ -15,6 +15,7 @@
 #include "core/globals.h"
 #include "core/large.h"
 #include "core/lock.h"
+#include "core/orphan.h"
 #include "core/reclaim.h"
 #include "core/thread_cache.h"
 #include "features/cold.h"
@@ -31,6 +32,7 @@ config::Values g_cfg;
 config::Origin g_cfg_origin;
 bool g_heap_ok;
 EventCounters g_events;
+int* g_alive;
 
 namespace {
 
@@ -148,7 +150,9 @@ bool one_thread() {
 bool g_fork_locked;
 
 void fork_prepare() {
-    if (one_thread()) return;
+    // An orphaned process (orphan.h) cannot take the locks: it never
+    // touches the heap again, and neither will its child.
+    if (one_thread() || orphaned()) return;
     init_lock.lock();
     g_fork_locked = true;
     ++t_state.depth;  // a malloc in another library's handler must not wait for our locks
@@ -181,6 +185,7 @@ void fork_parent() {
 
 void fork_child() {
     if (!g_fork_locked) return;
+    orphan::fork_child();  // every lock is about to be reset
     if (g_heap_ok) {
         tcache::fork_child();
         chunks::unlock_all(true);
@@ -286,6 +291,24 @@ void do_init() {
     init_heap();
 }
 
+// The token of orphaned() (orphan.h): a page of its own, so that marking it
+// splits no other mapping.  Without MADV_WIPEONFORK (Linux < 4.14) there is
+// no token and a clone() child can still hang on an inherited lock.
+// Armed before the init lock is taken to make the heap, so that a clone()
+// made while another thread holds it finds the token too; idempotent.
+void arm_orphan_check() {
+    if (__atomic_load_n(&g_alive, __ATOMIC_ACQUIRE)) return;
+    auto* page = static_cast<int*>(os::map(4096));
+    if (!page) return;
+    bool ok = os::wipe_on_fork(page, 4096);
+    if (ok) {
+        *page = 1;
+        int* none = nullptr;
+        ok = __atomic_compare_exchange_n(&g_alive, &none, page, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+    }
+    if (!ok) os::unmap(page, 4096);  // no WIPEONFORK, or another thread armed it first
+}
+
 // The heap proper: the reservation, the tables, the first chunk.  Runs at
 // init, or when the start-up phase ends.
 void init_heap() {
@@ -333,11 +356,14 @@ void init_heap() {
         g.part_mask = g_part_mask_full;
         end_coarse_phase();
     }
+    arm_orphan_check();
     __atomic_fetch_and(&g.divert, uint8_t(~kDivertNoHeap), __ATOMIC_RELAXED);
     __atomic_store_n(&g.initialized, true, __ATOMIC_RELEASE);
 }
 
 }  // namespace
+
+bool init_lock_held() { return init_lock.is_locked(); }
 
 void init() {
     // A call nested in a slow path (maybe in init itself) must not wait for
@@ -353,6 +379,7 @@ namespace {
 // Ends the start-up phase: makes the heap.  Idempotent.
 BTM_NOINLINE void end_startup() {
     Nested nested;
+    arm_orphan_check();
     LockGuard guard(init_lock);
     if (__atomic_load_n(&g_startup, __ATOMIC_RELAXED)) {
         init_heap();
@@ -381,6 +408,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
         if (void* p = early_alloc(n, 16)) return p;
         init();
     }
+    if (BTM_UNLIKELY(orphaned())) return orphan::alloc(n, 16);
     if (in_startup()) {
         if (n >= kStartupLarge) return malloc_large(n, 0, false);
         if (void* p = startup_alloc(n, 16, ra)) return p;  // zeros: calloc knows (boot::owns)
@@ -417,6 +445,7 @@ void* malloc_large(size_t n, size_t align, bool zero) {
         if (void* p = early_alloc(n, align < 16 ? 16 : align)) return p;
         init();
     }
+    if (BTM_UNLIKELY(orphaned())) return orphan::alloc(n, align < 16 ? 16 : align);
     if (BTM_UNLIKELY(g_forward)) {
         if (align > kAlignment) return g_real.memalign(align, n);
         return zero ? g_real.calloc(1, n) : g_real.malloc(n);
@@ -474,6 +503,8 @@ void free_outside(void* p, uintptr_t ra) {
         free_small_general(p, 0);
     } else if (t_state.depth) {
         count_foreign(p);  // nested: cannot take the large-table lock
+    } else if (orphaned()) {
+        if (!orphan::release(p)) count_foreign(p);
     } else {
         Nested nested;
         if (!large::free(p)) count_foreign(p);
@@ -592,6 +623,7 @@ size_t usable_size(const void* p) {
     if (boot::owns(p)) return boot::usable(p);
     if (g_forward) return g_real.usable_size(const_cast<void*>(p));
     if (t_state.depth) return 0;
+    if (orphaned()) return orphan::usable(p);
     Nested nested;
     return large::usable(p);
 }
@@ -614,7 +646,7 @@ void* realloc_impl(void* p, size_t n, uintptr_t ra) {
     if (small || boot::owns(p)) {
         // Keep the block when the new size still fits and wastes under half.
         if (small && n <= old && n > old / 2) return p;
-    } else if (n > kMaxSmall) {
+    } else if (n > kMaxSmall && !orphaned()) {
         void* q;
         {
             Nested nested;
@@ -671,7 +703,7 @@ void* calloc_impl(size_t count, size_t size, uintptr_t ra) {
 
 size_t trim_impl() {
     if (g_forward) return g_real.trim && g_real.trim(0) ? 1 : 0;
-    if (!g.initialized || !g_heap_ok || t_state.depth) return 0;
+    if (!g.initialized || !g_heap_ok || t_state.depth || orphaned()) return 0;
     size_t n;
     {
         Nested nested;

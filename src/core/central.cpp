@@ -262,6 +262,11 @@ void use(Central& c) {
 }
 
 void lock_registry() { registry_lock.lock(); }
+bool lock_held() {
+    bool held = registry_lock.is_locked();
+    for_each_used([&](Central& c) { held = held || c.lock.is_locked(); });
+    return held;
+}
 void unlock_registry(bool child) {
     if (child) registry_lock.reset();
     else registry_lock.unlock();

@@ -71,6 +71,8 @@ template <class Fn>
 void for_each_used(Fn fn);
 void lock_registry();
 void unlock_registry(bool child);
+// The registry's or a used pair's lock is held (see SpinLock::is_locked).
+bool lock_held();
 
 // Fills an empty bin with up to `want` slots and returns one more slot for
 // the caller, or null when memory is exhausted.  With an empty `run`, a slab

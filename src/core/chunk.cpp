@@ -345,6 +345,7 @@ void slab_free(Slab* s) {
 }
 
 void lock_all() { heap_lock.lock(); }
+bool lock_held() { return heap_lock.is_locked(); }
 void unlock_all(bool child) {
     if (child) heap_lock.reset();
     else heap_lock.unlock();

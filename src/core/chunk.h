@@ -182,6 +182,7 @@ void occupancy(uint64_t hist[10], uint64_t list[4]);
 // Page-heap lock, for fork.
 void lock_all();
 void unlock_all(bool child);
+bool lock_held();  // see SpinLock::is_locked
 
 struct Counters {
     uint64_t chunks, slabs, committed, reserved, dirty, free_chunks;

@@ -240,6 +240,7 @@ Counters counters() {
 }
 
 void lock_all() { lock.lock(); }
+bool lock_held() { return lock.is_locked(); }
 void unlock_all(bool child) {
     if (child) lock.reset();
     else lock.unlock();

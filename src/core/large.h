@@ -30,5 +30,6 @@ struct Counters {
 Counters counters();
 void lock_all();
 void unlock_all(bool child);
+bool lock_held();  // see SpinLock::is_locked
 
 }  // namespace btm::large

@@ -56,5 +56,6 @@ uint32_t intern_slow(uintptr_t ra) {
 }
 
 void fork_child() { intern_lock.reset(); }
+bool lock_held() { return intern_lock.is_locked(); }
 
 }  // namespace btm::partition

@@ -63,5 +63,6 @@ BTM_INLINE void note_site(uint32_t bin, uintptr_t ra) {
 size_t table_bytes(uint32_t npart);
 bool init(uint32_t npart, bool intern, void* mem);
 void fork_child();
+bool lock_held();  // see SpinLock::is_locked
 
 }  // namespace btm::partition

@@ -10,6 +10,7 @@
 
 #include "core/central.h"
 #include "core/chunk.h"
+#include "core/orphan.h"
 #include "core/lock.h"
 #include "core/state.h"
 #include "os/os.h"
@@ -269,7 +270,7 @@ void kick() {
 }
 
 void poll(bool freeing) {
-    if (t_state.depth) return;
+    if (t_state.depth || orphaned()) return;
     // A program still allocating would fault released pages back in inside
     // its mallocs: freeing threads help only after a run of kHelpRun free
     // slow paths with no malloc slow path between them (a mass free).
@@ -357,6 +358,7 @@ Counters counters() {
 }
 
 void fork_prepare() { tick_lock.lock(); }
+bool lock_held() { return tick_lock.is_locked(); }
 void fork_parent() { tick_lock.unlock(); }
 void fork_child() {
     tick_lock.reset();

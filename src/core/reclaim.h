@@ -48,5 +48,6 @@ Counters counters();
 void fork_prepare();
 void fork_parent();
 void fork_child();
+bool lock_held();  // see SpinLock::is_locked
 
 }  // namespace btm::reclaim

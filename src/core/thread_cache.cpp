@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "core/central.h"
+#include "core/orphan.h"
 #include "core/lock.h"
 #include "core/reclaim.h"
 #include "os/os.h"
@@ -49,7 +50,7 @@ size_t nbins() { return size_t(g.npart) << kClassBits; }
 void on_thread_exit(void* arg) {
     auto* tc = static_cast<ThreadCache*>(arg);
     ThreadState& t = t_state;
-    if (t.tc != tc) return;
+    if (t.tc != tc || orphaned()) return;  // orphaned: the cache and its slots leak
     ++t.depth;
     flush_all();
     t.tc = &g_placeholder_tc;
@@ -212,6 +213,7 @@ void* run_pop(uint32_t bin, bool first) {
 }
 
 void free_slow(void* p, uint64_t entry) {
+    if (BTM_UNLIKELY(orphaned())) return;  // the slot leaks: its slab's locks may never be free
     ThreadState& t = t_state;
     // A thread that only frees (a consumer) needs a cache as much as one that
     // allocates: without it every free would be one CAS on the slab.
@@ -243,7 +245,7 @@ void free_slow(void* p, uint64_t entry) {
 
 void flush_all() {
     ThreadCache* tc = t_state.tc;
-    if (tc == &g_placeholder_tc) return;
+    if (tc == &g_placeholder_tc || orphaned()) return;
     Header* h = header_of(tc);
     size_t n = h->overflow ? nbins() : h->nactive;
     for (size_t i = 0; i < n; ++i) {
@@ -256,6 +258,7 @@ void flush_all() {
 uint64_t live_caches() { return nlive.load(std::memory_order_relaxed); }
 
 void fork_prepare() { pool_lock.lock(); }
+bool lock_held() { return pool_lock.is_locked(); }
 void fork_parent() { pool_lock.unlock(); }
 void fork_child() {
     pool_lock.reset();

@@ -40,5 +40,6 @@ void init(uint64_t tcache_bytes, void* first_cache);
 void fork_prepare();
 void fork_parent();
 void fork_child();
+bool lock_held();  // see SpinLock::is_locked
 
 }  // namespace btm::tcache

@@ -6,12 +6,13 @@
 #include "core/chunk.h"
 #include "core/reclaim.h"
 #include "core/globals.h"
+#include "core/orphan.h"
 #include "os/os.h"
 
 namespace btm::cold {
 
 size_t pageout(unsigned min_age) {
-    if (!g.initialized || !g_heap_ok) return 0;
+    if (!g.initialized || !g_heap_ok || orphaned()) return 0;
     // Stamps are whole seconds: a slab stamped s was last touched before
     // s + 1, so s < now - min_age means untouched for at least min_age
     // seconds.  min_age 0 takes every slab.

@@ -7,6 +7,7 @@
 #include "core/chunk.h"
 #include "core/globals.h"
 #include "core/large.h"
+#include "core/orphan.h"
 #include "core/partition.h"
 #include "core/reclaim.h"
 #include "core/thread_cache.h"
@@ -36,9 +37,10 @@ void fill(struct btm_stats* s) {
     s->malloc_calls_slow = g_events.slow_mallocs.load(std::memory_order_relaxed) + boot::blocks();
     s->pageout_requests = g_events.pageout_requests.load(std::memory_order_relaxed);
     s->pageout_bytes = g_events.pageout_bytes.load(std::memory_order_relaxed);
-    if (!g_heap_ok) {
-        // Still in the start-up phase (or without a heap): what the boot
-        // arena has handed out, which it never takes back.
+    if (!g_heap_ok || orphaned()) {
+        // Still in the start-up phase (or without a heap, or in a clone()
+        // child that must not take the heap's locks): what the boot arena
+        // has handed out, which it never takes back.
         s->allocated_bytes = s->committed_bytes = boot::used();
         return;
     }

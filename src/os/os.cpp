@@ -60,6 +60,11 @@ void* map_aligned(size_t size, size_t align) {
 
 void unmap(void* p, size_t size) { sys::munmap(p, size); }
 
+bool wipe_on_fork(void* p, size_t size) {
+    constexpr int kWipeOnFork = 18;  // MADV_WIPEONFORK, in case the headers predate it
+    return sys::madvise(p, size, kWipeOnFork) == 0;
+}
+
 void* remap(void* p, size_t old_size, size_t new_size) {
     void* q = sys::mremap(p, old_size, new_size, MREMAP_MAYMOVE);
     return q == MAP_FAILED ? nullptr : q;

@@ -30,6 +30,10 @@ void* map(size_t size);
 // Fresh anonymous read-write memory aligned to `align` (> page size allowed).
 void* map_aligned(size_t size, size_t align);
 void unmap(void* p, size_t size);
+// Marks [p, p+size) (anonymous, private) to read as zeros in a child made by
+// fork() or clone() without CLONE_VM (MADV_WIPEONFORK, Linux 4.14); false if
+// the kernel refuses.
+bool wipe_on_fork(void* p, size_t size);
 // Grows or shrinks a mapping, moving it if needed; null on failure.
 void* remap(void* p, size_t old_size, size_t new_size);
 // Releases the physical pages of [p, p+size); the range stays mapped and reads
