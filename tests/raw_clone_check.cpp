@@ -4,12 +4,14 @@
 // Three threads allocate and free blocks of up to 1 MiB while the main
 // thread clones ROUNDS children; each child allocates and frees 4,000 blocks
 // of up to 6 KB (12 MB live at its peak), which reaches the shared page
-// heap.  A child stuck on a lock is killed by its alarm; one whose malloc
-// fails exits 2.  Before the orphan mode (src/core/globals.h) about one child
+// heap, then grows a buffer to 2 MiB by realloc.  A child stuck on a lock is
+// killed by its alarm; one whose malloc fails exits 2, one whose realloc
+// loses bytes exits 3, one whose usable size is short exits 4.  Before the orphan mode (src/core/globals.h) about one child
 // in 20 hung on the page heap's lock; in a few percent of the children a
 // lock is held and they now run on the boot arena and their own mappings.
 //
 // usage: raw_clone_check [ROUNDS]   (default 30; exit 1 if a child failed)
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,22 @@ int main(int argc, char** argv) {
                 if (!blocks[k]) _exit(2);
                 memset(blocks[k], 0x6b, 16);
             }
+            // A buffer that grows by realloc to 2 MiB keeps its contents.
+            size_t size = 100;
+            auto* buf = static_cast<unsigned char*>(malloc(size));
+            if (!buf) _exit(2);
+            memset(buf, 0x5c, size);
+            while (size < (size_t{2} << 20)) {
+                auto* grown = static_cast<unsigned char*>(realloc(buf, size * 2));
+                if (!grown) _exit(2);
+                for (size_t k = 0; k < size; ++k)
+                    if (grown[k] != 0x5c) _exit(3);
+                if (malloc_usable_size(grown) < size * 2) _exit(4);
+                memset(grown + size, 0x5c, size);
+                buf = grown;
+                size *= 2;
+            }
+            free(buf);
             for (void* b : blocks) free(b);
             _exit(0);
         }
