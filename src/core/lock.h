@@ -32,7 +32,7 @@ public:
     BTM_INLINE void unlock() { locked_.store(false, std::memory_order_release); }
     // Only for the child after fork(), where the holder no longer exists.
     void reset() { locked_.store(false, std::memory_order_relaxed); }
-    // Only for a one-thread child (see orphaned_slow in alloc.cpp): there a
+    // Only for a one-thread child (see orphan::check in orphan.cpp): there a
     // held lock has a holder that does not exist.
     bool is_locked() const { return locked_.load(std::memory_order_relaxed); }
 

@@ -10,8 +10,8 @@
 
 #include "core/central.h"
 #include "core/chunk.h"
-#include "core/orphan.h"
 #include "core/lock.h"
+#include "core/orphan.h"
 #include "core/state.h"
 #include "os/os.h"
 #include "os/syscall.h"

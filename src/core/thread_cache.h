@@ -28,7 +28,8 @@ void* refill(uint32_t bin, uint32_t cls, uintptr_t ra);
 void* run_pop(uint32_t bin, bool first);
 // Slow path of free when the bin is full, unused so far, or missing.
 void free_slow(void* p, uint64_t entry);
-// Returns every cached slot of the calling thread (malloc_trim, thread exit).
+// Returns every cached slot of the calling thread (malloc_trim, thread exit;
+// both leave an orphaned process alone first: orphan.h).
 void flush_all();
 uint64_t live_caches();
 
