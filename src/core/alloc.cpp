@@ -347,7 +347,7 @@ void init_heap() {
     g.intern = intern_configured();
     ok = ok && partition::init(npart, g.intern, meta + central_bytes);
     tcache::init(g_cfg.tcache_bytes, first_cache);
-    reclaim::init(g_cfg.async != 0, uint32_t(g_cfg.warm_chunks));
+    reclaim::init(g_cfg.async != 0, g_cfg.seccomp_async != 0, uint32_t(g_cfg.warm_chunks));
     g_heap_ok = ok;
     if (g.intern) __atomic_fetch_or(&g.divert, kDivertIntern, __ATOMIC_RELAXED);
     g_part_mask_full = uint64_t(npart - 1) << kClassBits;
