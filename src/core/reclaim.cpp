@@ -43,7 +43,9 @@ std::atomic<uint32_t> free_run{0};
 std::atomic<uint64_t> clean_seen{0};  // chunks::clean_taken_pages() at the thread's last look
 std::atomic<uint64_t> prefaulted{0};   // bytes faulted in ahead of demand  // free slow paths since the last malloc one
 std::atomic<uint64_t> released_sync{0}, released_async{0}, nticks{0};
-constinit os::AsyncRelease ring;  // used by the tick holder only; no constructor runs at load
+// Used by the tick holder only; no constructor runs at load.  In .lbss: only
+// the background thread touches it, and .bss must stay on .data's page.
+BTM_COLD_BSS constinit os::AsyncRelease ring;
 
 // Bytes the next tick could give back: free pages, and slabs whose remote
 // frees nobody has drained.
