@@ -153,9 +153,10 @@ int seccomp_mode() {
     sys::close(int(fd));
     buf[used] = 0;
     static constexpr char kKey[] = "\nSeccomp:";
-    for (const char* s = buf; *s; ++s) {
-        if (memcmp(s, kKey, sizeof kKey - 1) != 0) continue;
-        s += sizeof kKey - 1;
+    constexpr size_t kLen = sizeof kKey - 1;
+    for (size_t i = 0; i + kLen <= used; ++i) {
+        if (memcmp(buf + i, kKey, kLen) != 0) continue;
+        const char* s = buf + i + kLen;
         while (*s == ' ' || *s == '\t') ++s;
         return *s >= '0' && *s <= '9' ? *s - '0' : -1;
     }
