@@ -67,6 +67,12 @@ SECTIONS = [
     ("python", "Real program: Python",
      "bench/workloads/pyalloc.py with PYTHONMALLOC=malloc (dicts, lists, strings, JSON): wall "
      "time, CPU time (user+system) and system time in ms, minor page faults, peak RSS in MiB."),
+    ("pss", "Per-process memory (machine-wide preload)",
+     "Each program runs with its allocator named in /etc/ld.so.preload (a private mount "
+     "namespace; bench/pss_probe.sh). `_pss`/`_anon`: Pss and anonymous Pss in KB of a process "
+     "asleep after its start (python3 -c, perl -e, sh -c, sleep, an idle dbus-daemon); "
+     "`idle_sum_pss` their sum; `_maxrss`: peak RSS in KB of python3 -c pass, perl -e 1, "
+     "ls -la /usr/bin, sh -c true (median of 5)."),
     ("gcc", "Real program: gcc",
      "gcc -O2 -c of a generated C file (bench/workloads/gen_c.py): wall time and CPU time "
      "(driver, cc1 and as; user+system, and system alone) in ms, minor page faults, peak RSS (of the largest process, cc1) in MiB."),
@@ -93,6 +99,11 @@ TARGETS = [
     ("burst: drained within 10 MiB of the starting RSS", "burst_drained_over_start", "abs", 10.0),
     ("burst: drained RSS below every peer", "burst_drained_rss", "best", 1.0),
     ("16 KiB scattered free no slower than 2x glibc", "scatter16k_free", "glibc", 2.0),
+    ("python3 asleep: Pss within 5% of glibc", "py_sleep_pss", "glibc", 1.05),
+    ("perl asleep: Pss within 5% of glibc", "perl_sleep_pss", "glibc", 1.05),
+    ("idle processes: summed Pss no more than glibc's", "idle_sum_pss", "glibc", 1.0),
+    ("ls -la: peak RSS within 5% of glibc", "ls_la_maxrss", "glibc", 1.05),
+    ("sh -c true: peak RSS within 5% of glibc", "sh_true_maxrss", "glibc", 1.05),
 ]
 
 

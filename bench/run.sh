@@ -12,7 +12,8 @@
 #   -q, --quick          shorter runs and 2 rounds (a few minutes): to check the harness
 #   -B, --bench LIST     benchmarks to run, comma-separated (default: all of
 #                        churn,sites,local,prodcons,latency,scatter16k,burst,startup,
-#                        hotpath,python,gcc); startup also runs with two empty
+#                        hotpath,python,gcc,pss; pss: per-process memory under a
+#                        namespaced /etc/ld.so.preload, needs root); startup also runs with two empty
 #                        libraries built here with cc and preloaded (not allocators):
 #                        emptydso as cc links any library, emptydso_nocrt without
 #                        the C start files (-nostartfiles), the least that loading
@@ -41,7 +42,7 @@ bin=${BTM_BENCH_BIN:-}
 btm_lib=${BTMALLOC_LIB:-}
 rounds=""
 quick=0
-benches="churn,sites,local,prodcons,latency,scatter16k,burst,startup,hotpath,python,gcc"
+benches="churn,sites,local,prodcons,latency,scatter16k,burst,startup,hotpath,python,gcc,pss"
 allocs="glibc,jemalloc,mimalloc,tcmalloc,btmalloc"
 out=""
 run_timeout=300
@@ -71,7 +72,7 @@ allocs=${allocs//,/ }
 
 for b in $benches; do
   case $b in
-    churn | sites | local | prodcons | latency | scatter16k | burst | startup | hotpath | python | gcc) ;;
+    churn | sites | local | prodcons | latency | scatter16k | burst | startup | hotpath | python | gcc | pss) ;;
     *) echo "run.sh: unknown benchmark '$b'" >&2; exit 2 ;;
   esac
 done
@@ -312,6 +313,17 @@ bench_hotpath() {
 bench_python() {
   PYTHONMALLOC=malloc run_wrapped "$2" "$1" python python --name python -- \
     /usr/bin/python3 "$here/workloads/pyalloc.py" $py_scale
+}
+
+# Per-process memory under a machine-wide preload (issue 22): pss_probe.sh
+# writes LIB into /etc/ld.so.preload in a private mount namespace.
+bench_pss() {
+  local log=$out/logs/pss-$1-r$2
+  if ! timeout -k 5 "$run_timeout" "${prio[@]}" "$here/pss_probe.sh" "${lib[$1]}" >"$log.out" 2>"$log.err"; then
+    note "FAILED: pss under $1, round $2, see logs/pss-$1-r$2.err (needs root for unshare -m)"
+    return 1
+  fi
+  record "$2" "$1" pss "$log.out"
 }
 
 bench_gcc() {

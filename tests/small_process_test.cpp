@@ -4,9 +4,9 @@
 // BTM_PARTITION_AFTER=0).
 //
 // The start-up phase of size classes (g_class_lut in src/core/state.h): a
-// process's first mallocs round sizes up to 4 KiB to one of six classes, so
-// a short-lived process touches a data page for each of 6 classes instead of
-// up to 28, until it has made 2,048 slow-path mallocs or its heap outgrows
+// process's first mallocs round sizes up to 64 B to 32 or 64 B, so a
+// short-lived process touches a data page for each of 2 classes instead of
+// 4 there, until it has made 2,048 slow-path mallocs or its heap outgrows
 // the knob partition_after; then every size gets its own class.  With
 // partition_after = 0 there is no such phase.  Nor does the phase read the
 // clock for the slabs' stamps (cold tiering): they are 0 until a pageout or
@@ -42,8 +42,10 @@ struct Case {
     size_t request, coarse, fine;
 };
 // The fine classes: 16-byte steps to 128, then four per doubling.
-constexpr Case kCases[] = {{8, 32, 16},        {48, 64, 48},       {80, 128, 80},      {200, 512, 224},    {700, 2048, 768},
-                           {1328, 2048, 1536}, {3000, 4096, 3072}, {5000, 5120, 5120}};
+// In the phase only sizes up to 64 B share classes (issue 22: above that a
+// block keeps its class for life, and the waste must stay under 25%).
+constexpr Case kCases[] = {{8, 32, 16},        {48, 64, 48},       {80, 80, 80},       {200, 224, 224},    {700, 768, 768},
+                           {1328, 1536, 1536}, {3000, 3072, 3072}, {5000, 5120, 5120}};
 
 size_t usable_of_new(size_t n) {
     void* p = malloc(opaque(n));

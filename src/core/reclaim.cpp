@@ -30,6 +30,7 @@ inline constexpr uint64_t kGrowNs = 10'000'000;  // how often a growing heap is 
 
 SpinLock tick_lock;  // one tick at a time; held across collect -> finish
 bool async_wanted;
+bool async_under_filter;  // knob seccomp_async: thread and ring even under a seccomp filter
 uint32_t warm;
 std::atomic<bool> started{false};
 std::atomic<uint32_t> wake_word{0};
@@ -42,7 +43,9 @@ std::atomic<uint32_t> free_run{0};
 std::atomic<uint64_t> clean_seen{0};  // chunks::clean_taken_pages() at the thread's last look
 std::atomic<uint64_t> prefaulted{0};   // bytes faulted in ahead of demand  // free slow paths since the last malloc one
 std::atomic<uint64_t> released_sync{0}, released_async{0}, nticks{0};
-constinit os::AsyncRelease ring;  // used by the tick holder only; no constructor runs at load
+// Used by the tick holder only; no constructor runs at load.  In .lbss: only
+// the background thread touches it, and .bss must stay on .data's page.
+BTM_COLD_BSS constinit os::AsyncRelease ring;
 
 // Bytes the next tick could give back: free pages, and slabs whose remote
 // frees nobody has drained.
@@ -69,6 +72,17 @@ bool tick_due() {
     return now - last >= kTickNs;
 }
 
+// Whether the background thread may still use its ring: a filter installed
+// after the ring was opened (seccomp(2) with TSYNC reaches this thread) may
+// kill for io_uring_enter, so the thread looks again before each batch and
+// drops the ring for good under one.  Dropping it closes and unmaps only.
+bool ring_allowed() {
+    if (!ring.is_open()) return false;
+    if (async_under_filter || os::seccomp_mode() == 0) return true;
+    ring.forget();
+    return false;
+}
+
 // Releases one batch of what `mode` collects; returns the bytes released
 // (0 when nothing was left).  Collected pages are out of the free set until
 // finish_release(), so batches of several threads never overlap; the ring
@@ -81,6 +95,7 @@ size_t release_batch(chunks::Collect mode, bool use_ring, size_t* nranges = null
     size_t bytes = 0;
     for (size_t i = 0; i < n; ++i) bytes += r[i].len;
     static_assert(sizeof(chunks::Range) == sizeof(os::PageRange));
+    use_ring = use_ring && ring_allowed();
     size_t via_ring = use_ring ? ring.release(reinterpret_cast<const os::PageRange*>(r), n) : 0;
     if (!use_ring)
         for (size_t i = 0; i < n; ++i) os::release(reinterpret_cast<void*>(r[i].addr), r[i].len);
@@ -132,7 +147,7 @@ void futex_wait(uint32_t expected, const timespec* timeout) {
 
 void* thread_main(void*) {
     ++t_state.depth;  // never allocate through the heap from here
-    ring.open(kBatch);
+    if (async_under_filter || os::seccomp_mode() == 0) ring.open(kBatch);
     for (;;) {
         uint32_t seen = wake_word.load(std::memory_order_acquire);
         if (pending_bytes() == 0) {
@@ -175,7 +190,14 @@ void* thread_main(void*) {
     return nullptr;
 }
 
+// Under a seccomp filter (or where the mode cannot be read) no thread: the
+// filter may kill for clone3, or for io_uring_setup once the thread runs
+// (systemd's SystemCallFilter= kills by default), and the inline path does
+// the same work with calls every filter allows the program itself.  The new
+// thread inherits this thread's filters, so this thread's mode is the one
+// that counts.
 bool start_thread() {
+    if (!async_under_filter && os::seccomp_mode() != 0) return false;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -195,8 +217,9 @@ bool start_thread() {
 
 }  // namespace
 
-void init(bool async, uint32_t warm_chunks) {
+void init(bool async, bool under_filter, uint32_t warm_chunks) {
     async_wanted = async;
+    async_under_filter = under_filter;
     warm = warm_chunks;
 }
 

@@ -17,7 +17,8 @@
 
 namespace btm::reclaim {
 
-void init(bool async, uint32_t warm_chunks);
+// `under_filter`: keep the thread and the ring even under a seccomp filter.
+void init(bool async, bool under_filter, uint32_t warm_chunks);
 // At the end of slow paths, outside every lock: starts the thread or runs a
 // due synchronous tick.  `freeing`: a free's slow path, which also helps
 // release what is over the dirty budget during a mass free: a run of free

@@ -40,14 +40,12 @@ struct alignas(64) Globals {
 extern Globals g;
 
 // The class of a size up to kLutMax, as malloc looks it up.  A process
-// starts with kCoarseLut: its first mallocs round sizes up to one of six
-// classes (32 B to 4 KiB) instead of 28, because a short-lived process
-// touches a data page per class it uses (`ls` asks for ~20: ~10 page faults
-// more; `cat` asks for 1328, 1600 and 2048 bytes as it loads its locale).
-// The phase ends (the table becomes kClassLut) after kCoarseSlowCalls slow
+// starts with kCoarseLut: its first mallocs of up to 64 B round up to 32 or
+// 64 B, because a short-lived process touches a data page per class it uses;
+// larger sizes keep their ordinary class (size_classes.h says why).  The
+// phase ends (the table becomes kClassLut) after kCoarseSlowCalls slow
 // mallocs or when partitions switch on (knob partition_after; at once if it
-// is 0).  The rounding, at most 4x, only ever applies to blocks made in the
-// phase.  A racing reader sees either class of a size: both fit.
+// is 0).  A racing reader sees either class of a size: both fit.
 extern std::array<uint8_t, kLutMax / 16 + 1> g_class_lut;
 inline constexpr uint64_t kCoarseSlowCalls = 2048;
 // Also starts the slabs' clock (chunks::start_clock).

@@ -143,6 +143,26 @@ uint64_t resident_bytes() {
     return pages * page_size();
 }
 
+int seccomp_mode() {
+    long fd = sys::open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[4096];
+    size_t used = 0;
+    for (long n; used < sizeof buf - 1 && (n = sys::read(int(fd), buf + used, sizeof buf - 1 - used)) > 0;)
+        used += size_t(n);
+    sys::close(int(fd));
+    buf[used] = 0;
+    static constexpr char kKey[] = "\nSeccomp:";
+    constexpr size_t kLen = sizeof kKey - 1;
+    for (size_t i = 0; i + kLen <= used; ++i) {
+        if (memcmp(buf + i, kKey, kLen) != 0) continue;
+        const char* s = buf + i + kLen;
+        while (*s == ' ' || *s == '\t') ++s;
+        return *s >= '0' && *s <= '9' ? *s - '0' : -1;
+    }
+    return -1;
+}
+
 uint64_t address_space_limit() {
     rlimit rl{};
     if (sys::getrlimit_as(&rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return ~uint64_t(0);

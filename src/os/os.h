@@ -57,6 +57,11 @@ void random_bytes(void* buf, size_t n);
 bool secure_mode();
 // Resident set size of this process in bytes (/proc/self/statm), 0 if unknown.
 uint64_t resident_bytes();
+// The calling thread's seccomp mode from /proc/thread-self/status: 0 none,
+// 1 strict, 2 filter; -1 when it cannot be read (no /proc).  Three system
+// calls (openat, read, close) that every filter worth running allows; asking
+// prctl(PR_GET_SECCOMP) instead could itself be what a filter kills for.
+int seccomp_mode();
 // Limit on the address space (RLIMIT_AS), or ~0 when unlimited.
 uint64_t address_space_limit();
 

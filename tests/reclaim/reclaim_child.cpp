@@ -23,9 +23,13 @@
 //   stress   threads grow to a peak, free 90% at random (some of it from other
 //            threads), pause, verify every survivor, regrow, ... while pages
 //            are released around the survivors
-//   seccomp  installs a seccomp filter that fails io_uring_setup, _enter and
-//            _register with EPERM as the first thing in main, then the stress
-//            workload, then waits for memory to come back
+//   seccomp  installs a seccomp filter for io_uring_setup, _enter and
+//            _register as the first thing in main (action=eperm, enosys, kill,
+//            kill_process or trap; eperm by default), then the stress
+//            workload, then waits for memory to come back; with when=late the
+//            filter goes in (with SECCOMP_FILTER_FLAG_TSYNC, so it reaches the
+//            reclaim thread) after a first stress that opened the ring;
+//            drive=burst drives the allocator while waiting (inline return)
 //   fork     one thread allocates and frees big sets in a loop (keeping the
 //            reclaim thread busy) while the main thread forks; each child
 //            verifies, allocates, frees, malloc_trims and exits
@@ -668,9 +672,23 @@ int scenario_stress() {
 #error "reclaim_child: add this architecture's AUDIT_ARCH_* for the seccomp filter"
 #endif
 
-// io_uring_setup, io_uring_enter and io_uring_register fail with EPERM, as
-// under a container runtime's default profile; everything else is allowed.
-void install_io_uring_filter() {
+// The action the filter takes on io_uring_setup, io_uring_enter and
+// io_uring_register (everything else is allowed): EPERM as under a container
+// runtime's default profile, or kill as under systemd's
+// SystemCallFilter=@system-service without SystemCallErrorNumber=.
+uint32_t filter_action(const std::string& name) {
+    if (name == "eperm") return SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
+    if (name == "enosys") return SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA);
+    if (name == "kill") return SECCOMP_RET_KILL_THREAD;
+    if (name == "kill_process") return SECCOMP_RET_KILL_PROCESS;
+    if (name == "trap") return SECCOMP_RET_TRAP;
+    say(2, "error: unknown action=%s\n", name.c_str());
+    _exit(1);
+}
+
+// `tsync`: the filter reaches every thread of the process, the reclaim
+// thread included, not only the caller and the threads it starts later.
+void install_io_uring_filter(uint32_t action, bool tsync) {
     struct sock_filter filter[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RECLAIM_AUDIT_ARCH, 1, 0),
@@ -679,12 +697,13 @@ void install_io_uring_filter() {
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 2, 0),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 1, 0),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_register, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, action),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
     struct sock_fprog prog = {static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail_setup("prctl(PR_SET_NO_NEW_PRIVS)");
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) fail_setup("prctl(PR_SET_SECCOMP)");
+    unsigned flags = tsync ? SECCOMP_FILTER_FLAG_TSYNC : 0;
+    if (syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog) != 0) fail_setup("seccomp(SET_MODE_FILTER)");
 }
 
 // The "Seccomp:" field of /proc/self/status (2 = filter), read without malloc.
@@ -706,18 +725,25 @@ int seccomp_mode() {
 int scenario_seccomp(int threads_before, uint64_t thread_before, int setup_errno) {
     put_signed("before_filter.tasks", threads_before);
     put("before_filter.reclaim_thread", thread_before);
-    put_signed("filter.seccomp_mode", seccomp_mode());
-    put_signed("filter.io_uring_setup_errno", setup_errno);
+    bool late = opt_str("when", "start") == "late";
     warm_up();
     uint64_t rss0 = rss_bytes();
     put("start.rss", rss0);
+    if (late) {
+        Stress first(stress_config(2));
+        first.run();
+        put_stats("unfiltered", stats_now());
+        install_io_uring_filter(filter_action(opt_str("action", "eperm")), true);
+    }
+    put_signed("filter.seccomp_mode", seccomp_mode());
+    put_signed("filter.io_uring_setup_errno", setup_errno);
     Stress s(stress_config(4));
     s.run();
     put_stats("stressed", stats_now());
     put("stressed.rss", rss_bytes());
     Rng rng(5);
     settle("settle", rss0, opt("slack_mib", 32) * kMiB, opt("dirty_kib", 1024) * 1024, opt("timeout_ms", 5000),
-           "none", rng);
+           opt_str("drive", "none"), rng);
     return g_corrupt ? 2 : 0;
 }
 
@@ -935,20 +961,25 @@ int main(int argc, char** argv) {
     // thread starts lazily, never before main).
     int threads_before = 0, setup_errno = 0;
     uint64_t thread_before = 0;
+    g_argc = argc;
+    g_argv = argv;
     bool seccomp = argc >= 2 && strcmp(argv[1], "seccomp") == 0;
     if (seccomp) {
         threads_before = task_count();
         thread_before = stats_now().reclaim_thread;
-        install_io_uring_filter();
-        // The filter works: io_uring_setup(1, &params) fails with EPERM.
-        unsigned char params[120] = {};
-        errno = 0;
-        long r = syscall(__NR_io_uring_setup, 1, params);
-        setup_errno = r < 0 ? errno : 0;
-        if (r >= 0) close(int(r));
+        std::string action = opt_str("action", "eperm");
+        uint32_t ret = filter_action(action);
+        if (opt_str("when", "start") != "late") install_io_uring_filter(ret, false);
+        // The filter works: io_uring_setup(1, &params) fails with the errno
+        // chosen (asked only of a filter that fails calls, not kills).
+        if (opt_str("when", "start") != "late" && (action == "eperm" || action == "enosys")) {
+            unsigned char params[120] = {};
+            errno = 0;
+            long r = syscall(__NR_io_uring_setup, 1, params);
+            setup_errno = r < 0 ? errno : 0;
+            if (r >= 0) close(int(r));
+        }
     }
-    g_argc = argc;
-    g_argv = argv;
     if (argc < 2) {
         say(2, "usage: %s rss|trim|stress|seccomp|fork|lazy|prefault [key=value ...]\n", argv[0]);
         return 1;

@@ -415,8 +415,57 @@ TEST(LazyThread, UnshareOfAUserNamespaceWorksAfterALittleAllocation) {
 
 // ---------------------------------------------------------------- io_uring refused
 
+// Issue 22: under a filter that kills (or traps) on io_uring_setup, a process
+// whose reclaim thread would start died of SIGSYS (exit 159).  Under any
+// filter the library now returns memory inline, never asking for a ring.
+class SeccompFilter : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(SeccompFilter, ProcessSurvivesWithDataIntactAndMemoryReturnsInline) {
+    std::string action = GetParam();
+    // Inline, memory goes back on the allocator's slow paths: the wait drives them.
+    Child c = run_child({"seccomp", "action=" + action, "rounds=4", "timeout_ms=10000", "drive=burst"}, {},
+                        kChildTimeout);
+    Report report(c);
+    ASSERT_TRUE(c.exited_ok()) << c.describe();
+    EXPECT_EQ(c["before_filter.reclaim_thread"], 0);
+    EXPECT_EQ(c["filter.seccomp_mode"], 2);
+    if (action == "eperm" || action == "enosys") {
+        EXPECT_EQ(c["filter.io_uring_setup_errno"], action == "eperm" ? EPERM : ENOSYS);
+    }
+    EXPECT_EQ(c["stress.corrupt"], 0);
+    EXPECT_GT(c["stress.checked"], 10000);
+    EXPECT_EQ(c["settle.reclaim_thread"], 0) << "under a filter the reclaim thread must not start";
+    EXPECT_EQ(c["settle.reclaim_uring"], 0);
+    EXPECT_GT(c["settle.released_bytes_sync"], 0);
+    EXPECT_GE(c["settle.settled_ms"], 0) << "memory did not come back inline: RSS " << mib(c["settle.rss"])
+                                         << ", at the start " << mib(c["start.rss"]);
+}
+
+INSTANTIATE_TEST_SUITE_P(IoUringActions, SeccompFilter,
+                         ::testing::Values("kill", "kill_process", "trap", "eperm", "enosys"));
+
+// A filter installed (with TSYNC) after the ring was opened: the reclaim
+// thread sees it before its next use of the ring and drops the ring.
+TEST(SeccompFilterLate, KillFilterAfterTheRingOpenedIsSurvived) {
+    std::string why;
+    if (!BTM_TEST_URING_BUILT || !kernel_allows_io_uring(why))
+        GTEST_SKIP() << "SKIPPED: " << (BTM_TEST_URING_BUILT ? why : "built without liburing");
+    Child c = run_child({"seccomp", "action=kill_process", "when=late", "rounds=4", "timeout_ms=10000"}, {},
+                        kChildTimeout);
+    Report report(c);
+    ASSERT_TRUE(c.exited_ok()) << c.describe();
+    EXPECT_EQ(c["unfiltered.reclaim_uring"], 1) << "the ring was not open before the filter: nothing tested";
+    EXPECT_EQ(c["filter.seccomp_mode"], 2);
+    EXPECT_EQ(c["stress.corrupt"], 0);
+    EXPECT_EQ(c["settle.reclaim_uring"], 0);
+    EXPECT_GE(c["settle.settled_ms"], 0);
+}
+
+// The knob seccomp_async=on keeps the thread and tries the ring under a
+// filter; a filter that fails io_uring_setup leaves it on madvise.
 TEST(IoUringRefused, StressRunsOnTheMadviseFallbackAndMemoryReturns) {
-    Child c = run_child({"seccomp", "rounds=4", "timeout_ms=10000"}, {"BTM_ASYNC=on"}, kChildTimeout);
+    Child c = run_child({"seccomp", "rounds=4", "timeout_ms=10000"}, {"BTM_ASYNC=on", "BTM_SECCOMP_ASYNC=on"},
+                        kChildTimeout);
     Report report(c);
     // The filter went in before the reclaim thread could try io_uring.
     EXPECT_EQ(c["before_filter.tasks"], 1);

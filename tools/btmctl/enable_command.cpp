@@ -121,6 +121,10 @@ int enable_unit(const Target& t, const std::string& unit, bool live, bool* chang
         std::cerr << "btmctl: warning: " << unit
                   << " reads an EnvironmentFile=; an LD_PRELOAD set there replaces this one\n";
 
+    // The manager's answer carries the environment only: the sandboxing
+    // settings come from the unit files either way.
+    std::cout << seccomp::verdict(unit, live ? units::read_unit_files(t.root, unit).sandboxing : own.sandboxing);
+
     std::string path = units::drop_in_path(t.root, unit);
     std::string text = units::render_drop_in(value);
     std::string current;

@@ -107,6 +107,8 @@ void apply_settings(std::string_view text, OwnEnvironment* env) {
                     }
                 } else if (key == "EnvironmentFile") {
                     env->environment_file = !value.empty();
+                } else {
+                    seccomp::note_setting(key, value, &env->sandboxing);
                 }
             }
         }

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "seccomp_verdict.h"
+
 namespace btmctl::units {
 
 inline constexpr std::string_view kDropInName = "50-btmalloc.conf";
@@ -25,6 +27,7 @@ struct OwnEnvironment {
     bool has_ld_preload = false;
     std::string ld_preload;    // its LD_PRELOAD value, if any
     bool environment_file = false;  // it reads EnvironmentFile=, not merged
+    seccomp::Sandboxing sandboxing;  // from unit files only (not asked of the manager)
     std::string error;         // set when the lookup itself failed
 };
 
