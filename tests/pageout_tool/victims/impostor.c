@@ -18,8 +18,7 @@ int main(int argc, char** argv) {
     if (map == MAP_FAILED) return kExitUsage;
     for (int s = SIGRTMIN; s <= SIGRTMAX; ++s) signal(s, on_signal);
     victim_ready(argv[1]);
-    for (double end = victim_now() + seconds; victim_now() < end && !got;) usleep(20000);
-    if (got) {
+    if (victim_wait_unless(&got, seconds)) {
         victim_report("signalled");
         return kExitHandler;
     }

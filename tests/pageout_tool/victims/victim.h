@@ -64,6 +64,12 @@ static int victim_seconds(int argc, char** argv) {
     return s;
 }
 
+/* Waits `seconds`, or until *got (set by a handler) is non-zero; returns it. */
+static int victim_wait_unless(volatile sig_atomic_t* got, int seconds) {
+    for (double end = victim_now() + seconds; victim_now() < end && !*got;) usleep(20000);
+    return *got;
+}
+
 static void victim_report(const char* what) {
     fprintf(stderr, "%d: %s\n", (int)getpid(), what);
 }
