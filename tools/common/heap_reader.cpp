@@ -366,7 +366,7 @@ bool cold_ranges(pid_t pid, const Located& loc, unsigned min_age, std::vector<Ra
         std::memcpy(&magic, h.data() + d.chunk_magic_at, 8);
         std::memcpy(&npages, h.data() + d.chunk_npages, 4);
         std::memcpy(&first, h.data() + d.chunk_first_page, 4);
-        if (magic != d.chunk_magic) return fail("a chunk without its magic word");
+        if (magic != d.chunk_magic) continue;  // being made right now (or not a chunk): left alone
         if (npages > d.max_pages_per_chunk || (uint64_t(npages) << page_shift) > d.chunk_size || first > npages)
             return fail("a chunk header out of range");
         if (h[d.chunk_released]) continue;
