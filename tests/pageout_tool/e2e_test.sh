@@ -6,11 +6,12 @@
 # pageout = off in its [program] section, and a process whose btmalloc
 # predates the descriptor (reported "too old ... restart it", never
 # signalled).  A process that exits after the pageout is reported "gone"
-# and not counted (issue 17, case 3).  With swap (a temporary file, as
-# root) the cold set must leave RAM.
-# Usage: e2e_test.sh BTM_PAGEOUT LIBBTMALLOC COLD_CHILD REFUSER OLD_LIB
+# and not counted (issue 17, case 3).  btmctl status shows, under each
+# process, whether it accepts pageout and its last run.  With swap (a
+# temporary file, as root) the cold set must leave RAM.
+# Usage: e2e_test.sh BTM_PAGEOUT LIBBTMALLOC COLD_CHILD REFUSER OLD_LIB BTMCTL
 set -u
-tool=$1 lib=$2 child=$3 refuser=$4 old_lib=$5
+tool=$1 lib=$2 child=$3 refuser=$4 old_lib=$5 btmctl=$6
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || skip "process_madvise on another process needs root (CAP_SYS_NICE)"
 export -n BTM_CONF BTM_PAGEOUT BTM_ENABLED
@@ -38,6 +39,14 @@ grep -q "^skipped $pid_old .*btmalloc too old for safe pageout.*restart it" "$tm
 grep -q "^skipped $pid_plainsleep (sleep): does not run with btmalloc" "$tmp/report" || fail "no reason for sleep"
 mib=$(sed -n "s/^paged   $pid_plain .*: \([0-9.]*\) MiB of cold slabs.*/\1/p" "$tmp/report")
 awk -v m="$mib" 'BEGIN { exit !(m >= 50) }' || fail "only $mib MiB of the ~60 MiB cold set was paged out"
+
+# btmctl status: the line under each of our processes.
+"$btmctl" status --preload-file "$tmp/no-preload" > "$tmp/status" 2>&1 || { cat "$tmp/status"; fail "btmctl status failed"; }
+pageout_line() { awk -v p="$1" '$1 == p { getline; print; exit }' "$tmp/status"; }
+pageout_line "$pid_plain" | grep -q "pageout: accepted; last run [0-9-]* [0-9:]* UTC, [0-9.]* MiB, 1 run(s)" ||
+    { cat "$tmp/status"; fail "btmctl status does not show the pageout of the btmalloc child"; }
+pageout_line "$pid_refuser" | grep -q "pageout: refused (pageout = off)" ||
+    { cat "$tmp/status"; fail "btmctl status does not show that the refusing child refuses"; }
 
 # JSON, dry run: the same selection, nothing done.
 "$tool" --pid "$pid_plain" --pid "$pid_plainsleep" --dry-run --json > "$tmp/json" || fail "dry run failed"
