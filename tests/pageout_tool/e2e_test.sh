@@ -7,7 +7,8 @@
 # predates the descriptor (reported "too old ... restart it", never
 # signalled).  A process that exits after the pageout is reported "gone"
 # and not counted (issue 17, case 3).  btmctl status shows, under each
-# process, whether it accepts pageout and its last run.  With swap (a
+# process, whether it accepts pageout and its last run.  A process in a time
+# namespace is judged on its own clock.  With swap (a
 # temporary file, as root) the cold set must leave RAM.
 # Usage: e2e_test.sh BTM_PAGEOUT LIBBTMALLOC COLD_CHILD REFUSER OLD_LIB BTMCTL
 set -u
@@ -82,6 +83,31 @@ expect_exit refuser 0
 cat "$tmp/plain.result" "$tmp/refuser.result"
 grep -q "pageouts=1 intact=1" "$tmp/plain.result" || fail "the count written back or the data is wrong"
 grep -q "pageouts=0 intact=1" "$tmp/refuser.result" || fail "the refusing child was paged out, or its data changed"
+
+# Slab stamps are the process's own CLOCK_MONOTONIC_COARSE: in a time
+# namespace a day ahead, the cold set must still be found, and nothing is a
+# day old.
+if ! unshare -T --monotonic=86400 true 2>/dev/null; then
+    echo "SKIPPED: time namespace: unshare -T is not permitted here"
+else
+    unshare -T --monotonic=86400 -f env BTM_CONF= LD_PRELOAD="$lib" "$child" "$tmp/timens.result" \
+        > "$tmp/timens.out" 2>&1 &
+    ns=$!
+    pids+=("$ns")
+    for _ in $(seq 200); do grep -qs ready "$tmp/timens.out" && break; sleep 0.05; done
+    p=$(pgrep -P "$ns" | head -1)
+    [ -n "$p" ] || fail "the child in a time namespace did not start"
+    sleep 2
+    "$tool" --pid "$p" --min-age 86000 --dry-run > "$tmp/timens-report" 2>&1
+    grep -q "^would page out $p .*: 0.0 MiB of cold slabs" "$tmp/timens-report" ||
+        { cat "$tmp/timens-report"; fail "slabs a few seconds old counted as a day old in a time namespace"; }
+    "$tool" --pid "$p" --min-age 1 --wait 0 > "$tmp/timens-report" 2>&1
+    grep -q "^paged   $p .*: [1-9][0-9.]* MiB of cold slabs" "$tmp/timens-report" ||
+        { cat "$tmp/timens-report"; fail "the cold set of a process in a time namespace was not found"; }
+    kill -TERM "$p"
+    wait "$ns" || fail "the child in a time namespace exited badly"
+    grep -q "pageouts=1 intact=1" "$tmp/timens.result" || fail "time namespace child: $(cat "$tmp/timens.result")"
+fi
 
 # With swap, the cold set must really leave RAM.
 if ! swap_on; then
