@@ -125,7 +125,8 @@ struct FakeHeap {
     void* map = nullptr;
     static constexpr size_t kMapped = 8u << 20;
 
-    explicit FakeHeap(const btm_heap::Descriptor& real) {
+    explicit FakeHeap(const btm_heap::Descriptor& real)
+        : real_group_entries_offset(real.group_entries_offset), real_entry_chunk(real.entry_chunk) {
         auto& d = loc.d;
         d = real;
         void* p = map = mmap(nullptr, kMapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -143,21 +144,35 @@ struct FakeHeap {
         d.registry = reinterpret_cast<uintptr_t>(registry.data());
         d.nchunks = reinterpret_cast<uintptr_t>(&nchunks);
         d.clock_base = reinterpret_cast<uintptr_t>(&clock_base);
+        write_chunk(chunk);
+        write_chunk(decoy());  // a perfect chunk just past the reservation
+    }
+    char* decoy() const { return chunk + kUsed; }
+    void write_chunk(char* c) {
+        const auto& d = loc.d;
         uint32_t npages = uint32_t(d.chunk_size >> d.page_shift), first = 40;
-        memcpy(chunk + d.chunk_magic_at, &d.chunk_magic, 8);
-        memcpy(chunk + d.chunk_npages, &npages, 4);
-        memcpy(chunk + d.chunk_first_page, &first, 4);
+        memcpy(c + d.chunk_magic_at, &d.chunk_magic, 8);
+        memcpy(c + d.chunk_npages, &npages, 4);
+        memcpy(c + d.chunk_first_page, &first, 4);
         // Slabs of 1 to 4 pages, alternately old (epoch 1) and fresh.
         for (uint32_t pg = first, k = 0; pg + 4 <= npages; pg += 4, ++k) {
             uint16_t n = uint16_t(1 + k % 4);
             for (uint16_t i = 0; i < n; ++i) {
                 uint64_t e = 1 | (uint64_t(i) << d.page_shift << d.pagemap_offset_shift);
-                memcpy(chunk + d.chunk_pagemap + 8 * (pg + i), &e, 8);
+                memcpy(c + d.chunk_pagemap + 8 * (pg + i), &e, 8);
             }
             uint32_t epoch = k % 2 ? 1 : 0x7fffffff;
-            memcpy(chunk + d.chunk_slabs + size_t(pg) * d.slab_stride + d.slab_npages, &n, 2);
-            memcpy(chunk + d.chunk_slabs + size_t(pg) * d.slab_stride + d.slab_epoch, &epoch, 4);
+            memcpy(c + d.chunk_slabs + size_t(pg) * d.slab_stride + d.slab_npages, &n, 2);
+            memcpy(c + d.chunk_slabs + size_t(pg) * d.slab_stride + d.slab_epoch, &epoch, 4);
         }
+    }
+    // Where the registry's first entry holds its chunk (the real layout,
+    // whatever the mutations do to loc.d later).
+    size_t entry_at() const { return size_t(real_group_entries_offset) + real_entry_chunk; }
+    uint32_t real_group_entries_offset, real_entry_chunk;
+    void point_entry_at(const char* c) {
+        uint64_t a = reinterpret_cast<uintptr_t>(c);
+        memcpy(&registry[entry_at()], &a, 8);
     }
     ~FakeHeap() { munmap(map, kMapped); }
     FakeHeap(const FakeHeap&) = delete;
@@ -186,6 +201,25 @@ TEST(Reader, HostileTablesStayInsideTheReservation) {
     ASSERT_FALSE(r.empty()) << "the fake heap has old slabs";
     for (auto& x : r) EXPECT_TRUE(heap.inside(x));
 
+    // The registry names a well-formed chunk outside the reservation: the
+    // process's tables do not add up, and nothing of it is taken.
+    {
+        FakeHeap h(real);
+        h.point_entry_at(h.decoy());
+        r.clear();
+        EXPECT_FALSE(btm_heap::cold_ranges(getpid(), h.loc, 1, &r, &why));
+        EXPECT_TRUE(r.empty());
+    }
+    // Counts beyond the descriptor's limits.
+    {
+        FakeHeap h(real);
+        h.nchunks = h.loc.d.max_chunks + 1;
+        EXPECT_FALSE(btm_heap::cold_ranges(getpid(), h.loc, 1, &r, &why));
+        h.nchunks = 1;
+        h.nregions = h.loc.d.max_regions + 1;
+        EXPECT_FALSE(btm_heap::cold_ranges(getpid(), h.loc, 1, &r, &why));
+    }
+
     // Mutations: layout fields of the descriptor, the counts, the registry
     // entry and any byte of the chunk header; never the reservation table,
     // which is what the ranges are checked against.
@@ -208,7 +242,10 @@ TEST(Reader, HostileTablesStayInsideTheReservation) {
                     break;
                 }
                 case 1: h.nchunks = uint32_t(v % 4 ? v % 8 : v); break;
-                case 2: h.registry[real.group_entries_offset + real.entry_chunk + rng() % 8] = char(v); break;
+                case 2:
+                    if (v % 2) h.point_entry_at(h.decoy());
+                    else h.registry[h.entry_at() + rng() % 8] = char(v);
+                    break;
                 case 3: h.chunk[rng() % header] = char(v); break;
                 case 4: h.clock_base = uint32_t(v); break;
             }
