@@ -6,7 +6,8 @@
 # pageout = off in its [program] section, and a process whose btmalloc
 # predates the descriptor (reported "too old ... restart it", never
 # signalled).  A process that exits after the pageout is reported "gone"
-# and not counted (issue 17, case 3).  btmctl status shows, under each
+# and not counted (issue 17, case 3).  Without privilege each process gets
+# the missing one as its reason.  btmctl status shows, under each
 # process, whether it accepts pageout and its last run.  A process in a time
 # namespace is judged on its own clock.  With swap (a
 # temporary file, as root) the cold set must leave RAM.
@@ -59,6 +60,25 @@ assert r["dry_run"] is True, r
 assert st[int(sys.argv[2])] == "selected" and st[int(sys.argv[3])] == "skipped", st
 assert r["total"]["targets"] == 1, r
 PY
+
+# Without privilege (as nobody, no capabilities): its own process gets the
+# missing capability as its reason, root's process the missing access.
+if ! command -v setpriv > /dev/null; then
+    echo "SKIPPED: unprivileged run: no setpriv (util-linux)"
+else
+    nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all)
+    start_bg own "${nobody[@]}" env BTM_CONF= LD_PRELOAD="$lib" "$child" /dev/null
+    sleep 2  # its cold set ages past --min-age
+    "${nobody[@]}" "$tool" --pid "$pid_own" --pid "$pid_plain" --min-age 1 --wait 0 > "$tmp/nobody-report" 2>&1
+    rc=$?
+    cat "$tmp/nobody-report"
+    [ "$rc" = 1 ] || fail "an unprivileged run exited $rc, expected 1"
+    grep -q "^failed  $pid_own (pageout_cold_ch): EPERM: process_madvise needs root or CAP_SYS_NICE" \
+        "$tmp/nobody-report" || fail "no reason for the missing CAP_SYS_NICE"
+    grep -q "^skipped $pid_plain (pageout_cold_ch): cannot read its memory map.*another user's process without privilege" \
+        "$tmp/nobody-report" || fail "no reason for another user's process"
+    kill -TERM "$pid_own"
+fi
 
 # Only skipped processes: nothing to do, exit 1.
 "$tool" --pid "$pid_plainsleep" > /dev/null; rc=$?
