@@ -128,7 +128,7 @@ fi
 # path.  Needs the symbol table (not a stripped library).
 if [ "$(uname -m)" = x86_64 ] && ! grep -q 'libasan' <<<"$needed" && nm "$lib" >/dev/null 2>&1 &&
    [ -n "$(nm "$lib" 2>/dev/null | head -n 1)" ]; then
-  startup='^(malloc|free|calloc|realloc|btm::init\(\)|btm::malloc_slow\(|btm::reclaim::poll\(|btm::config::load\(|btm::config::load_files\(|btm::config::set_defaults\(|btm::cold::install_signal\(|btm::tcache::thread_start\(|btm::tcache::refill\(|btm::central::refill\(|btm::chunks::slab_alloc\(|btm::chunks::init\()'
+  startup='^(malloc|free|calloc|realloc|btm::init\(\)|btm::malloc_slow\(|btm::reclaim::poll\(|btm::config::load\(|btm::config::load_files\(|btm::config::set_defaults\(|btm::tcache::thread_start\(|btm::tcache::refill\(|btm::central::refill\(|btm::chunks::slab_alloc\(|btm::chunks::init\()'
   late=$(nm -C -S "$lib" | awk '$3 ~ /^[tT]$/' | while read -r addr size _ name; do
            if grep -qE "$startup" <<<"$name" && (( 0x$addr + 0x$size > 0x10000 )); then echo "$name@0x$addr"; fi
          done)

@@ -19,7 +19,7 @@
 
 namespace btm::config {
 
-enum Kind : uint8_t { BOOL, UINT, SIZE, MODE, SIGNAL };
+enum Kind : uint8_t { BOOL, UINT, SIZE, MODE };
 enum Source : uint8_t { kDefault, kFile, kEnvironment };
 
 struct Values {

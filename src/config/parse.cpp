@@ -13,8 +13,7 @@ namespace btm::config {
 // reported as out of range; that only works while no maximum reaches it.
 static_assert([] {
     for (const KnobInfo& k : kKnobs) {
-        bool def_ok = (k.def >= k.lo && k.def <= k.hi) || (k.kind == SIGNAL && k.def == 0);
-        if (k.hi == ~uint64_t(0) || k.lo > k.hi || !def_ok) return false;
+        if (k.hi == ~uint64_t(0) || k.lo > k.hi || k.def < k.lo || k.def > k.hi) return false;
     }
     return true;
 }(), "knobs.def: every default must lie in its range and no maximum may be UINT64_MAX");
@@ -22,6 +21,14 @@ static_assert([] {
 namespace {
 
 constexpr uint64_t kSaturated = ~uint64_t(0);
+
+// The pageout signal of the first cold-tiering design is gone (btm-pageout
+// reads the heap from outside now): configurations that still name it get
+// one line saying so, not an "unknown key" that reads like a typo.
+constexpr char kObsoleteSignalKey[] = "pageout_signal";
+constexpr char kObsoleteSignal[] =
+    "pageout_signal is obsolete and ignored: btm-pageout sends no signal now (the pageout knob says whether a "
+    "program accepts page-out)";
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
 bool is_space(char c) { return c == ' ' || c == '\t'; }
@@ -35,13 +42,6 @@ bool word_is(const char* s, size_t n, const char* w) {
     for (; i < n; ++i)
         if (w[i] == '\0' || lower(s[i]) != w[i]) return false;
     return w[i] == '\0';
-}
-
-bool starts_with(const char* s, size_t n, const char* w) {
-    size_t i = 0;
-    for (; w[i]; ++i)
-        if (i >= n || lower(s[i]) != w[i]) return false;
-    return true;
 }
 
 // Decimal digits only; saturates at kSaturated.
@@ -92,43 +92,21 @@ bool parse_size(const char* s, size_t n, uint64_t* out) {
     return true;
 }
 
-bool parse_signal(const KnobInfo& k, const char* s, size_t n, uint64_t* out) {
-    if (starts_with(s, n, "sig")) s += 3, n -= 3;
-    if (word_is(s, n, "none")) {
-        *out = 0;
-        return true;
-    }
-    uint64_t off = 0;
-    if (starts_with(s, n, "rtmin")) {
-        if (n > 5 && (s[5] != '+' || !parse_decimal(s + 6, n - 6, &off))) return false;
-        *out = off > k.hi - k.lo ? kSaturated : k.lo + off;
-        return true;
-    }
-    if (starts_with(s, n, "rtmax")) {
-        if (n > 5 && (s[5] != '-' || !parse_decimal(s + 6, n - 6, &off))) return false;
-        *out = off > k.hi - k.lo ? kSaturated : k.hi - off;
-        return true;
-    }
-    return parse_decimal(s, n, out);
-}
-
 const char* expected(Kind kind) {
     switch (kind) {
         case BOOL: return "expected on or off";
         case UINT: return "expected a decimal number";
         case SIZE: return "expected a size such as 4096, 512k, 64m or 1g";
         case MODE: return "expected hash or intern";
-        case SIGNAL: return "expected a signal number, RTMIN+N, RTMAX-N or none";
     }
     return "";
 }
 
-// "1..1024", "none or 34..64", "0..64m".
+// "1..1024", "0..64m".
 template <size_t N>
 void put_range(Text<N>& t, unsigned id) {
     const KnobInfo& k = kKnobs[id];
     char a[32], b[32];
-    if (k.kind == SIGNAL) t.put("none or ");
     format_value(id, k.lo, a, sizeof a);
     format_value(id, k.hi, b, sizeof b);
     t.put(a).put("..").put(b);
@@ -193,7 +171,6 @@ bool parse_value(unsigned id, const char* s, size_t n, uint64_t* out, const char
         case MODE: ok = parse_word(kModeWords, s, n, out); break;
         case UINT: ok = parse_decimal(s, n, out); break;
         case SIZE: ok = parse_size(s, n, out); break;
-        case SIGNAL: ok = parse_signal(k, s, n, out); break;
     }
     if (!ok && why) *why = expected(k.kind);
     return ok;
@@ -201,7 +178,6 @@ bool parse_value(unsigned id, const char* s, size_t n, uint64_t* out, const char
 
 bool in_range(unsigned id, uint64_t v) {
     const KnobInfo& k = kKnobs[id];
-    if (k.kind == SIGNAL && v == 0) return true;
     return v >= k.lo && v <= k.hi;
 }
 
@@ -212,10 +188,6 @@ size_t format_value(unsigned id, uint64_t v, char* buf, size_t cap) {
         case BOOL: t.put(v ? "on" : "off"); break;
         case MODE:
             if (v < sizeof kModeWords / sizeof kModeWords[0]) t.put(kModeWords[v].word);
-            else t.put_u64(v);
-            break;
-        case SIGNAL:
-            if (v == 0) t.put("none");
             else t.put_u64(v);
             break;
         case SIZE: {
@@ -426,6 +398,10 @@ void Parser::parse_assignment(const char* s, size_t n) {
 
     Text<256> t;
     unsigned id = find_knob(s, klen);
+    if (id == kKnobCount && word_is(s, klen, kObsoleteSignalKey)) {
+        report(lineno_, kObsoleteSignal);
+        return;
+    }
     if (id == kKnobCount) {
         t.put("unknown key");
         if (quote) t.put(' ').quote(s, klen);
@@ -493,7 +469,6 @@ unsigned apply_environment(char** env, const Options& opt, Values* out, Origin* 
             char a[32], b[32];
             format_value(id, kKnobs[id].lo, a, sizeof a);
             format_value(id, kKnobs[id].hi, b, sizeof b);
-            if (kKnobs[id].kind == SIGNAL) t.put("none or ");
             t.put(a).put("..").put(b).put(')');
         } else {
             field(*out, id) = invert ? !v : v;
@@ -508,6 +483,10 @@ unsigned apply_environment(char** env, const Options& opt, Values* out, Origin* 
         ++problems;
         opt.sink.report(opt.sink.ctx, Diagnostic{name, 0, t.c_str()});
     };
+    if (find_env(env, kObsoleteSignalKey)) {
+        ++problems;
+        opt.sink.report(opt.sink.ctx, Diagnostic{"BTM_PAGEOUT_SIGNAL", 0, kObsoleteSignal});
+    }
     // The old spelling first, so that BTM_ASYNC wins when both are set.
     if (const char* v = find_env(env, "no_async")) set(k_async, "BTM_NO_ASYNC", v, true);
     for (unsigned i = 0; i < kKnobCount; ++i) {

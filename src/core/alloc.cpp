@@ -18,7 +18,7 @@
 #include "core/orphan.h"
 #include "core/reclaim.h"
 #include "core/thread_cache.h"
-#include "features/cold.h"
+#include "features/introspect.h"
 #include "features/report.h"
 #include "os/os.h"
 
@@ -278,7 +278,6 @@ void do_init() {
     g.checks = g_cfg.hardening != 0;
     large::init(g_cfg.large_cache);
     __register_atfork(fork_prepare, fork_parent, fork_child, &__dso_handle);
-    cold::install_signal(int(g_cfg.pageout_signal));
     // Per-site partitions from the first block (intern mode, or
     // partition_after 0) leave no room for a start-up phase.
     bool startup = g_cfg.startup_bytes != 0 && g_cfg.partition_after != 0 && !intern_configured();
@@ -349,6 +348,7 @@ void init_heap() {
     tcache::init(g_cfg.tcache_bytes, first_cache);
     reclaim::init(g_cfg.async != 0, g_cfg.seccomp_async != 0, uint32_t(g_cfg.warm_chunks));
     g_heap_ok = ok;
+    if (ok) introspect::publish(g_cfg.pageout != 0);
     if (g.intern) __atomic_fetch_or(&g.divert, kDivertIntern, __ATOMIC_RELAXED);
     g_part_mask_full = uint64_t(npart - 1) << kClassBits;
     g_partition_after = g_cfg.partition_after;

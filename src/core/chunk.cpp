@@ -18,53 +18,22 @@ uint64_t g_part_mask_full;
 }  // namespace btm
 
 namespace btm::chunks {
-namespace {
 
-struct Region {
-    uintptr_t base, size, used;  // [base, base+used) is carved into chunks
-};
-// The primary reservation and up to 15 more (each as big as the primary
-// one; 256 GiB of chunks at most, kMaxChunks): enough, and small enough to
-// sit with the other small globals (BTM_COLD_BSS).
-inline constexpr unsigned kMaxRegions = 16;
-inline constexpr unsigned kMaxChunks = 1u << 17;  // 256 GiB of chunks
-
-// What the new-slab search reads about a chunk, kept beside its registry
-// entry so that a search passes over a chunk without touching its header:
-// walking a list of headers cost a cold miss per chunk, microseconds inside
-// a malloc of a big class when the heap spans tens of chunks.
-struct Entry {
-    ChunkHeader* chunk;
-    uint16_t free_pages;
-    uint16_t dirty_pages;   // free pages still backed by memory
-    // Upper bounds on the longest run of free (resident free) pages: exact
-    // after a search of the chunk failed, raised when pages come back to
-    // the length of the run they merge into, left alone when pages go.
-    uint16_t max_run;
-    uint16_t max_dirty_run;
-};
-static_assert(sizeof(Entry) == 16);
-
-SpinLock heap_lock;
-Region regions[kMaxRegions];
+BTM_COLD_BSS Region regions[kMaxRegions];  // .data holds the introspection descriptor
 std::atomic<unsigned> nregions{0};
-// The registry: all chunks, in creation order, 64 to a group.  Bit k of a
-// group's word: its chunk k has free pages and is not being released
-// (searchable).  A group is ~1 KiB: a small process touches one page for
-// the bits and the entries both (a separate bitmap cost a page fault).
-struct Group {
-    uint64_t searchable;
-    Entry entries[64];
-};
 Group* registry;
 unsigned nchunks;
+std::atomic<uint32_t> clock_base{0};
+
+namespace {
+
+SpinLock heap_lock;
 bool first_committed;  // the primary reservation's first chunk is read-write already
 uint64_t nslabs;
 uint64_t dirty_total;    // dirty pages in all chunks
 uint64_t slab_pages;     // pages in live slabs
 uint64_t clean_taken;    // clean pages slabs were made of: growth into unfaulted memory
 uint32_t header_pages;
-std::atomic<uint32_t> clock_base{0};  // the second the clock started; 0 before
 
 // A new reservation of about `want` bytes, with `below` bytes under it
 // (page-rounded; the primary one's tables) and them and the first chunk made

@@ -113,6 +113,51 @@ extern uint64_t g_part_mask_full;
 
 namespace chunks {
 
+// The tables below are also read from outside the process, by btm-pageout
+// and btmctl through the descriptor features/introspect publishes: a change
+// to their layout is a change of its version.
+struct Region {
+    uintptr_t base, size, used;  // [base, base+used) is carved into chunks
+};
+// The primary reservation and up to 15 more (each as big as the primary
+// one; 256 GiB of chunks at most, kMaxChunks): enough, and small enough to
+// sit with the other small globals (BTM_COLD_BSS).
+inline constexpr unsigned kMaxRegions = 16;
+inline constexpr unsigned kMaxChunks = 1u << 17;  // 256 GiB of chunks
+
+// What the new-slab search reads about a chunk, kept beside its registry
+// entry so that a search passes over a chunk without touching its header:
+// walking a list of headers cost a cold miss per chunk, microseconds inside
+// a malloc of a big class when the heap spans tens of chunks.
+struct Entry {
+    ChunkHeader* chunk;
+    uint16_t free_pages;
+    uint16_t dirty_pages;   // free pages still backed by memory
+    // Upper bounds on the longest run of free (resident free) pages: exact
+    // after a search of the chunk failed, raised when pages come back to
+    // the length of the run they merge into, left alone when pages go.
+    uint16_t max_run;
+    uint16_t max_dirty_run;
+};
+static_assert(sizeof(Entry) == 16);
+
+// The registry: all chunks, in creation order, 64 to a group.  Bit k of a
+// group's word: its chunk k has free pages and is not being released
+// (searchable).  A group is ~1 KiB: a small process touches one page for
+// the bits and the entries both (a separate bitmap cost a page fault).
+struct Group {
+    uint64_t searchable;
+    Entry entries[64];
+};
+
+// Guarded by the page-heap lock; regions and nregions are published with
+// release stores, so owns() reads them without it.
+extern Region regions[kMaxRegions];
+extern std::atomic<unsigned> nregions;
+extern Group* registry;   // set once by init()
+extern unsigned nchunks;
+extern std::atomic<uint32_t> clock_base;  // the second the clock started; 0 before
+
 // Reserves the address space (shrunk to fit RLIMIT_AS), with the
 // process-wide tables just below it: returns `table_bytes` of zeroed,
 // read-write memory for the caller's tables (the chunk registry follows

@@ -36,8 +36,6 @@ std::atomic<bool> started{false};
 std::atomic<uint32_t> wake_word{0};
 std::atomic<bool> sleeping{false};  // the thread waits without a timeout
 std::atomic<bool> kicked{false};    // woken and not yet run: no second futex call
-size_t (*pageout_fn)(unsigned);     // set when a pageout signal is configured
-std::atomic<int64_t> pageout_age{-1};  // a pending request's min_age, or -1
 std::atomic<uint64_t> last_tick_ns{0};
 std::atomic<uint32_t> free_run{0};
 std::atomic<uint64_t> clean_seen{0};  // chunks::clean_taken_pages() at the thread's last look
@@ -163,7 +161,7 @@ void* thread_main(void*) {
             if (growing) {
                 timespec ts{0, long(kGrowNs)};  // growing: look again soon
                 futex_wait(seen, &ts);
-            } else if (pending_bytes() == 0 && pageout_age.load(std::memory_order_acquire) < 0) {
+            } else if (pending_bytes() == 0) {
                 futex_wait(seen, nullptr);  // nothing to age, no growth: sleep until woken
             }
             sleeping.store(false, std::memory_order_relaxed);
@@ -172,8 +170,6 @@ void* thread_main(void*) {
             futex_wait(seen, &ts);
         }
         kicked.store(false, std::memory_order_relaxed);
-        int64_t age = pageout_age.exchange(-1, std::memory_order_acq_rel);
-        if (age >= 0 && pageout_fn) pageout_fn(unsigned(age));
         // The heap grew into unfaulted memory since the last look: fault the
         // next pages in ahead of it.  (Decided here: a malloc wakes the
         // thread only when it sleeps without a timeout, since a futex wake
@@ -312,10 +308,6 @@ void poll(bool freeing) {
     } else if (run < kHelpRun) {
         free_run.store(++run, std::memory_order_relaxed);
     }
-    if (pageout_fn && async_wanted && !started.load(std::memory_order_relaxed)) {
-        bool expected = false;
-        if (started.compare_exchange_strong(expected, true) && !start_thread()) async_wanted = false;
-    }
     uint64_t pending = pending_bytes();
     if (pending == 0) {
         if (!async_wanted) set_tick_divert(false);
@@ -357,13 +349,6 @@ void poll(bool freeing) {
 void wake() {
     wake_word.fetch_add(1, std::memory_order_release);
     sys::futex(&wake_word, FUTEX_WAKE_PRIVATE, 1, nullptr);
-}
-
-void set_pageout(size_t (*fn)(unsigned)) { pageout_fn = fn; }
-
-void request_pageout(unsigned min_age) {
-    pageout_age.store(min_age, std::memory_order_release);
-    wake();
 }
 
 size_t trim_all() {

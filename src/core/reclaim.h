@@ -31,14 +31,6 @@ void wake();
 // Releases everything free now; returns the bytes released.
 size_t trim_all();
 
-// Cold tiering by signal.  `fn` (registered by the feature layer) pages out
-// slabs untouched for its argument in seconds.  With a pageout signal the
-// thread starts at the first slow path, not lazily: an idle process must
-// still be able to answer.  request_pageout() is async-signal-safe: it
-// records the age and wakes the thread, which calls fn.
-void set_pageout(size_t (*fn)(unsigned));
-void request_pageout(unsigned min_age);
-
 struct Counters {
     uint64_t released_sync, released_async, ticks;
     bool thread_running, uring;

@@ -1,10 +1,6 @@
 #include "features/cold.h"
 
-#include <errno.h>
-#include <signal.h>
-
 #include "core/chunk.h"
-#include "core/reclaim.h"
 #include "core/globals.h"
 #include "core/orphan.h"
 #include "os/os.h"
@@ -31,31 +27,6 @@ size_t pageout(unsigned min_age) {
     g_events.pageout_requests.fetch_add(1, std::memory_order_relaxed);
     g_events.pageout_bytes.fetch_add(total, std::memory_order_relaxed);
     return total;
-}
-
-namespace {
-
-void on_signal(int, siginfo_t* info, void*) {
-    int saved = errno;
-    int age = info && info->si_code == SI_QUEUE ? info->si_value.sival_int : int(kDefaultAge);
-    reclaim::request_pageout(age < 0 ? 0u : unsigned(age));
-    errno = saved;
-}
-
-}  // namespace
-
-bool install_signal(int sig) {
-    if (sig <= 0) return false;
-    struct sigaction old {};
-    if (sigaction(sig, nullptr, &old) != 0) return false;
-    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) return false;  // the program's own
-    struct sigaction sa {};
-    sa.sa_sigaction = on_signal;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(sig, &sa, nullptr) != 0) return false;
-    reclaim::set_pageout(pageout);
-    return true;
 }
 
 }  // namespace btm::cold

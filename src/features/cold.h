@@ -4,6 +4,8 @@
 // nothing; an object on a paged-out slab stays valid and faults back in when
 // the program touches it.  MADV_PAGEOUT keeps contents, so racing with a
 // slab's reuse is harmless: at worst a page just used is read back in.
+// btm-pageout does the same from outside the process, reading the tables
+// through features/introspect.
 #pragma once
 
 #include <cstddef>
@@ -14,12 +16,5 @@ namespace btm::cold {
 // submitted to the kernel.  Large blocks (their own mappings) are not
 // considered.  Safe from any thread; not from a signal handler.
 size_t pageout(unsigned min_age);
-
-// Installs the pageout signal handler if the knob names a signal whose
-// disposition is still the default; returns true if it did.  The handler
-// takes min_age from the signal's value (sigqueue / pidfd_send_signal with
-// SI_QUEUE), else kDefaultAge, and only wakes the background thread.
-inline constexpr unsigned kDefaultAge = 10;
-bool install_signal(int sig);
 
 }  // namespace btm::cold

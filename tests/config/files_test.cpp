@@ -271,13 +271,13 @@ TEST_F(Dirs, SecureModeRejectsAWritableDropInDirectory) {
 TEST(Environment, KnobsFromTheEnvironment) {
     Conf r;
     Env env{"PATH=/bin", "BTM_PARTITIONS=8", "BTM_TCACHE_BYTES=2m", "BTM_PARTITION_MODE=intern",
-            "BTM_PAGEOUT_SIGNAL=RTMIN+1", "BTM_CONF=/nowhere", "BTM_UNKNOWN=1", "btm_mesh=on", "BTM_MESHX=on"};
+            "BTM_PAGEOUT=off", "BTM_CONF=/nowhere", "BTM_UNKNOWN=1", "btm_mesh=on", "BTM_MESHX=on"};
     EXPECT_EQ(apply_environment(env.get(), r.opt, &r.v, &r.o), 0u) << r.all_diags();
     EXPECT_EQ(r.get("partitions"), 8u);
     EXPECT_EQ(r.source("partitions"), kEnvironment);
     EXPECT_EQ(r.get("tcache_bytes"), 2u << 20);
     EXPECT_EQ(r.get("partition_mode"), 1u);
-    EXPECT_EQ(r.get("pageout_signal"), kKnobs[k_pageout_signal].lo + 1);
+    EXPECT_EQ(r.get("pageout"), 0u);
     EXPECT_EQ(r.get("mesh"), 0u);
     EXPECT_EQ(r.source("mesh"), kDefault);
 }
@@ -291,6 +291,14 @@ TEST(Environment, BadValuesAreReportedAndIgnored) {
     BTM_EXPECT_CONTAINS(r.all_diags(), "BTM_MESH: bad value '': expected on or off\n");
     BTM_EXPECT_CONTAINS(r.all_diags(), "BTM_VERBOSE: bad value ' 1': expected on or off\n");
     for (unsigned i = 0; i < kKnobCount; ++i) EXPECT_EQ(r.o.source[i], kDefault);
+}
+
+TEST(Environment, ObsoletePageoutSignalIsOneWarning) {
+    Conf r;
+    Env env{"BTM_PAGEOUT_SIGNAL=RTMIN+3"};
+    EXPECT_EQ(apply_environment(env.get(), r.opt, &r.v, &r.o), 1u);
+    BTM_EXPECT_CONTAINS(r.all_diags(), "BTM_PAGEOUT_SIGNAL: pageout_signal is obsolete and ignored");
+    EXPECT_EQ(r.get("pageout"), 1u);
 }
 
 TEST(Environment, NoAsyncIsTheOldSpellingOfAsyncOff) {
@@ -375,7 +383,7 @@ TEST(Print, OneLinePerKnobWithItsOrigin) {
     BTM_EXPECT_CONTAINS(out, "btmalloc: async = off (/etc/x.conf:3)\n");
     BTM_EXPECT_CONTAINS(out, "btmalloc: mesh = on (environment)\n");
     BTM_EXPECT_CONTAINS(out, "btmalloc: reserve = 64g (default)\n");
-    BTM_EXPECT_CONTAINS(out, "btmalloc: pageout_signal = none (default)\n");
+    BTM_EXPECT_CONTAINS(out, "btmalloc: pageout = on (default)\n");
 }
 
 }  // namespace

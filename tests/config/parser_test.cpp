@@ -141,13 +141,25 @@ TEST(Parser, UnknownKey) {
     EXPECT_EQ(r.get("partitions"), 8u);
 }
 
+// An installed configuration from the signal design keeps its line: one
+// clear warning, every knob at its default, the program starts.
+TEST(Parser, ObsoletePageoutSignalIsOneWarning) {
+    Conf r;
+    EXPECT_EQ(r.parse("pageout_signal = RTMIN+3\n[program x*]\npageout_signal = none\n"), 1u) << r.all_diags();
+    EXPECT_EQ(r.diags[0],
+              "t.conf:1: pageout_signal is obsolete and ignored: btm-pageout sends no signal now (the pageout knob "
+              "says whether a program accepts page-out)");
+    for (unsigned i = 0; i < kKnobCount; ++i) EXPECT_EQ(r.o.source[i], kDefault);
+    EXPECT_EQ(r.get("pageout"), 1u);
+}
+
 TEST(Parser, BadValues) {
     Conf r;
     EXPECT_EQ(r.parse("async = maybe\n"
                       "partitions = eight\n"
                       "partition_mode = random\n"
                       "tcache_bytes = 1x\n"
-                      "pageout_signal = SIGUSR1\n"
+                      "pageout = sometimes\n"
                       "async =\n"
                       "mesh = on off\n"
                       "partitions = -1\n"
@@ -157,7 +169,7 @@ TEST(Parser, BadValues) {
     EXPECT_EQ(r.diags[1], "t.conf:2: bad value 'eight' for partitions: expected a decimal number");
     EXPECT_EQ(r.diags[2], "t.conf:3: bad value 'random' for partition_mode: expected hash or intern");
     BTM_EXPECT_CONTAINS(r.diags[3], "t.conf:4: bad value '1x' for tcache_bytes: expected a size");
-    BTM_EXPECT_CONTAINS(r.diags[4], "t.conf:5: bad value 'SIGUSR1' for pageout_signal: expected a signal");
+    EXPECT_EQ(r.diags[4], "t.conf:5: bad value 'sometimes' for pageout: expected on or off");
     EXPECT_EQ(r.diags[5], "t.conf:6: bad value for async: no value");
     EXPECT_EQ(r.diags[6], "t.conf:7: bad value for mesh: more than one word");
     BTM_EXPECT_CONTAINS(r.diags[7], "t.conf:8: bad value '-1' for partitions");
@@ -172,18 +184,13 @@ TEST(Parser, OutOfRange) {
                       "partitions = 99999999999999999999999\n"
                       "tcache_bytes = 65m\n"
                       "reserve = 1k\n"
-                      "pageout_signal = 33\n"
-                      "pageout_signal = 65\n"
-                      "pageout_signal = RTMIN+31\n"
-                      "pageout_signal = RTMAX-31\n"
                       "reserve = 99999999999999t\n"),
-              10u)
+              6u)
         << r.all_diags();
     EXPECT_EQ(r.diags[0], "t.conf:1: out of range: partitions = 0 (allowed 1..1024)");
     EXPECT_EQ(r.diags[1], "t.conf:2: out of range: partitions = 1025 (allowed 1..1024)");
     EXPECT_EQ(r.diags[3], "t.conf:4: out of range: tcache_bytes = 65m (allowed 0..64m)");
     EXPECT_EQ(r.diags[4], "t.conf:5: out of range: reserve = 1k (allowed 64m..128t)");
-    EXPECT_EQ(r.diags[5], "t.conf:6: out of range: pageout_signal = 33 (allowed none or 34..64)");
     for (unsigned i = 0; i < kKnobCount; ++i) EXPECT_EQ(r.o.source[i], kDefault);
 }
 

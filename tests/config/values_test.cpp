@@ -71,28 +71,6 @@ TEST(Values, Sizes) {
     for (const char* bad : {"", "k", "1x", "1kb", "1.5m", "m1"}) EXPECT_FALSE(parse(k_reserve, bad).ok) << bad;
 }
 
-TEST(Values, Signals) {
-    const KnobInfo& k = kKnobs[k_pageout_signal];
-    EXPECT_EQ(parse(k_pageout_signal, "none").v, 0u);
-    EXPECT_EQ(parse(k_pageout_signal, "NONE").v, 0u);
-    EXPECT_EQ(parse(k_pageout_signal, "0").v, 0u);
-    EXPECT_EQ(parse(k_pageout_signal, "40").v, 40u);
-    EXPECT_EQ(parse(k_pageout_signal, "RTMIN").v, k.lo);
-    EXPECT_EQ(parse(k_pageout_signal, "rtmin+3").v, k.lo + 3);
-    EXPECT_EQ(parse(k_pageout_signal, "SIGRTMIN+1").v, k.lo + 1);
-    EXPECT_EQ(parse(k_pageout_signal, "RTMAX").v, k.hi);
-    EXPECT_EQ(parse(k_pageout_signal, "SIGRTMAX-2").v, k.hi - 2);
-    EXPECT_FALSE(in_range(k_pageout_signal, parse(k_pageout_signal, "RTMIN+31").v));
-    EXPECT_FALSE(in_range(k_pageout_signal, parse(k_pageout_signal, "RTMAX-64").v));
-    for (const char* bad : {"", "RTMIN+", "RTMIN-1", "RTMAX+1", "RTMINX", "SIGUSR1", "sig", "none1"})
-        EXPECT_FALSE(parse(k_pageout_signal, bad).ok) << bad;
-    EXPECT_TRUE(in_range(k_pageout_signal, 0));
-    EXPECT_FALSE(in_range(k_pageout_signal, k.lo - 1));
-    EXPECT_TRUE(in_range(k_pageout_signal, k.lo));
-    EXPECT_TRUE(in_range(k_pageout_signal, k.hi));
-    EXPECT_FALSE(in_range(k_pageout_signal, k.hi + 1));
-}
-
 TEST(Values, CanonicalSpellingReadsBack) {
     for (unsigned i = 0; i < kKnobCount; ++i) {
         const KnobInfo& k = kKnobs[i];
@@ -105,7 +83,7 @@ TEST(Values, CanonicalSpellingReadsBack) {
     }
     EXPECT_EQ(format(k_async, 1), "on");
     EXPECT_EQ(format(k_partition_mode, 1), "intern");
-    EXPECT_EQ(format(k_pageout_signal, 0), "none");
+    EXPECT_EQ(format(k_pageout, 0), "off");
     EXPECT_EQ(format(k_tcache_bytes, 1 << 20), "1m");
     EXPECT_EQ(format(k_tcache_bytes, 1536 << 10), "1536k");
     EXPECT_EQ(format(k_tcache_bytes, 1000), "1000");

@@ -3,24 +3,24 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 
-#include "config/config.h"
 
 namespace btm_pageout {
 
 const char kUsage[] =
     "usage: btm-pageout [--pid PID]... [--unit UNIT]... [--all] [--idle-for DURATION]\n"
     "                   [--idle-threshold FRACTION] [--min-age SECONDS] [--min-rss SIZE]\n"
-    "                   [--dry-run] [--json] [--wait SECONDS] [--signal SIG]\n"
-    "Asks processes running with btmalloc to page out memory they have not touched\n"
-    "for --min-age seconds, by queueing the pageout signal (the pageout_signal knob of\n"
-    "/etc/btmalloc.conf, or --signal) through a pidfd.  Processes that do not map\n"
-    "libbtmalloc or do not catch that signal are skipped.\n"
+    "                   [--dry-run] [--json] [--wait SECONDS]\n"
+    "Pages out the slabs that processes running with btmalloc have not touched for\n"
+    "--min-age seconds.  It reads each process's heap tables from outside\n"
+    "(process_vm_readv) and hands the cold ranges to the kernel (process_madvise,\n"
+    "MADV_PAGEOUT): nothing runs in the process and no signal is sent.  Processes\n"
+    "without btmalloc, or whose configuration says pageout = off, are skipped with\n"
+    "the reason.  Needs root (CAP_SYS_NICE and ptrace access).\n"
     "  --pid PID            a process (repeatable)\n"
     "  --unit UNIT          the processes of a systemd unit (repeatable)\n"
     "  --all                every process\n"
@@ -31,7 +31,6 @@ const char kUsage[] =
     "  --dry-run            select and report, send nothing\n"
     "  --json               print the report as JSON\n"
     "  --wait SECONDS       wait before measuring RSS and swap again (default 2)\n"
-    "  --signal SIG         RTMIN+N, RTMAX-N or a number (default: the configuration)\n"
     "Exit status: 0 done, 1 nothing to do or a partial failure, 2 usage error.\n";
 
 namespace {
@@ -93,24 +92,6 @@ std::optional<uint64_t> parse_size(std::string_view s) {
     v *= mul;
     if (v >= 1.8e19) return std::nullopt;
     return static_cast<uint64_t>(v);
-}
-
-std::optional<int> parse_signal(std::string_view s) {
-    using namespace btm::config;
-    static const unsigned id = find_knob("pageout_signal", 14);
-    uint64_t v = 0;
-    const char* why = nullptr;
-    if (!parse_value(id, s.data(), s.size(), &v, &why) || !in_range(id, v)) return std::nullopt;
-    if (v != 0 && (int(v) < SIGRTMIN || int(v) > SIGRTMAX)) return std::nullopt;
-    return int(v);
-}
-
-std::string signal_name(int sig) {
-    if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
-        int a = sig - SIGRTMIN, b = SIGRTMAX - sig;
-        return a <= b ? "RTMIN+" + std::to_string(a) : "RTMAX-" + std::to_string(b);
-    }
-    return std::to_string(sig);
 }
 
 bool parse_args(int argc, char* const* argv, Options* o, std::string* error) {
@@ -198,14 +179,10 @@ bool parse_args(int argc, char* const* argv, Options* o, std::string* error) {
             }
             o->wait = *d;
         } else if (is(a, "--signal")) {
+            // Old command lines (an /etc/default/btm-pageout kept from the
+            // signal design) must still run: the value is not looked at.
             if (!value(i, "--signal", &v)) return false;
-            auto s = parse_signal(v);
-            if (!s || *s == 0) {
-                *error = "--signal: expected a real-time signal (RTMIN+N, RTMAX-N or a number): " +
-                         std::string(v);
-                return false;
-            }
-            o->signal = *s;
+            o->obsolete_signal = true;
         } else {
             *error = "unknown argument: " + std::string(a);
             return false;
@@ -275,14 +252,18 @@ std::string delta(uint64_t before, uint64_t after) {
     return buf;
 }
 
+// A process that exited before "after" was measured freed its memory by
+// exiting, not by paging out: it is reported and left out of the totals.
+bool counted(const Report& r, const Entry& e) { return e.target && (r.dry_run || (e.ok && !e.gone)); }
+
 }  // namespace
 
 std::string format_text(const Report& r) {
     std::string out;
     if (r.no_swap)
         out += "warning: this machine has no swap: paging out anonymous memory frees nothing\n";
-    uint64_t rb = 0, sb = 0, ra = 0, sa = 0;
-    unsigned targets = 0, failed = 0;
+    uint64_t rb = 0, sb = 0, ra = 0, sa = 0, paged = 0;
+    unsigned targets = 0, failed = 0, gone = 0;
     for (const Entry& e : r.entries) {
         std::string who = std::to_string(e.pid) + " (" + e.comm + ")";
         if (!e.unit.empty()) who += " " + e.unit;
@@ -296,23 +277,31 @@ std::string format_text(const Report& r) {
             out += "failed  " + who + ": " + e.reason + "\n";
             continue;
         }
-        rb += e.rss_before, sb += e.swap_before;
+        if (e.gone) {
+            ++gone;
+            out += "gone    " + who + ": exited after the pageout; its memory is not counted\n";
+            continue;
+        }
+        rb += e.rss_before, sb += e.swap_before, paged += e.paged_bytes;
+        std::string cold = mib(e.paged_bytes) + " of cold slabs";
         if (r.dry_run || !e.have_after) {
-            out += (r.dry_run ? "would signal " : "signalled ") + who + ": rss " + mib(e.rss_before) +
-                   ", swap " + mib(e.swap_before) + "\n";
+            out += (r.dry_run ? "would page out " : "paged   ") + who + ": " + cold + "; rss " +
+                   mib(e.rss_before) + ", swap " + mib(e.swap_before) + "\n";
             continue;
         }
         ra += e.rss_after, sa += e.swap_after;
-        out += "paged   " + who + ": rss " + mib(e.rss_before) + " -> " + mib(e.rss_after) + " (" +
-               delta(e.rss_before, e.rss_after) + "), swap " + mib(e.swap_before) + " -> " +
-               mib(e.swap_after) + "\n";
+        out += "paged   " + who + ": " + cold + "; rss " + mib(e.rss_before) + " -> " + mib(e.rss_after) + " (" +
+               delta(e.rss_before, e.rss_after) + "), swap " + mib(e.swap_before) + " -> " + mib(e.swap_after) +
+               "\n";
     }
     out += "total: " + std::to_string(targets) + " process(es)";
     if (failed) out += ", " + std::to_string(failed) + " failed";
+    if (gone) out += ", " + std::to_string(gone) + " gone";
+    out += ", " + mib(paged) + " of cold slabs";
     if (r.dry_run) out += " (dry run), rss " + mib(rb) + ", swap " + mib(sb) + "\n";
     else
-        out += ", rss " + mib(rb) + " -> " + mib(ra) + " (" + delta(rb, ra) + "), swap " + mib(sb) +
-               " -> " + mib(sa) + "\n";
+        out += ", rss " + mib(rb) + " -> " + mib(ra) + " (" + delta(rb, ra) + "), swap " + mib(sb) + " -> " +
+               mib(sa) + "\n";
     return out;
 }
 
@@ -331,29 +320,33 @@ std::string json_string(std::string_view s) {
 }
 
 std::string format_json(const Report& r) {
-    std::string out = "{\"signal\":" + json_string(signal_name(r.signal)) +
-                      ",\"signal_number\":" + std::to_string(r.signal) +
-                      ",\"min_age\":" + std::to_string(r.min_age) +
+    std::string out = "{\"min_age\":" + std::to_string(r.min_age) +
                       ",\"dry_run\":" + (r.dry_run ? "true" : "false") +
                       ",\"swap\":" + (r.no_swap ? "false" : "true") + ",\"processes\":[";
-    uint64_t rb = 0, sb = 0, ra = 0, sa = 0;
-    unsigned targets = 0, ok = 0;
+    uint64_t rb = 0, sb = 0, ra = 0, sa = 0, paged = 0;
+    unsigned targets = 0, ok = 0, gone = 0;
     bool first = true;
     for (const Entry& e : r.entries) {
         if (!first) out += ",";
         first = false;
-        const char* status = !e.target ? "skipped" : r.dry_run ? "selected" : e.ok ? "signalled" : "failed";
+        const char* status = !e.target ? "skipped"
+                             : r.dry_run ? "selected"
+                             : !e.ok     ? "failed"
+                             : e.gone    ? "gone"
+                                         : "paged";
         out += "{\"pid\":" + std::to_string(e.pid) + ",\"comm\":" + json_string(e.comm) +
                ",\"unit\":" + (e.unit.empty() ? std::string("null") : json_string(e.unit)) +
                ",\"status\":\"" + status + "\"";
         if (!e.reason.empty()) out += ",\"reason\":" + json_string(e.reason);
         if (e.target) {
             ++targets;
-            out += ",\"rss_before\":" + std::to_string(e.rss_before) +
+            gone += e.gone;
+            out += ",\"paged_bytes\":" + std::to_string(e.paged_bytes) +
+                   ",\"rss_before\":" + std::to_string(e.rss_before) +
                    ",\"swap_before\":" + std::to_string(e.swap_before);
-            if (e.ok || r.dry_run) rb += e.rss_before, sb += e.swap_before;
-            if (e.ok) ++ok;
-            if (e.have_after) {
+            if (counted(r, e)) rb += e.rss_before, sb += e.swap_before, paged += e.paged_bytes;
+            if (e.ok && !e.gone) ++ok;
+            if (e.have_after && !e.gone) {
                 out += ",\"rss_after\":" + std::to_string(e.rss_after) +
                        ",\"swap_after\":" + std::to_string(e.swap_after);
                 ra += e.rss_after, sa += e.swap_after;
@@ -361,7 +354,8 @@ std::string format_json(const Report& r) {
         }
         out += "}";
     }
-    out += "],\"total\":{\"targets\":" + std::to_string(targets) + ",\"signalled\":" + std::to_string(ok) +
+    out += "],\"total\":{\"targets\":" + std::to_string(targets) + ",\"paged\":" + std::to_string(ok) +
+           ",\"gone\":" + std::to_string(gone) + ",\"paged_bytes\":" + std::to_string(paged) +
            ",\"rss_before\":" + std::to_string(rb) + ",\"swap_before\":" + std::to_string(sb);
     if (!r.dry_run) out += ",\"rss_after\":" + std::to_string(ra) + ",\"swap_after\":" + std::to_string(sa);
     out += "}}\n";

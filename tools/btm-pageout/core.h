@@ -1,6 +1,6 @@
-// btm-pageout's pure parts: argument parsing, duration/size/signal parsing,
-// idle selection and the report (text and JSON).  Nothing here touches
-// /proc or sends signals, so tests/pageout_tool checks it with made-up input.
+// btm-pageout's pure parts: argument parsing, duration/size parsing, idle
+// selection and the report (text and JSON).  Nothing here touches /proc or
+// another process, so tests/pageout_tool checks it with made-up input.
 #pragma once
 
 #include <cstdint>
@@ -22,12 +22,12 @@ struct Options {
     bool all = false;
     std::optional<double> idle_for;  // seconds; --idle-for
     double idle_threshold = 0.01;    // CPU seconds per second of window
-    unsigned min_age = 10;           // travels in si_value.sival_int
+    unsigned min_age = 10;           // seconds a slab must have stayed untouched
     uint64_t min_rss = 0;            // bytes
     bool dry_run = false;
     bool json = false;
     double wait = 2;                 // seconds before measuring "after"
-    int signal = 0;                  // 0 = not given (take the configuration's)
+    bool obsolete_signal = false;    // --signal SIG was given: ignored, with a warning
     bool help = false;
 };
 
@@ -40,11 +40,6 @@ extern const char kUsage[];
 std::optional<double> parse_duration(std::string_view s, bool allow_zero = false);
 // "4096", "64K", "64k", "20M", "1G", "1.5G", with optional "B"/"iB" -> bytes.
 std::optional<uint64_t> parse_size(std::string_view s);
-// "RTMIN+3", "RTMAX-2", "SIGRTMIN+3", "37" -> signal number in the
-// real-time range of this libc; "none" -> 0; else nullopt.
-std::optional<int> parse_signal(std::string_view s);
-std::string signal_name(int sig);  // "RTMIN+3"
-
 // Idle selection: CPU time (ticks) at the start and the end of the window.
 struct CpuSample {
     uint64_t start_ticks = 0, end_ticks = 0;
@@ -65,15 +60,16 @@ std::vector<bool> idle_by_group(const std::vector<CpuSample>& samples, const std
 struct Entry {
     pid_t pid = 0;
     std::string comm, unit;   // unit empty if none
-    bool target = false;      // signalled (or would be, with --dry-run)
-    bool ok = false;          // signal delivered
+    bool target = false;      // paged out (or would be, with --dry-run)
+    bool ok = false;          // the kernel took the ranges
+    bool gone = false;        // exited before "after" was measured: not counted
     std::string reason;       // why skipped or failed
+    uint64_t paged_bytes = 0;  // cold slab bytes handed to process_madvise
     uint64_t rss_before = 0, swap_before = 0, rss_after = 0, swap_after = 0;  // bytes
     bool have_after = false;
 };
 
 struct Report {
-    int signal = 0;
     unsigned min_age = 0;
     bool dry_run = false;
     bool no_swap = false;

@@ -1,12 +1,16 @@
-// btm-pageout: asks processes running with btmalloc to page out cold slabs
-// (DESIGN-NOTES §5).  Finds candidates (--pid, --unit through libsystemd,
-// --all), keeps only those that map libbtmalloc and catch the pageout signal
-// (anything else would be killed by the signal's default action), optionally
-// only the idle ones, then queues the signal through a pidfd so a reused PID
-// is never hit, and reports RSS and swap before and after.
+// btm-pageout: pages out the cold slabs of processes running with btmalloc,
+// from outside them (DESIGN.md §8).  Finds candidates (--pid, --unit through
+// libsystemd, --all), keeps those whose mapped library exports btmalloc's
+// introspection descriptor and accept pageout, optionally only the idle
+// ones; then, holding a pidfd, reads the heap tables (tools/common), checks
+// the process is still the one it read, hands the cold ranges to
+// process_madvise(MADV_PAGEOUT) and reports RSS and swap before and after.
+// No signal is sent to anyone.
 #include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -28,8 +32,8 @@
 #include <thread>
 #include <vector>
 
-#include "config/config.h"
 #include "core.h"
+#include "heap_reader.h"
 
 namespace {
 
@@ -44,11 +48,10 @@ bool read_file(const std::string& path, std::string* out) {
     return true;
 }
 
-// "VmRSS:     1234 kB" -> bytes; SigCgt hex mask.
+// "VmRSS:     1234 kB" -> bytes.
 struct Status {
     std::string name;
     uint64_t rss = 0, swap = 0;
-    uint64_t sigcgt = 0;
     bool kernel_thread = false;
 };
 
@@ -66,7 +69,6 @@ bool read_status(pid_t pid, Status* st) {
         if (key == "Name") st->name = val;
         else if (key == "VmRSS") st->rss = std::strtoull(val.c_str(), nullptr, 10) * 1024, have_vm = true;
         else if (key == "VmSwap") st->swap = std::strtoull(val.c_str(), nullptr, 10) * 1024;
-        else if (key == "SigCgt") st->sigcgt = std::strtoull(val.c_str(), nullptr, 16);
     }
     st->kernel_thread = !have_vm;
     return true;
@@ -87,21 +89,6 @@ bool read_cpu(pid_t pid, uint64_t* ticks) {
     }
     *ticks = ut + stime;
     return true;
-}
-
-// Does /proc/PID/maps map a file whose name contains "libbtmalloc"?
-// -1 if maps cannot be read.
-int maps_btmalloc(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/maps");
-    if (!f) return -1;
-    std::string line;
-    bool any = false;
-    while (std::getline(f, line)) {
-        any = true;
-        auto slash = line.find('/');
-        if (slash != std::string::npos && line.find("libbtmalloc", slash) != std::string::npos) return 1;
-    }
-    return any ? 0 : -1;
 }
 
 bool machine_has_swap() {
@@ -184,36 +171,74 @@ std::vector<pid_t> all_pids() {
     return out;
 }
 
-int default_signal(std::string* where) {
-    using namespace btm::config;
-    btm::config::Values v;
-    btm::config::Origin o;
-    btm::config::Options opt;
-    opt.program = "btm-pageout";
-    set_defaults(&v, &o);
-    load_files(nullptr, opt, &v, &o);  // /etc/btmalloc.conf and its drop-ins, not BTM_CONF
-    if (const char* e = std::getenv("BTM_PAGEOUT_SIGNAL")) {
-        auto s = parse_signal(e);
-        if (s) {
-            *where = "BTM_PAGEOUT_SIGNAL";
-            return *s;
-        }
-    }
-    *where = kSystemFile;
-    return int(v.pageout_signal);
-}
-
 int pidfd_open_(pid_t pid) { return int(syscall(SYS_pidfd_open, pid, 0)); }
 
-int send(int pidfd, int sig, unsigned min_age) {
-    siginfo_t info;
-    std::memset(&info, 0, sizeof info);
-    info.si_signo = sig;
-    info.si_code = SI_QUEUE;
-    info.si_pid = getpid();
-    info.si_uid = getuid();
-    info.si_value.sival_int = int(min_age);
-    return int(syscall(SYS_pidfd_send_signal, pidfd, sig, &info, 0));
+// A pidfd polls readable once its process has exited.
+bool still_alive(int pidfd) {
+    pollfd p{pidfd, POLLIN, 0};
+    return poll(&p, 1, 0) == 0;
+}
+
+std::string madvise_error(int e) {
+    switch (e) {
+        case EPERM: return "EPERM: process_madvise needs root or CAP_SYS_NICE";
+        case ENOSYS: return "the kernel lacks process_madvise (Linux 5.10 or later)";
+        case EINVAL: return "the kernel refused MADV_PAGEOUT for its heap (EINVAL: Linux 5.4 or later, no mlock)";
+        case ESRCH: return "exited during the pageout";
+        default: return std::string("process_madvise: ") + std::strerror(e);
+    }
+}
+
+// Hands the ranges to the kernel, IOV_MAX at a time; the bytes it took, or
+// -1 with errno.
+long long page_out(int pidfd, const std::vector<btm_heap::Range>& ranges) {
+    long long total = 0;
+    std::vector<iovec> iov;
+    for (size_t i = 0; i < ranges.size();) {
+        iov.clear();
+        for (; i < ranges.size() && iov.size() < IOV_MAX; ++i)
+            iov.push_back({reinterpret_cast<void*>(ranges[i].addr), size_t(ranges[i].len)});
+        long r = syscall(SYS_process_madvise, pidfd, iov.data(), iov.size(), MADV_PAGEOUT, 0u);
+        if (r < 0) return -1;
+        total += r;
+    }
+    return total;
+}
+
+// A btmalloc process found by its descriptor, with the pidfd that pins it.
+struct Target {
+    int pidfd = -1;
+    btm_heap::Located loc;
+};
+
+// Pages one process out; fills e.ok/e.paged_bytes or e.reason.
+void page_out_one(const Options& o, Entry& e, Target& t) {
+    std::vector<btm_heap::Range> ranges;
+    std::string why;
+    if (!btm_heap::reread(e.pid, &t.loc) || !btm_heap::cold_ranges(e.pid, t.loc, o.min_age, &ranges, &why)) {
+        bool alive = still_alive(t.pidfd);
+        e.reason = alive ? (why.empty() ? "its descriptor went away" : why) : "exited during the read";
+        e.target = alive;  // a failure to report, unless the process simply exited
+        return;
+    }
+    // Everything read above came from the process the pidfd pins only if it
+    // is still alive now: a PID reused after an exit would have been read
+    // instead.
+    if (!still_alive(t.pidfd)) {
+        e.reason = "exited during the read";
+        e.target = false;
+        return;
+    }
+    for (const auto& r : ranges) e.paged_bytes += r.len;
+    if (o.dry_run) return;
+    long long took = ranges.empty() ? 0 : page_out(t.pidfd, ranges);
+    if (took < 0) {
+        e.reason = madvise_error(errno);
+        return;
+    }
+    e.ok = true;
+    e.paged_bytes = uint64_t(took);
+    if (still_alive(t.pidfd)) btm_heap::record_pageout(e.pid, t.loc, uint64_t(took));
 }
 
 }  // namespace
@@ -229,17 +254,8 @@ int main(int argc, char** argv) {
         std::fputs(kUsage, stdout);
         return kExitOk;
     }
-    if (o.signal == 0) {
-        std::string where;
-        o.signal = default_signal(&where);
-        if (o.signal == 0) {
-            std::fprintf(stderr,
-                         "btm-pageout: no pageout signal: set pageout_signal in %s (e.g. RTMIN+3) "
-                         "or give --signal\nTry 'btm-pageout --help'.\n",
-                         btm::config::kSystemFile);
-            return kExitUsage;
-        }
-    }
+    if (o.obsolete_signal)
+        std::fprintf(stderr, "btm-pageout: --signal is obsolete and ignored: no signal is sent any more\n");
 
     // Candidates, each with its unit when known.
     std::vector<std::pair<pid_t, std::string>> cands;
@@ -266,48 +282,66 @@ int main(int argc, char** argv) {
             if (p != self) cands.push_back({p, unit_of(p)});
 
     Report rep;
-    rep.signal = o.signal;
     rep.min_age = o.min_age;
     rep.dry_run = o.dry_run;
     rep.no_swap = !machine_has_swap();
-    const uint64_t bit = uint64_t(1) << (o.signal - 1);
 
-    // Eligibility.
+    // Eligibility.  The pidfd comes first: everything read after it is
+    // checked against it before anything is done to the process.
     std::vector<size_t> targets;
+    std::map<size_t, Target> held;
     for (auto& [pid, unit] : cands) {
         Entry e;
         e.pid = pid;
         e.unit = unit;
         Status st;
-        if (!read_status(pid, &st)) {
+        Target t;
+        bool quiet = false;  // --all: only processes running with btmalloc are worth a line
+        t.pidfd = pidfd_open_(pid);
+        if (t.pidfd < 0 || !read_status(pid, &st)) {
             e.reason = "no such process";
-            if (o.all) continue;  // raced with its exit: not worth a line
+            quiet = o.all;  // raced with its exit
         } else {
             e.comm = st.name;
             e.rss_before = st.rss, e.swap_before = st.swap;
+            std::string why;
             if (st.kernel_thread) {
                 e.reason = "kernel thread";
-                if (o.all) continue;
-            } else if (int m = maps_btmalloc(pid); m < 0) {
-                e.reason = "cannot read its memory map (another user's process?)";
-            } else if (m == 0) {
-                e.reason = "does not run with btmalloc";
-            } else if (!(st.sigcgt & bit)) {
-                e.reason = "does not catch " + signal_name(o.signal) +
-                           " (pageout_signal not set for it, or the program uses the signal); "
-                           "the signal would kill it";
-            } else if (st.rss < o.min_rss) {
-                e.reason = "resident memory under --min-rss";
+                quiet = o.all;
             } else {
-                e.target = true;
+                switch (btm_heap::locate(pid, &t.loc, &why)) {
+                    case btm_heap::Found::kYes:
+                        if (!t.loc.d.accepts_pageout) e.reason = "refuses pageout by configuration (pageout = off)";
+                        else if (!t.loc.d.ready) e.reason = "no heap yet: nothing to page out";
+                        else if (st.rss < o.min_rss) e.reason = "resident memory below --min-rss";
+                        else e.target = true;
+                        break;
+                    case btm_heap::Found::kNotBtmalloc:
+                        e.reason = why.empty() ? "does not run with btmalloc" : why;
+                        quiet = o.all && why.empty();
+                        break;
+                    case btm_heap::Found::kGone:
+                        e.reason = "exited before it could be read";
+                        quiet = o.all;
+                        break;
+                    case btm_heap::Found::kNoAccess:
+                        e.reason = why;
+                        quiet = o.all;
+                        break;
+                    case btm_heap::Found::kTooOld:
+                    case btm_heap::Found::kUnknownVersion:
+                        e.reason = why;
+                        break;
+                }
             }
         }
-        // --all: only processes running with btmalloc are worth a line.
-        if (o.all && !e.target &&
-            (e.reason.starts_with("does not run") || e.reason.starts_with("cannot read")))
-            continue;
+        if (!e.target && t.pidfd >= 0) close(t.pidfd);
+        if (quiet) continue;
         rep.entries.push_back(e);
-        if (rep.entries.back().target) targets.push_back(rep.entries.size() - 1);
+        if (e.target) {
+            targets.push_back(rep.entries.size() - 1);
+            held[rep.entries.size() - 1] = t;
+        }
     }
 
     // Idle selection: sample, wait, sample.
@@ -320,7 +354,7 @@ int main(int argc, char** argv) {
         std::vector<std::string> groups;
         for (size_t i = 0; i < targets.size(); ++i) {
             Entry& e = rep.entries[targets[i]];
-            if (!s[i].gone) s[i].gone = !read_cpu(e.pid, &s[i].end_ticks);
+            if (!s[i].gone) s[i].gone = !read_cpu(e.pid, &s[i].end_ticks) || !still_alive(held[targets[i]].pidfd);
             groups.push_back(e.unit);
         }
         // The processes of one unit are idle or busy together.
@@ -332,7 +366,7 @@ int main(int argc, char** argv) {
                 kept.push_back(targets[i]);
             } else {
                 e.target = false;
-                e.reason = s[i].gone          ? "exited"
+                e.reason = s[i].gone          ? "exited during the idle window"
                            : e.unit.empty() ? "not idle (CPU time grew during the window)"
                                             : "not idle (its unit's CPU time grew during the window)";
             }
@@ -340,39 +374,26 @@ int main(int argc, char** argv) {
         targets = kept;
     }
 
-    // Signal.
-    if (!o.dry_run) {
-        bool any = false;
-        for (size_t i : targets) {
-            Entry& e = rep.entries[i];
-            int fd = pidfd_open_(e.pid);
-            if (fd < 0) {
-                e.reason = std::string("pidfd_open: ") + std::strerror(errno);
-                continue;
-            }
-            // The pidfd pins this process: check again that it is the one we
-            // looked at (a PID reused between the checks and pidfd_open).
-            Status st;
-            if (!read_status(e.pid, &st) || !(st.sigcgt & bit) || maps_btmalloc(e.pid) != 1) {
-                e.reason = "changed before it could be signalled";
-            } else if (send(fd, o.signal, o.min_age) < 0) {
-                e.reason = std::string("pidfd_send_signal: ") + std::strerror(errno);
-            } else {
-                e.ok = true;
-                any = true;
-            }
-            close(fd);
-        }
-        if (any && o.wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(o.wait));
-        for (size_t i : targets) {
-            Entry& e = rep.entries[i];
-            Status st;
-            if (e.ok && read_status(e.pid, &st)) {
-                e.rss_after = st.rss, e.swap_after = st.swap;
-                e.have_after = true;
-            }
-        }
+    bool any = false;
+    for (size_t i : targets) {
+        page_out_one(o, rep.entries[i], held[i]);
+        any = any || rep.entries[i].ok;
     }
+    if (any && o.wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(o.wait));
+    for (size_t i : targets) {
+        Entry& e = rep.entries[i];
+        Status st;
+        if (!e.ok) continue;
+        // A process that exited since is gone, whatever read_status finds
+        // under its PID now.
+        if (!still_alive(held[i].pidfd) || !read_status(e.pid, &st)) {
+            e.gone = true;
+            continue;
+        }
+        e.rss_after = st.rss, e.swap_after = st.swap;
+        e.have_after = true;
+    }
+    for (auto& [i, t] : held) close(t.pidfd);
 
     std::string out = o.json ? format_json(rep) : format_text(rep);
     std::fputs(out.c_str(), stdout);

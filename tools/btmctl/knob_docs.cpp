@@ -39,7 +39,6 @@ const char* placeholder(Kind kind) {
         case MODE: return "hash|intern";
         case UINT: return "N";
         case SIZE: return "SIZE";
-        case SIGNAL: return "SIGNAL";
     }
     return "";
 }
@@ -50,7 +49,6 @@ const char* kind_phrase(Kind kind) {
         case MODE: return "One of hash or intern";
         case UINT: return "A number";
         case SIZE: return "A size in bytes";
-        case SIGNAL: return "A real-time signal";
     }
     return "";
 }
@@ -89,7 +87,6 @@ std::string accepted_values(unsigned id) {
     switch (k.kind) {
         case BOOL: return "on | off";
         case MODE: return "hash | intern";
-        case SIGNAL: return "none | " + value_text(id, k.lo) + ".." + value_text(id, k.hi) + " | RTMIN+N | RTMAX-N";
         case UINT:
         case SIZE: return value_text(id, k.lo) + ".." + value_text(id, k.hi);
     }
@@ -104,9 +101,8 @@ std::string man_knob_table() {
         out += std::string("\\fB") + k.key + "\\fR = \\fI" + placeholder(k.kind) + "\\fR\n";
         out += roff_escape(wrap(sentence(kKnobHelp[i]), 78, ""));
         std::string facts = kind_phrase(k.kind);
-        if (k.kind == UINT || k.kind == SIZE || k.kind == SIGNAL)
+        if (k.kind == UINT || k.kind == SIZE)
             facts += " from " + value_text(i, k.lo) + " to " + value_text(i, k.hi);
-        if (k.kind == SIGNAL) facts += " (RTMIN+N, RTMAX-N), or none";
         facts += "; default \\fB" + value_text(i, k.def) + "\\fR.";
         out += wrap(facts, 78, "");
         out += "Environment: \\fBBTM_" + upper(k.key) + "\\fR.\n";

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 #include "command.h"
 #include "enablement.h"
 #include "files.h"
+#include "heap_reader.h"
 #include "units.h"
 
 namespace btmctl {
@@ -27,6 +29,29 @@ const std::string_view kStatusUsage =
     "                                   map it, with RSS, swap and systemd unit\n";
 
 namespace {
+
+// Whether the process accepts btm-pageout, and its last run, read from the
+// library's introspection descriptor (tools/common).
+std::string pageout_line(long pid) {
+    btm_heap::Located loc;
+    std::string why;
+    switch (btm_heap::locate(pid_t(pid), &loc, &why)) {
+        case btm_heap::Found::kYes: break;
+        case btm_heap::Found::kNotBtmalloc: return "pageout: " + (why.empty() ? std::string("not btmalloc") : why);
+        case btm_heap::Found::kGone: return "pageout: exited";
+        default: return "pageout: " + why;
+    }
+    std::string out = loc.d.accepts_pageout ? "pageout: accepted" : "pageout: refused (pageout = off)";
+    if (!loc.d.ready) return out + "; no heap yet";
+    if (loc.d.pageouts == 0) return out + "; never run";
+    char when[64] = "?";
+    time_t t = time_t(loc.d.last_pageout_realtime);
+    if (tm parts; gmtime_r(&t, &parts)) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &parts);
+    char line[160];
+    std::snprintf(line, sizeof line, "; last run %s, %.1f MiB, %llu run(s)", when,
+                  double(loc.d.last_pageout_bytes) / (1024.0 * 1024), (unsigned long long)loc.d.pageouts);
+    return out + line;
+}
 
 struct Process {
     long pid = 0;
@@ -177,6 +202,7 @@ int run_status(Args args) {
         std::snprintf(line, sizeof line, "%8ld %-28s %10ld %10ld  %s%s\n", p.pid, p.unit.c_str(), p.rss_kib,
                       p.swap_kib, p.command.c_str(), p.replaced ? "  (library replaced: restart it)" : "");
         std::cout << line;
+        std::cout << "         " << pageout_line(p.pid) << '\n';
         rss += p.rss_kib;
         swap += p.swap_kib;
     }

@@ -1,0 +1,70 @@
+// The introspection descriptor: one exported, versioned struct that says
+// where the allocator's tables are, so that a tool outside the process
+// (btm-pageout, btmctl status) can read them with process_vm_readv and act
+// with process_madvise, with nothing running inside the process: no signal,
+// no handler, no thread interrupted.
+//
+// The reader finds the struct by the dynamic symbol btm_introspect_v1 in the
+// mapped library file, checks magic, version and size, then reads only what
+// the fields below name.  Offsets and strides are compile-time facts
+// (offsetof/sizeof), so the reader needs no internal header; any change to
+// the layout of the tables it walks is a new version.  This header is plain
+// C layout on purpose: the tools include it for the struct alone.
+//
+// Fields marked "tool" are the only bytes an outside tool writes
+// (process_vm_writev): the result of its last pageout, for btmctl status.
+#pragma once
+
+#include <stdint.h>
+
+namespace btm::introspect {
+
+inline constexpr uint64_t kMagic = 0x3176'7073'6e69'6d62ULL;  // "bminspv1", little-endian
+inline constexpr uint32_t kVersion = 1;
+inline constexpr char kSymbol[] = "btm_introspect_v1";
+
+struct Descriptor {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t size;              // sizeof(Descriptor) of the writer
+    // Set once the heap exists (0 before: nothing to page out yet).  Written
+    // last, with a release store; the fields up to `accepts_pageout` are
+    // valid once it is non-zero.
+    uint64_t ready;
+    uint32_t page_shift;
+    uint32_t accepts_pageout;   // knob `pageout`: 0 = the process refuses
+    uint64_t chunk_size;
+    // Addresses in the process.
+    uint64_t regions;           // Region[max_regions]
+    uint64_t nregions;          // uint32_t
+    uint64_t registry;          // Group[], max_chunks / group_entries of them
+    uint64_t nchunks;           // uint32_t
+    uint64_t clock_base;        // uint32_t, CLOCK_MONOTONIC_COARSE seconds; 0 = not started
+    uint32_t max_regions, max_chunks;
+    // Region: reserved [base, base + size), carved into chunks up to used.
+    uint32_t region_stride, region_base, region_size, region_used;
+    // Group: group_entries registry entries of entry_stride bytes at
+    // group_entries_offset; an entry starts with the chunk's address.
+    uint32_t group_stride, group_entries, group_entries_offset, entry_stride, entry_chunk;
+    // ChunkHeader (at the chunk's address): magic word, page counts, the
+    // released flag (bool), the free bitmap (1 = free page), the page map
+    // (uint64_t per page: 0 = no slab, else the page's byte offset in its
+    // slab in the high 32 bits) and the slab descriptors (slabs[p] describes
+    // the slab whose first page is p).
+    uint64_t chunk_magic;
+    uint32_t chunk_magic_at, chunk_npages, chunk_first_page, chunk_released;
+    uint32_t chunk_free_bits, chunk_pagemap, chunk_slabs, max_pages_per_chunk;
+    uint32_t pagemap_offset_shift;
+    // Slab: npages (uint16_t) and epoch (uint32_t, coarse seconds of the last
+    // refill or flush; 0 = stamped before the clock started).
+    uint32_t slab_stride, slab_npages, slab_epoch;
+    // tool: written by btm-pageout after a pageout.
+    uint64_t last_pageout_realtime;  // seconds since the epoch
+    uint64_t last_pageout_bytes;     // bytes process_madvise accepted
+    uint64_t pageouts;               // how many times
+};
+
+// Fills the run-time fields once the heap exists (core/alloc.cpp's init).
+void publish(bool accepts_pageout);
+
+}  // namespace btm::introspect
