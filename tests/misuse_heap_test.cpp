@@ -76,12 +76,46 @@ Pair adjacent_pair() {
     return pair;
 }
 
+// Frees a then b and takes two blocks back: true if they came back as b, a,
+// so the frees and mallocs took their hit paths (a free into a full bin
+// sends its newest slots home, a fresh slab's slots are carved into a full
+// bin).  The bin is then as it was, so freeing a and b again leaves b
+// linked to a.
+bool frees_stay_in_bin(void* a, void* b) {
+    free_here(a);
+    free_here(b);
+    void* first = allocate_here(64);
+    void* second = allocate_here(64);
+    return first == b && second == a;
+}
+
+// A pair whose next frees stay in the bin; `z` (if asked for) is a live
+// block of the site whose neighbour z ^ 64 is live too, freed before the
+// pair's second block.
+Pair pair_for_frees(char** z) {
+    for (int attempt = 0; attempt < 16; ++attempt) {
+        Pair pair = adjacent_pair();
+        if (!pair.x) continue;
+        if (!z) {
+            if (frees_stay_in_bin(pair.x + 64, pair.x)) return pair;
+            continue;
+        }
+        *z = nullptr;
+        for (void* o : pair.others) {
+            auto partner = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(o) ^ 64);
+            for (void* q : pair.others)
+                if (!*z && q == partner) *z = static_cast<char*>(o);
+        }
+        if (*z && frees_stay_in_bin(*z, pair.x + 64)) return pair;
+    }
+    _exit(4);
+}
+
 // `free(p2); free(p); p[0] ^= 0x40` with p2 = p + 64: the next mallocs of the
 // site handed out p again and again.
 void link_bit_flip() {
     no_core_dump();
-    Pair pair = adjacent_pair();
-    if (!pair.x) _exit(4);
+    Pair pair = pair_for_frees(nullptr);
     free_here(pair.x + 64);
     free_here(pair.x);
     pair.x[0] ^= 0x40;
@@ -97,14 +131,8 @@ void link_bit_flip() {
 // block the program still uses.
 void overflow_into_free_link() {
     no_core_dump();
-    Pair pair = adjacent_pair();
     char* z = nullptr;
-    for (void* o : pair.others) {
-        char* partner = reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(o) ^ 64);
-        for (void* q : pair.others)
-            if (!z && q == partner) z = static_cast<char*>(o);
-    }
-    if (!pair.x || !z) _exit(4);
+    Pair pair = pair_for_frees(&z);
     free_here(z);
     free_here(pair.x + 64);
     unsigned char old = static_cast<unsigned char>(pair.x[64]);
@@ -150,7 +178,8 @@ char* overflowed_startup_block() {
 }
 
 // Frees the same block twice with hardening = off: nothing is reported.
-// Exits 0 if the process survives and a free slot's link is stored plain.
+// Exits 0 if the process survives and a free slot's link holds no secret
+// (only the XOR with its own address, which the decoding needs anyway).
 int hardening_off_body() {
     void* b = allocate_here(48);
     void* a = allocate_here(48);
@@ -160,8 +189,10 @@ int hardening_off_body() {
     void* c = allocate_here(48);
     free_here(c);
     free_here(c);
-    if (link != reinterpret_cast<uintptr_t>(b)) {
-        fprintf(stderr, "link %#lx, expected the plain pointer %p\n", static_cast<unsigned long>(link), b);
+    uintptr_t expected = reinterpret_cast<uintptr_t>(b) ^ reinterpret_cast<uintptr_t>(a);
+    if (link != expected) {
+        fprintf(stderr, "link %#lx, expected %#lx (no secret)\n", static_cast<unsigned long>(link),
+                static_cast<unsigned long>(expected));
         return 7;
     }
     return 0;

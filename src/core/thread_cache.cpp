@@ -203,6 +203,7 @@ void* run_pop(uint32_t bin, bool first) {
         uint32_t k = r.left < b->max ? r.left : b->max;
         for (uint32_t i = 0; i < k; ++i) {
             link_encode(r.next, b->head);
+            if constexpr (kHardening) reinterpret_cast<uint64_t*>(r.next)[1] = g.free_key;  // malloc checks it
             b->head = r.next;
             r.next += r.size;
         }
