@@ -13,7 +13,7 @@
 namespace btm {
 
 __thread ThreadState t_state __attribute__((tls_model("initial-exec"))) = {&g_placeholder_tc, 0, Phase::kNone, 0, nullptr};
-BTM_COLD_BSS alignas(64) ThreadCache g_placeholder_tc;
+alignas(64) BTM_COLD_BSS ThreadCache g_placeholder_tc;
 
 namespace tcache {
 namespace {
