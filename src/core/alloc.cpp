@@ -549,17 +549,6 @@ void free_full(void* p, uint64_t entry) {
 }
 
 
-void* pop_checked(Bin* b, uintptr_t ra) {
-    void* p = b->head;
-    void* next = link_decode(p);
-    if (g.checks && static_cast<uint64_t*>(p)[1] != g.free_key) unmarked_slot(p, ra);
-    if (next && !chunks::owns(reinterpret_cast<uintptr_t>(next))) link_outside(p, next);
-    b->head = next;
-    --b->count;
-    static_cast<uint64_t*>(p)[1] = 0;
-    return p;
-}
-
 void* malloc_diverted(size_t n, uintptr_t ra) {
     if (g.divert & kDivertNoHeap) return malloc_slow(n, ra);
     if ((g.divert & kDivertTick) && (++t_state.diverted & 255) == 0 && !t_state.depth) reclaim::poll();

@@ -23,19 +23,18 @@ void free_full(void* p, uint64_t entry);
 // free() of a large block freed before (large.h): reports a double free
 // unless the address was mapped again by someone else.
 void large_freed_before(void* p, size_t size, bool cached, uintptr_t ra);
-// malloc found the bin's head not marked free, or linking outside the heap.
-[[noreturn]] void unmarked_slot(void* p, uintptr_t ra);
-[[noreturn]] void link_outside(void* p, void* next);
 // A start-up block whose header fails its check, found by `fn` (boot.h).
 [[noreturn]] void corrupted_boot_header(const void* p, const char* fn, uintptr_t ra);
 void invalid_free(void* p);
 // A page-map word that is not a plain slab page: no slab (invalid free) or
 // a draining slab.
 void free_unusual(void* p, uint64_t e, uintptr_t ra);
-// The head's link points outside the primary range, or the head is not
-// marked free: pops it if the link is into an extra reservation of ours (or
-// the checks are off), aborts with a report on a corrupted list otherwise.
+// The head's link points outside the primary range: pops it if the link is
+// into an extra reservation of ours, aborts with a report otherwise.
 void* pop_checked(Bin* b, uintptr_t ra);
+// The bin's head was not marked free (and its mark word has been XORed with
+// the key): aborts with a report, or with the checks off pops it.
+void* pop_unmarked(Bin* b, uintptr_t ra);
 // malloc's out-of-line path (see kDivert*).
 void* malloc_diverted(size_t n, uintptr_t ra);
 
@@ -49,13 +48,15 @@ BTM_INLINE void* bin_pop(Bin* b, size_t n, uintptr_t ra) {
     void* p = b->head;
     if (BTM_UNLIKELY(!p)) return malloc_slow(n, ra);
     void* next = link_decode(p);
-    if constexpr (kHardening)
-        if (BTM_UNLIKELY((!in_primary(reinterpret_cast<uintptr_t>(next)) && next) ||
-                         static_cast<uint64_t*>(p)[1] != g.free_key))
-            return pop_checked(b, ra);
+    auto* mark = &static_cast<uint64_t*>(p)[1];
+    if constexpr (kHardening) {
+        if (BTM_UNLIKELY(!in_primary(reinterpret_cast<uintptr_t>(next)) && next)) return pop_checked(b, ra);
+        if (BTM_UNLIKELY(unmark(mark, g.free_key))) return pop_unmarked(b, ra);
+    } else {
+        *mark = 0;
+    }
     b->head = next;
     --b->count;
-    static_cast<uint64_t*>(p)[1] = 0;  // clear the free mark
     return p;
 }
 
