@@ -38,13 +38,7 @@ namespace {
 using btm_test::escape;
 using btm_test::kHardening;
 using btm_test::no_core_dump;
-
-struct btm_stats read_stats() {
-    struct btm_stats st {};
-    st.version = BTM_STATS_VERSION;
-    if (btm_stats(&st) != 0) fprintf(stderr, "btm_stats failed\n");
-    return st;
-}
+using btm_test::read_stats;
 
 // One call site for every block of a case, so they share a bin.
 __attribute__((noipa)) void* allocate_here(size_t n) {
