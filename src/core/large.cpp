@@ -240,13 +240,18 @@ void* realloc(void* p, size_t n) {
         old = e->size;
         // Shrinking by less than half keeps the block: no copy, no syscall.
         if (size <= old && size >= old / 2) return p;
+        // Buried before the kernel moves the block: the moment mremap
+        // returns, another thread may map the old address and record it,
+        // and that entry must not be the one buried here.  No other thread
+        // may legally touch the block during a realloc.
+        bury(e);
     }
-    // The block stays registered while the kernel moves it; no other thread
-    // may legally touch it during a realloc.
     void* q = os::remap(p, old, size);
-    if (!q) return nullptr;
     LockGuard guard(lock);
-    bury(find_live(a));  // a free of the old address is a double free
+    if (!q) {
+        insert(a, old);  // still ours, unchanged (its tombstone is reused if still there)
+        return nullptr;
+    }
     insert(reinterpret_cast<uintptr_t>(q), size);
     return q;
 }
