@@ -103,5 +103,21 @@ grep -q '^postuninstall scriptlet' "$out/scripts.txt" || fail "no %systemd_postu
 rpm -qp --requires "$out/btmalloc-devel-$version-$release.$arch.rpm" | grep -q "^btmalloc(" ||
   fail "btmalloc-devel does not require btmalloc"
 
+# The distribution's hardening flags (macros.debian-host mirrors Fedora's
+# %optflags): the tools bind now and use the stack protector; the library
+# keeps lazy binding and needs libc only.
+x=$out/extract
+rm -rf "$x" && mkdir -p "$x"
+(cd "$x" && rpm2cpio "$main" | cpio -idm --quiet)
+for tool in btmctl btm-pageout; do
+  dyn=$(readelf -d "$x/usr/bin/$tool")
+  grep -qE 'BIND_NOW|FLAGS_1.* NOW' <<<"$dyn" || fail "$tool is not linked with -z now"
+  readelf -W --dyn-syms "$x/usr/bin/$tool" | grep -q __stack_chk_fail || fail "$tool has no stack protector"
+done
+so=$(ls "$x$libdir"/libbtmalloc.so.1.*.*)
+needed=$(readelf -d "$so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+[ "$needed" = "libc.so.6 " ] || fail "the library needs $needed(libc.so.6 only, wanted)"
+readelf -d "$so" | grep -qE 'BIND_NOW|FLAGS_1.* NOW' && fail "the library is linked with -z now (DESIGN §5: lazy)"
+
 [ $status -eq 0 ] && echo "ok: RPMs built, rpmlint clean of errors, contents as expected"
 exit $status
