@@ -70,17 +70,7 @@ const char* file_type(mode_t mode) {
 // every process, root's daemons included: such a file is ignored whole.
 bool report_untrusted(const Options& opt, const char* file, const struct stat& st) {
     if (trusted_owner(st.st_uid, st.st_mode, opt.trusted_uid)) return false;
-    Text<128> t;
-    if (st.st_uid != opt.trusted_uid) {
-        t.put("owned by uid ").put_u64(st.st_uid).put(", not ");
-        if (opt.trusted_uid == 0) t.put("root");
-        else t.put("uid ").put_u64(opt.trusted_uid);
-    } else {
-        t.put("writable by group or others (mode 0");
-        for (int shift = 6; shift >= 0; shift -= 3) t.put(char('0' + ((st.st_mode >> shift) & 7)));
-        t.put(')');
-    }
-    report_file(opt, file, t.put("; ignored").c_str());
+    report_untrusted_file(opt, file, st.st_uid, st.st_mode);
     return true;
 }
 
