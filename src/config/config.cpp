@@ -206,7 +206,8 @@ void write_to_stderr(void*, const Diagnostic& d) {
 namespace {
 
 // BTM_CONF's file skips the owner rule (`any_owner`): the environment
-// that names it could set any knob directly.
+// that names it could set any knob directly.  So does a file btmctl config
+// check is given by name (Options::any_owner).
 unsigned load_one(const char* path, bool must_exist, bool any_owner, const Options& opt, Values* out,
                   Origin* origin) {
     // stat() first so that a FIFO or a device is never opened at all (opening
@@ -285,7 +286,7 @@ unsigned load_one(const char* path, bool must_exist, bool any_owner, const Optio
 }  // namespace
 
 unsigned load_file(const char* path, bool must_exist, const Options& opt, Values* out, Origin* origin) {
-    return load_one(path, must_exist, false, opt, out, origin);
+    return load_one(path, must_exist, opt.any_owner, opt, out, origin);
 }
 
 unsigned load_files(char** env, const Options& opt, Values* out, Origin* origin) {

@@ -117,6 +117,9 @@ struct Options {
     // no write permission for group or others) in every process; tests
     // running unprivileged name their own uid.
     uint32_t trusted_uid = 0;
+    // load_file() reads a file whoever owns it (btmctl config check FILE:
+    // a draft is checked for its contents).
+    bool any_owner = false;
     // Also validate lines in [program] sections that do not apply (btmctl
     // config check); they are still not applied.
     bool check_all = false;
@@ -139,7 +142,8 @@ unsigned parse_buffer(const char* data, size_t len, const char* file, const Opti
 // Reads one file and applies it.  A missing file is reported only when
 // `must_exist`.  Non-regular files, files over kMaxFileBytes and files not
 // owned by opt.trusted_uid (root) or writable by group or others are ignored
-// whole with one diagnostic; with opt.check_all the lines of an untrusted
+// whole with one diagnostic (unless opt.any_owner); with opt.check_all the
+// lines of an untrusted
 // file are still checked, not applied.  Returns the number of problems
 // reported.
 unsigned load_file(const char* path, bool must_exist, const Options& opt, Values* out,
