@@ -66,9 +66,11 @@ const char* file_type(mode_t mode) {
     return "not a regular file";
 }
 
+// Whoever can write a file the library reads decides the configuration of
+// every process, root's daemons included: such a file is ignored whole.
 bool report_untrusted(const Options& opt, const char* file, const struct stat& st) {
-    if (!opt.secure || trusted_owner(st.st_uid, st.st_mode)) return false;
-    report_file(opt, file, "not owned by root or writable by group or others; ignored in secure mode");
+    if (trusted_owner(st.st_uid, st.st_mode, opt.trusted_uid)) return false;
+    report_untrusted_file(opt, file, st.st_uid, st.st_mode);
     return true;
 }
 
@@ -201,7 +203,13 @@ void write_to_stderr(void*, const Diagnostic& d) {
     sys::write(2, t.buf, t.len);
 }
 
-unsigned load_file(const char* path, bool must_exist, const Options& opt, Values* out, Origin* origin) {
+namespace {
+
+// BTM_CONF's file skips the owner rule (`any_owner`): the environment
+// that names it could set any knob directly.  So does a file btmctl config
+// check is given by name (Options::any_owner).
+unsigned load_one(const char* path, bool must_exist, bool any_owner, const Options& opt, Values* out,
+                  Origin* origin) {
     // stat() first so that a FIFO or a device is never opened at all (opening
     // some devices has side effects); fstat() after open closes the race.
     struct stat st;
@@ -232,7 +240,10 @@ unsigned load_file(const char* path, bool must_exist, const Options& opt, Values
         report_file(opt, path, t.c_str());
         return 1;
     }
-    if (report_untrusted(opt, path, st)) {
+    // btmctl config check (check_all) still lists the lines' problems,
+    // from a copy that is then dropped.
+    unsigned untrusted = any_owner ? 0 : report_untrusted(opt, path, st);
+    if (untrusted && !opt.check_all) {
         sys::close(fd);
         return 1;
     }
@@ -243,7 +254,9 @@ unsigned load_file(const char* path, bool must_exist, const Options& opt, Values
         return 1;
     }
     Origin scratch;
-    if (!origin) origin = reset_origin(&scratch);
+    Values dropped;
+    if (!origin || untrusted) origin = reset_origin(&scratch);
+    if (untrusted) out = &dropped;
     Parser parser(path, opt, out, origin);
     size_t total = 0;
     for (;;) {
@@ -267,7 +280,13 @@ unsigned load_file(const char* path, bool must_exist, const Options& opt, Values
     }
     parser.finish();
     sys::close(fd);
-    return parser.problems();
+    return untrusted + parser.problems();
+}
+
+}  // namespace
+
+unsigned load_file(const char* path, bool must_exist, const Options& opt, Values* out, Origin* origin) {
+    return load_one(path, must_exist, opt.any_owner, opt, out, origin);
 }
 
 unsigned load_files(char** env, const Options& opt, Values* out, Origin* origin) {
@@ -275,7 +294,7 @@ unsigned load_files(char** env, const Options& opt, Values* out, Origin* origin)
         if (const char* conf = find_env(env, "conf")) {
             // BTM_CONF replaces the whole set of files, drop-ins included, so
             // a test or an experiment sees exactly the file it names.
-            return *conf ? load_file(conf, true, opt, out, origin) : 0;
+            return *conf ? load_one(conf, true, true, opt, out, origin) : 0;
         }
     }
     unsigned problems = opt.system_file ? load_file(opt.system_file, false, opt, out, origin) : 0;

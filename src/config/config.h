@@ -110,10 +110,16 @@ struct Options {
     // procfs walk.
     const char* program = nullptr;
     const char* (*find_program)() = nullptr;
-    // Secure-execution mode: files must be owned by root and not writable by
-    // group or others, the environment and BTM_CONF are ignored, and
+    // Secure-execution mode: the environment and BTM_CONF are ignored, and
     // diagnostics do not quote file contents.
     bool secure = false;
+    // The owner the system files and the drop-in directory must have (with
+    // no write permission for group or others) in every process; tests
+    // running unprivileged name their own uid.
+    uint32_t trusted_uid = 0;
+    // load_file() reads a file whoever owns it (btmctl config check FILE:
+    // a draft is checked for its contents).
+    bool any_owner = false;
     // Also validate lines in [program] sections that do not apply (btmctl
     // config check); they are still not applied.
     bool check_all = false;
@@ -134,15 +140,19 @@ unsigned parse_buffer(const char* data, size_t len, const char* file, const Opti
                       Values* out, Origin* origin);
 
 // Reads one file and applies it.  A missing file is reported only when
-// `must_exist`.  Non-regular files, files over kMaxFileBytes and (in secure
-// mode) files not owned by root or writable by group or others are ignored
-// whole with one diagnostic.  Returns the number of problems reported.
+// `must_exist`.  Non-regular files, files over kMaxFileBytes and files not
+// owned by opt.trusted_uid (root) or writable by group or others are ignored
+// whole with one diagnostic (unless opt.any_owner); with opt.check_all the
+// lines of an untrusted
+// file are still checked, not applied.  Returns the number of problems
+// reported.
 unsigned load_file(const char* path, bool must_exist, const Options& opt, Values* out,
                    Origin* origin);
 
 // The files in precedence order: either BTM_CONF's file alone (outside
-// secure mode, when `env` sets it; an empty BTM_CONF reads no file), or
-// opt.system_file and then opt.dropin_dir/*.conf.
+// secure mode, when `env` sets it; an empty BTM_CONF reads no file; whoever
+// owns it), or opt.system_file and then opt.dropin_dir/*.conf, under
+// load_file()'s owner rule, as is the directory.
 unsigned load_files(char** env, const Options& opt, Values* out, Origin* origin);
 
 // BTM_<KEY>=VALUE variables (and BTM_NO_ASYNC=BOOL, the old spelling of
@@ -179,9 +189,9 @@ bool in_range(unsigned id, uint64_t v);
 size_t format_value(unsigned id, uint64_t v, char* buf, size_t cap);
 // Looks a key up (ASCII case-insensitive); kKnobCount if unknown.
 unsigned find_knob(const char* key, size_t n);
-// May this file be used in secure mode?
-inline bool trusted_owner(uint32_t uid, uint32_t mode) {
-    return uid == 0 && (mode & 022) == 0;
+// May a system file or drop-in directory with this owner and mode be used?
+inline bool trusted_owner(uint32_t uid, uint32_t mode, uint32_t trusted_uid = 0) {
+    return uid == trusted_uid && (mode & 022) == 0;
 }
 
 }  // namespace btm::config

@@ -500,4 +500,18 @@ unsigned apply_environment(char** env, const Options& opt, Values* out, Origin* 
     return problems;
 }
 
+void report_untrusted_file(const Options& opt, const char* file, uint32_t uid, uint32_t mode) {
+    Text<128> t;
+    if (uid != opt.trusted_uid) {
+        t.put("owned by uid ").put_u64(uid).put(", not ");
+        if (opt.trusted_uid == 0) t.put("root");
+        else t.put("uid ").put_u64(opt.trusted_uid);
+    } else {
+        t.put("writable by group or others (mode 0");
+        for (int shift = 6; shift >= 0; shift -= 3) t.put(char('0' + ((mode >> shift) & 7)));
+        t.put(')');
+    }
+    opt.sink.report(opt.sink.ctx, Diagnostic{file, 0, t.put("; ignored").c_str()});
+}
+
 }  // namespace btm::config

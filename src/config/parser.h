@@ -18,6 +18,10 @@ Origin* reset_origin(Origin* origin);
 const char* find_env(char** env, const char* key);
 // True if any variable in `env` starts with BTM_.
 bool has_btm_variable(char** env);
+// Reports why a file with this owner and mode is not trusted.  Here, with
+// the parser, not in config.cpp: few processes ever print it, and the
+// parser's code is laid out last in the library (CMakeLists.txt).
+void report_untrusted_file(const Options& opt, const char* file, uint32_t uid, uint32_t mode);
 
 class Parser {
 public:

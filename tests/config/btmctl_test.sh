@@ -48,6 +48,25 @@ has "$out" "$tmp: a directory, not a regular file; ignored"
 for i in $(seq 30); do echo "junk $i"; done >"$tmp/many.conf"
 run 1 -- "$btmctl" config check "$tmp/many.conf"
 [ "$(wc -l <<<"$out")" -eq 30 ] || fail "check must report every problem, got $(wc -l <<<"$out")"
+# A file named on the command line is a draft: any owner and mode will do.
+cp "$tmp/good.conf" "$tmp/theirs.conf"; chmod 666 "$tmp/theirs.conf"
+[ "$(id -u)" = 0 ] && chown 65534 "$tmp/theirs.conf"
+run 0 -- "$btmctl" config check "$tmp/theirs.conf"
+# The system files: why the library would ignore one, and its lines'
+# problems (a copy of /etc in a private mount namespace).
+if [ "$(id -u)" = 0 ] && unshare -m --propagation private true 2>/dev/null; then
+  unshare -m --propagation private bash -c '
+    cp -a /etc "$1/etc" && mount --bind "$1/etc" /etc || exit 99
+    rm -rf /etc/btmalloc.conf /etc/btmalloc.conf.d
+    printf "partitions = 8\nbogus = 1\n" >/etc/btmalloc.conf
+    chmod 666 /etc/btmalloc.conf
+    "$2" config check' _ "$tmp" "$btmctl" >"$tmp/out" 2>&1
+  rc=$?
+  rm -rf "$tmp/etc"
+  [ $rc = 1 ] || fail "config check of an untrusted /etc/btmalloc.conf exited $rc: $(cat "$tmp/out")"
+  [ "$(cat "$tmp/out")" = "/etc/btmalloc.conf: writable by group or others (mode 0666); ignored
+/etc/btmalloc.conf:2: unknown key 'bogus'" ] || fail "config check of an untrusted /etc/btmalloc.conf: $(cat "$tmp/out")"
+fi
 run 0 -- "$btmctl" config check "$repo/packaging/btmalloc.conf"
 if [ ! -e /etc/btmalloc.conf ] && [ ! -e /etc/btmalloc.conf.d ]; then
   run 0 -- "$btmctl" config check

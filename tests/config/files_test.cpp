@@ -127,26 +127,46 @@ TEST_F(Files, UnreadableFile) {
     }
 }
 
-TEST_F(Files, SecureModeOwnershipRule) {
+// Any user who can write a file the library reads could switch hardening
+// off for root's daemons: the rule holds for every process, not only
+// set-user-ID ones.
+TEST_F(Files, UntrustedFilesAreIgnoredByEveryProcess) {
     if (geteuid() != 0) GTEST_SKIP() << "needs root to create files owned by root and by others";
-    r.opt.secure = true;
+    r.opt.trusted_uid = 0;
     auto good = dir.write("good.conf", "partitions = 8\n", 0644);
     auto group_w = dir.write("gw.conf", "partitions = 16\n", 0664);
     auto other_w = dir.write("ow.conf", "partitions = 16\n", 0646);
+    auto all_w = dir.write("aw.conf", "partitions = 16\n", 0666);
     auto user = dir.write("user.conf", "partitions = 16\n", 0644);
     ASSERT_EQ(chown(user.c_str(), 65534, 65534), 0);
-    EXPECT_EQ(load(good), 0u);
-    EXPECT_EQ(r.get("partitions"), 8u);
-    for (const auto& p : {group_w, other_w, user}) {
-        r.diags.clear();
-        EXPECT_EQ(load(p), 1u) << p;
-        EXPECT_EQ(r.diags.at(0), p + ": not owned by root or writable by group or others; ignored in secure mode");
+    for (bool secure : {false, true}) {
+        r.opt.secure = secure;
+        EXPECT_EQ(load(good), 0u);
         EXPECT_EQ(r.get("partitions"), 8u);
+        for (const auto& [p, why] : {std::pair{group_w, "writable by group or others (mode 0664); ignored"},
+                                     std::pair{other_w, "writable by group or others (mode 0646); ignored"},
+                                     std::pair{all_w, "writable by group or others (mode 0666); ignored"},
+                                     std::pair{user, "owned by uid 65534, not root; ignored"}}) {
+            r.diags.clear();
+            EXPECT_EQ(load(p), 1u) << p;
+            ASSERT_EQ(r.diags.size(), 1u) << r.all_diags();
+            EXPECT_EQ(r.diags.at(0), p + ": " + why);
+            EXPECT_EQ(r.get("partitions"), 8u) << "secure " << secure;
+        }
     }
-    // Outside secure mode the same files are fine.
-    r.opt.secure = false;
-    EXPECT_EQ(load(user), 0u);
-    EXPECT_EQ(r.get("partitions"), 16u);
+}
+
+// btmctl config check says why the library would ignore a file, and still
+// reports the problems inside it.
+TEST_F(Files, CheckReportsAnUntrustedFileAndItsLines) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to create files owned by others";
+    r.opt.trusted_uid = 0;
+    r.opt.check_all = true;
+    auto user = dir.write("user.conf", "partitions = 16\nbogus = 1\n", 0644);
+    ASSERT_EQ(chown(user.c_str(), 65534, 65534), 0);
+    EXPECT_EQ(load(user), 2u);
+    EXPECT_EQ(r.all_diags(), user + ": owned by uid 65534, not root; ignored\n" + user + ":2: unknown key 'bogus'\n");
+    EXPECT_EQ(r.get("partitions"), 64u);
 }
 
 struct Dirs : Files {
@@ -254,18 +274,52 @@ TEST_F(Dirs, SecureModeIgnoresBtmConf) {
     EXPECT_EQ(r.get("partitions"), 2u);
 }
 
-TEST_F(Dirs, SecureModeRejectsAWritableDropInDirectory) {
+TEST_F(Dirs, AWritableDropInDirectoryIsIgnored) {
     if (geteuid() != 0) GTEST_SKIP() << "the scratch files must be owned by root";
+    r.opt.trusted_uid = 0;
     dir.write("btmalloc.conf.d/a.conf", "partitions = 2\n");
     chmod(dropins.c_str(), 0777);
-    r.opt.secure = true;
-    EXPECT_EQ(load_all(), 1u);
-    EXPECT_EQ(r.diags.at(0), dropins + ": not owned by root or writable by group or others; ignored in secure mode");
-    EXPECT_EQ(r.get("partitions"), 64u);
-    r.opt.secure = false;
+    for (bool secure : {false, true}) {
+        r.opt.secure = secure;
+        r.diags.clear();
+        EXPECT_EQ(load_all(), 1u);
+        EXPECT_EQ(r.diags.at(0), dropins + ": writable by group or others (mode 0777); ignored");
+        EXPECT_EQ(r.get("partitions"), 64u);
+    }
+    chmod(dropins.c_str(), 0755);
     r.diags.clear();
     EXPECT_EQ(load_all(), 0u);
     EXPECT_EQ(r.get("partitions"), 2u);
+}
+
+TEST_F(Dirs, UntrustedSystemFileAndDropInAreIgnored) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to create files owned by others";
+    r.opt.trusted_uid = 0;
+    dir.write("btmalloc.conf", "partitions = 2\n", 0666);
+    auto d = dir.write("btmalloc.conf.d/a.conf", "mesh = on\n");
+    ASSERT_EQ(chown(d.c_str(), 65534, 65534), 0);
+    EXPECT_EQ(load_all(), 2u);
+    EXPECT_EQ(r.all_diags(), system_file + ": writable by group or others (mode 0666); ignored\n" + d +
+                                 ": owned by uid 65534, not root; ignored\n");
+    EXPECT_EQ(r.get("partitions"), 64u);
+    EXPECT_EQ(r.get("mesh"), 0u);
+}
+
+// BTM_CONF names a file chosen by whoever sets the environment, who could as
+// well set BTM_<KEY>: its owner does not matter (btmalloc.conf(5)), and in
+// secure mode it is not read at all.
+TEST_F(Dirs, BtmConfIsReadWhoeverOwnsIt) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to create files owned by others";
+    r.opt.trusted_uid = 0;
+    auto mine = dir.write("mine.conf", "partitions = 5\n", 0666);
+    ASSERT_EQ(chown(mine.c_str(), 65534, 65534), 0);
+    Env env{"BTM_CONF=" + mine};
+    EXPECT_EQ(load_all(env.get()), 0u) << r.all_diags();
+    EXPECT_EQ(r.get("partitions"), 5u);
+    r.opt.secure = true;
+    set_defaults(&r.v, &r.o);
+    EXPECT_EQ(load_all(env.get()), 0u) << r.all_diags();
+    EXPECT_EQ(r.get("partitions"), 64u);
 }
 
 TEST(Environment, KnobsFromTheEnvironment) {

@@ -115,6 +115,35 @@ if ! dlsym_bound env BTM_TEST_EARLY_BYTES=1000000 LD_PRELOAD="$lib $early" "$whe
   fail "1 MB allocated before btmalloc's initialiser, and init did not look environ up (the test no longer reaches the fallback)"
 fi
 
+# /etc/btmalloc.conf writable by others, or owned by nobody, is ignored by a
+# root process too, with one line.  /etc is a copy in a private mount
+# namespace, so the real one is never touched.
+if [ "$(id -u)" = 0 ] && unshare -m --propagation private true 2>/dev/null; then
+  untrusted() {  # untrusted OWNER MODE: stderr of `where` run as root
+    unshare -m --propagation private bash -c '
+      cp -a /etc "$1/etc" && mount --bind "$1/etc" /etc || exit 99
+      rm -rf /etc/btmalloc.conf /etc/btmalloc.conf.d
+      printf "verbose = on\n" >/etc/btmalloc.conf
+      chown "$2" /etc/btmalloc.conf && chmod "$3" /etc/btmalloc.conf
+      env -u BTM_CONF LD_PRELOAD="$4" "$5" 2>&1 >/dev/null' _ "$tmp" "$1" "$2" "$lib" "$where"
+    rm -rf "$tmp/etc"
+  }
+  before=$status
+  for case in "65534 644 owned by uid 65534, not root" "0 666 writable by group or others (mode 0666)" \
+              "0 664 writable by group or others (mode 0664)"; do
+    read -r owner mode why <<<"$case"
+    got=$(untrusted "$owner" "$mode")
+    [ "$got" = "btmalloc: /etc/btmalloc.conf: $why; ignored" ] ||
+      fail "untrusted /etc/btmalloc.conf ($owner, $mode) as root: stderr was: $got"
+  done
+  got=$(untrusted 0 644)
+  grep -q "^btmalloc: verbose = on (/etc/btmalloc.conf:1)" <<<"$got" ||
+    fail "control: a trusted /etc/btmalloc.conf was not applied: $got"
+  [ $status = "$before" ] && echo "ok: untrusted /etc/btmalloc.conf ignored by root processes"
+else
+  echo "note: the untrusted /etc/btmalloc.conf case needs root and unshare -m; not run"
+fi
+
 # Set-user-ID: BTM_* and BTM_CONF are ignored.
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
   cp "$linked" "$tmp/where_setuid"

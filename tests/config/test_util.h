@@ -37,6 +37,7 @@ struct Conf {
         opt.program = program;
         opt.max_warnings = 0;
         opt.sink = {collect, this};
+        opt.trusted_uid = geteuid();  // the scratch files are the test's own
     }
     Conf(const Conf&) = delete;
 

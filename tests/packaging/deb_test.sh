@@ -11,7 +11,10 @@
 #      /etc/ld.so.preload and each must print btmalloc's statistics line for
 #      its own PID; `btmctl enable UNIT` says systemd is not running;
 #   4. dpkg --purge must take our line, and only ours, out of
-#      /etc/ld.so.preload, and programs must then run without complaint.
+#      /etc/ld.so.preload -- a symbolic link, written through -- and
+#      programs must then run without complaint; with the timer enabled by
+#      hand (its wants link), the purge must leave /etc exactly as it was
+#      before the install (names, types, link targets, modes, checksums).
 # Skipped (exit 77) without root, unshare or dpkg, or when btmalloc packages
 # are already installed (they would be replaced).
 #   deb_test.sh REPO_DIR OUT_DIR
@@ -77,7 +80,7 @@ if [ $inner = 0 ]; then
   }
   compare "${debs[0]}" "
 /usr/lib/$ma/libbtmalloc.so.1
-/usr/lib/$ma/libbtmalloc.so.*.*.*
+/usr/lib/$ma/libbtmalloc.so.1.*.*
 /usr/share/doc/libbtmalloc1
 /usr/share/doc/libbtmalloc1/*
 /usr/share/lintian/overrides/libbtmalloc1"
@@ -91,6 +94,7 @@ if [ $inner = 0 ]; then
 /usr/lib/$ma/cmake/btmalloc
 /usr/lib/$ma/cmake/btmalloc/*.cmake
 /usr/share/man/man3/btmalloc.3.gz
+/usr/share/man/man3/btm_*.3.gz
 /usr/share/doc/libbtmalloc-dev
 /usr/share/doc/libbtmalloc-dev/*
 /usr/share/lintian/overrides/libbtmalloc-dev"
@@ -100,10 +104,11 @@ if [ $inner = 0 ]; then
 /etc/default/btm-pageout
 /usr/bin/btmctl
 /usr/bin/btm-pageout
-/usr/lib/systemd
-/usr/lib/systemd/system
-/usr/lib/systemd/system/btm-pageout.service
-/usr/lib/systemd/system/btm-pageout.timer
+/lib
+/lib/systemd
+/lib/systemd/system
+/lib/systemd/system/btm-pageout.service
+/lib/systemd/system/btm-pageout.timer
 /usr/share/btmalloc
 /usr/share/btmalloc/btmalloc-preload.conf
 /usr/share/man/man5/btmalloc.conf.5.gz
@@ -114,6 +119,18 @@ if [ $inner = 0 ]; then
 /usr/share/doc/btmalloc/*
 /usr/share/lintian/overrides/btmalloc"
   dpkg-deb -I "${debs[0]}" | grep -q '^ Multi-Arch: same' || fail "libbtmalloc1 is not Multi-Arch: same"
+  # The file is named after the soname: libbtmalloc.so.1 -> libbtmalloc.so.1.x.y.
+  real=$(dpkg-deb -c "${debs[0]}" | sed -n 's|.* \./usr/lib/'"$ma"'/libbtmalloc\.so\.1 -> ||p')
+  [[ $real == libbtmalloc.so.1.*.* ]] || fail "libbtmalloc.so.1 points at '$real', not libbtmalloc.so.1.x.y"
+  # Each man page .so link became a symbolic link to btmalloc.3.
+  dpkg-deb -c "${debs[1]}" | grep -q '/man3/btm_malloc\.3\.gz -> btmalloc\.3\.gz$' ||
+    fail "man3/btm_malloc.3.gz is not a link to btmalloc.3.gz: $(dpkg-deb -c "${debs[1]}" | grep man3)"
+  # The timer's maintainer scripts (dh_installsystemd): stopped on removal,
+  # its links dropped on purge.
+  dpkg-deb --ctrl-tarfile "${debs[2]}" | tar -xOf - ./postrm 2>/dev/null | grep -q 'deb-systemd-helper purge' ||
+    fail "btmalloc's postrm does not purge the timer's links"
+  dpkg-deb --ctrl-tarfile "${debs[2]}" | tar -xOf - ./prerm 2>/dev/null | grep -q 'btm-pageout.timer' ||
+    fail "btmalloc's prerm does not stop the timer"
   dpkg-deb --ctrl-tarfile "${debs[0]}" | tar -tf - | grep -q '^./symbols$' || fail "libbtmalloc1 has no symbols file"
   dpkg-deb --ctrl-tarfile "${debs[2]}" | tar -xOf - ./conffiles | grep -qx /etc/btmalloc.conf ||
     fail "/etc/btmalloc.conf is not a conffile"
@@ -143,13 +160,39 @@ export LC_ALL=C HOME=$tmp/home
 mkdir -p "$HOME"
 unset BTM_ENABLED BTM_CONF BTM_STATS_AT_EXIT LD_PRELOAD
 
+# The site's preload file, reached through a symbolic link that every
+# writer (btmctl, the prerm) must keep.
+ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+other=/usr/lib/$ma/libm.so.6
+[ -e "$other" ] || other=/usr/lib/$ma/libc.so.6
+rm -f "$preload"
+mkdir -p /etc/site-preload
+printf '# an entry of the site, kept\n%s\n' "$other" >/etc/site-preload/ld.so.preload
+ln -s site-preload/ld.so.preload "$preload"
+# /etc as it is before the install: the purge must bring it back exactly
+# (ld.so.cache aside: ldconfig rebuilds it, with the same libraries).
+snapshot() {
+  (cd /etc && find . -path ./ld.so.cache -prune -o -printf '%p %y %m %u %g %l\n' | LC_ALL=C sort
+   find . -path ./ld.so.cache -prune -o -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+}
+snapshot >"$tmp/etc.before"
+
 before=$(cat "$preload" 2>/dev/null || echo '<none>')
 dpkg -i "${debs[@]}" >"$tmp/dpkg-i.log" 2>&1 || { cat "$tmp/dpkg-i.log"; echo "FAIL: dpkg -i"; exit 1; }
 [ "$(cat "$preload" 2>/dev/null || echo '<none>')" = "$before" ] || fail "installing changed $preload"
 lib=$(dpkg -L libbtmalloc1 | grep '/libbtmalloc\.so\.1$')
 [ -n "$lib" ] || { echo "FAIL: libbtmalloc1 ships no libbtmalloc.so.1"; exit 1; }
-other=$(dirname "$lib")/libm.so.6
-[ -e "$other" ] || other=$(dirname "$lib")/libc.so.6
+if command -v man >/dev/null; then
+  page=$(man -w 3 btm_malloc 2>&1) && [ "$(basename "$(readlink -f "$page")")" = btmalloc.3.gz ] ||
+    fail "man btm_malloc does not resolve to btmalloc(3): $page"
+fi
+# The administrator enables the timer by hand (systemd is not PID 1 here:
+# systemctl edits the links, or we make the one it would).
+systemctl enable btm-pageout.timer >"$tmp/systemctl.log" 2>&1 ||
+  { mkdir -p /etc/systemd/system/timers.target.wants &&
+    ln -s /lib/systemd/system/btm-pageout.timer /etc/systemd/system/timers.target.wants/; }
+[ -L /etc/systemd/system/timers.target.wants/btm-pageout.timer ] ||
+  fail "enabling the timer made no link: $(cat "$tmp/systemctl.log")"
 
 # Work for git, prepared before the preload.
 git init -q "$tmp/repo"
@@ -161,7 +204,6 @@ done
 printf '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n' >"$tmp/hello.c"
 
 # Enable through the installed btmctl, next to an entry that must stay.
-printf '# an entry of the site, kept\n%s\n' "$other" >"$preload"
 if ! /usr/bin/btmctl enable --system >"$tmp/enable.out" 2>&1; then
   cat "$tmp/enable.out"
   echo "FAIL: btmctl enable --system"
@@ -239,6 +281,10 @@ grep -q libbtmalloc "$preload" && fail "after the purge $preload still names btm
 [ "$(cat "$preload")" = "# an entry of the site, kept
 $other" ] || fail "after the purge $preload holds: $(cat "$preload")"
 [ -e /etc/btmalloc.conf ] && fail "the purge left /etc/btmalloc.conf"
+[ -L "$preload" ] || fail "the purge replaced the symbolic link $preload"
+snapshot >"$tmp/etc.after"
+diff -u "$tmp/etc.before" "$tmp/etc.after" >"$tmp/etc.diff" ||
+  fail "the purge left /etc changed: $(cat "$tmp/etc.diff")"
 for cmd in "/bin/true" "/bin/sh -c true" "/usr/bin/python3 -c pass" "/usr/bin/perl -e 1"; do
   err=$($cmd 2>&1 >/dev/null) || fail "'$cmd' failed after the purge"
   [ -z "$err" ] || fail "'$cmd' complains after the purge: $err"

@@ -39,7 +39,7 @@ expect_btmalloc="
 /usr/lib/systemd/system/btm-pageout.service
 /usr/lib/systemd/system/btm-pageout.timer
 /usr/share/man/man8/btm-pageout.8.gz
-$libdir/libbtmalloc.so.$version
+$libdir/libbtmalloc.so.1.*.*
 $libdir/libbtmalloc.so.1
 /usr/share/btmalloc
 /usr/share/btmalloc/btmalloc-preload.conf
@@ -60,7 +60,8 @@ $libdir/cmake/btmalloc/btmallocTargets-*.cmake
 $libdir/cmake/btmalloc/btmallocTargets.cmake
 $libdir/libbtmalloc.so
 $libdir/pkgconfig/btmalloc.pc
-/usr/share/man/man3/btmalloc.3.gz"
+/usr/share/man/man3/btmalloc.3.gz
+/usr/share/man/man3/btm_*.3.gz"
 expect_static="
 $libdir/libbtmalloc.a"
 
@@ -93,9 +94,30 @@ compare "$out/btmalloc-static-$version-$release.$arch.rpm" "$expect_static"
 flags=$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$main" | sed -n 's|^/etc/btmalloc.conf ||p')
 [ "$flags" = cn ] || fail "/etc/btmalloc.conf has file flags '$flags', wanted cn (%config(noreplace))"
 [ "$(rpm -qLp "$main")" = /usr/share/licenses/btmalloc/LICENSE ] || fail "%license: $(rpm -qLp "$main")"
-rpm -qp --scripts "$main" | grep -q 'ld.so.preload' || fail "no %preun for /etc/ld.so.preload"
+rpm -qp --scripts "$main" >"$out/scripts.txt"
+grep -q 'ld.so.preload' "$out/scripts.txt" || fail "no %preun for /etc/ld.so.preload"
+# %systemd_post/preun/postun: presets on install, disable (links too) on removal.
+grep -q 'preset btm-pageout.service btm-pageout.timer' "$out/scripts.txt" || fail "no %systemd_post"
+grep -q 'disable --now btm-pageout.service btm-pageout.timer' "$out/scripts.txt" || fail "no %systemd_preun"
+grep -q '^postuninstall scriptlet' "$out/scripts.txt" || fail "no %systemd_postun"
 rpm -qp --requires "$out/btmalloc-devel-$version-$release.$arch.rpm" | grep -q "^btmalloc(" ||
   fail "btmalloc-devel does not require btmalloc"
+
+# The distribution's hardening flags (macros.debian-host mirrors Fedora's
+# %optflags): the tools bind now and use the stack protector; the library
+# keeps lazy binding and needs libc only.
+x=$out/extract
+rm -rf "$x" && mkdir -p "$x"
+(cd "$x" && rpm2cpio "$main" | cpio -idm --quiet)
+for tool in btmctl btm-pageout; do
+  dyn=$(readelf -d "$x/usr/bin/$tool")
+  grep -qE 'BIND_NOW|FLAGS_1.* NOW' <<<"$dyn" || fail "$tool is not linked with -z now"
+  readelf -W --dyn-syms "$x/usr/bin/$tool" | grep -q __stack_chk_fail || fail "$tool has no stack protector"
+done
+so=$(ls "$x$libdir"/libbtmalloc.so.1.*.*)
+needed=$(readelf -d "$so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+[ "$needed" = "libc.so.6 " ] || fail "the library needs $needed(libc.so.6 only, wanted)"
+readelf -d "$so" | grep -qE 'BIND_NOW|FLAGS_1.* NOW' && fail "the library is linked with -z now (DESIGN §5: lazy)"
 
 [ $status -eq 0 ] && echo "ok: RPMs built, rpmlint clean of errors, contents as expected"
 exit $status

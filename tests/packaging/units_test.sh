@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # btmctl enable/disable UNIT on an offline tree (--root, as systemctl --root
 # does): the drop-in merges the unit's own LD_PRELOAD (from its unit file
-# and drop-ins, quoting and specifiers undone), is idempotent, and
+# and drop-ins, quotes undone, specifiers and escapes kept), is idempotent, and
 # systemd-analyze verify accepts it without a word; disable removes it.
 # Bad unit names are usage errors (2); missing or masked units fail (1).
 #   units_test.sh BTMCTL LIBRARY
@@ -46,6 +46,13 @@ cat >"$units/web@.service.d/20-preload.conf" <<'EOF'
 [Service]
 Environment='LD_PRELOAD=/opt/a%%b.so /opt/c.so'
 EOF
+# Specifiers and C escapes stay as the unit wrote them: systemd expands
+# them when it reads the drop-in, as it did in the unit.
+cat >"$units/spec.service" <<'EOF'
+[Service]
+ExecStart=/bin/true
+Environment=LD_PRELOAD=/opt/sp\x20ace/libq.so:%h/libbar.so "OTHER=\"quoted\""
+EOF
 ln -s /dev/null "$etc/masked.service"
 
 # Usage and refusals.
@@ -81,6 +88,10 @@ grep -qxF "Environment=\"LD_PRELOAD=$lib\"" "$etc/plain.service.d/50-btmalloc.co
 run 0 "$btmctl" enable web@one "${opts[@]}"
 grep -qxF "Environment=\"LD_PRELOAD=$lib:/opt/a%%b.so:/opt/c.so\"" "$etc/web@one.service.d/50-btmalloc.conf" ||
   fail "instance drop-in: $(cat "$etc/web@one.service.d/50-btmalloc.conf")"
+
+run 0 "$btmctl" enable spec "${opts[@]}"
+grep -qxF "Environment=\"LD_PRELOAD=$lib:/opt/sp\\x20ace/libq.so:%h/libbar.so\"" "$etc/spec.service.d/50-btmalloc.conf" ||
+  fail "specifiers and escapes not kept: $(cat "$etc/spec.service.d/50-btmalloc.conf")"
 
 # systemd-analyze verify reads the unit with its drop-ins from the unit's
 # own directory; copies of the files make that directory.

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 
+#include "untrusted_text.h"
 
 namespace btm_pageout {
 
@@ -265,8 +266,8 @@ std::string format_text(const Report& r) {
     uint64_t rb = 0, sb = 0, ra = 0, sa = 0, paged = 0;
     unsigned targets = 0, failed = 0, gone = 0;
     for (const Entry& e : r.entries) {
-        std::string who = std::to_string(e.pid) + " (" + e.comm + ")";
-        if (!e.unit.empty()) who += " " + e.unit;
+        std::string who = std::to_string(e.pid) + " (" + btm_tools::printable(e.comm) + ")";
+        if (!e.unit.empty()) who += " " + btm_tools::printable(e.unit);
         if (!e.target) {
             out += "skipped " + who + ": " + e.reason + "\n";
             continue;
@@ -305,19 +306,7 @@ std::string format_text(const Report& r) {
     return out;
 }
 
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        if (c == '"') out += "\\\"";
-        else if (c == '\\') out += "\\\\";
-        else if (c < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-        } else out += char(c);
-    }
-    return out + "\"";
-}
+std::string json_string(std::string_view s) { return btm_tools::json_string(s); }
 
 std::string format_json(const Report& r) {
     std::string out = "{\"min_age\":" + std::to_string(r.min_age) +

@@ -19,7 +19,8 @@ namespace btmctl {
 
 const std::string_view kConfigUsage =
     "  btmctl config check [FILE...]    validate FILEs (default: /etc/btmalloc.conf and\n"
-    "                                   /etc/btmalloc.conf.d/*.conf); prints FILE:LINE: REASON\n"
+    "                                   /etc/btmalloc.conf.d/*.conf, their owner and mode\n"
+    "                                   too); prints FILE:LINE: REASON\n"
     "  btmctl config show [--program NAME] [--no-env] [--secure]\n"
     "                                   effective values and where each comes from, for a\n"
     "                                   program named NAME (default: outside any [program]\n"
@@ -62,6 +63,7 @@ int check(Args args) {
     if (args.empty()) {
         cfg::load_files(nullptr, opt, &values, &origin);
     } else {
+        opt.any_owner = true;  // drafts: their contents, not where they are yet
         for (const char* file : args) cfg::load_file(file, true, opt, &values, &origin);
     }
     return printer.count ? kExitProblems : kExitOk;

@@ -23,7 +23,8 @@ const std::string_view kDisableUsage =
 namespace {
 
 int disable_system(const Target& t) {
-    std::string file = preload_file_path(t);
+    bool via_link = false;
+    std::string file = preload_file_path(t, &via_link);
     std::string text;
     int err = read_file(file, &text);
     if (err == ENOENT) {
@@ -43,7 +44,10 @@ int disable_system(const Target& t) {
                 std::cout << "(it lists " << e << ": name it with --library to remove it)\n";
         return kExitOk;
     }
-    if (preload::is_blank(rest)) {
+    // An emptied file is removed, unless a symbolic link leads to it: the
+    // link is the administrator's, and a dangling one would look like a fault.
+    bool remove = preload::is_blank(rest) && !via_link;
+    if (remove) {
         err = remove_file(file);
     } else {
         struct stat st;
@@ -55,7 +59,7 @@ int disable_system(const Target& t) {
         return kExitProblems;
     }
     std::cout << "disabled: removed " << t.library << " from " << file
-              << (preload::is_blank(rest) ? " (now empty, so removed)" : "") << ".\n"
+              << (remove ? " (now empty, so removed)" : "") << ".\n"
               << "Programs started from now on use glibc's allocator; running ones keep btmalloc\n"
               << "until restarted.\n";
     return kExitOk;

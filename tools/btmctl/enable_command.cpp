@@ -14,8 +14,9 @@ namespace btmctl {
 
 const std::string_view kEnableUsage =
     "  btmctl enable --system [--library PATH] [--preload-file FILE] [--root DIR]\n"
-    "                                   add the library to /etc/ld.so.preload, after trial\n"
-    "                                   runs of a few programs with it preloaded\n"
+    "                [--drop-comments]  add the library to /etc/ld.so.preload, after trial\n"
+    "                                   runs of a few programs with it preloaded; with\n"
+    "                                   --drop-comments, drop the comments glibc misreads\n"
     "  btmctl enable UNIT... [--library PATH] [--root DIR] [--no-reload]\n"
     "                                   preload it into services: writes\n"
     "                                   /etc/systemd/system/UNIT.d/50-btmalloc.conf\n";
@@ -42,16 +43,36 @@ int enable_system(const Target& t) {
         std::cerr << "btmctl: cannot read " << describe(file, err) << '\n';
         return kExitProblems;
     }
-    preload::Matcher is_ours = ours(t);
-    for (const std::string& e : preload::entries(text)) {
-        if (is_ours(e)) {
-            std::cout << "already enabled: " << file << " lists " << e << '\n';
-            return kExitOk;
+    size_t dropped = 0;
+    if (std::vector<preload::Comment> misread = preload::misread_comments(text); !misread.empty()) {
+        if (!t.drop_comments) {
+            std::cerr << "btmctl: " << file << " has comments that glibc's loader misreads as library names\n"
+                      << "btmctl: (it blanks only the first comment; every process then reports that it cannot\n"
+                      << "btmctl: preload their words):\n";
+            for (const preload::Comment& c : misread) std::cerr << "  " << file << ':' << c.line << ": " << c.text << '\n';
+            std::cerr << "btmctl: remove them, or run again with --drop-comments; " << file << " is unchanged.\n";
+            return kExitProblems;
         }
+        text = preload::without_misread_comments(text);
+        dropped = misread.size();
+        std::cout << "dropping " << dropped << (dropped == 1 ? " comment" : " comments")
+                  << " that glibc's loader misreads from " << file << '\n';
     }
-    if (t.root.empty()) {
-        std::vector<std::string> passed;
-        if (std::string failure = trial_runs(t.library, &passed); !failure.empty()) {
+    preload::Matcher is_ours = ours(t);
+    std::string listed;
+    for (const std::string& e : preload::entries(text))
+        if (listed.empty() && is_ours(e)) listed = e;
+    if (!listed.empty() && !dropped) {
+        std::cout << "already enabled: " << file << " lists " << listed << '\n';
+        return kExitOk;
+    }
+    if (!listed.empty()) {
+        std::cout << file << " already lists " << listed << "; trial runs skipped\n";
+    } else if (t.root.empty()) {
+        std::vector<std::string> passed, notes;
+        std::string failure = trial_runs(t.library, &passed, &notes);
+        for (const std::string& n : notes) std::cerr << "btmctl: note: " << n << '\n';
+        if (!failure.empty()) {
             std::cerr << "btmctl: refusing to enable: " << failure << '\n'
                       << "btmctl: " << file << " is unchanged.\n";
             return kExitProblems;
@@ -69,11 +90,11 @@ int enable_system(const Target& t) {
 
     struct stat st;
     mode_t mode = stat(file.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
-    if ((err = replace_file(file, preload::with_entry(text, t.library), mode)) != 0) {
+    if ((err = replace_file(file, listed.empty() ? preload::with_entry(text, t.library) : text, mode)) != 0) {
         std::cerr << "btmctl: cannot write " << describe(file, err) << '\n';
         return kExitProblems;
     }
-    std::cout << "enabled: " << file << " now lists " << t.library << ".\n"
+    std::cout << "enabled: " << file << " now lists " << (listed.empty() ? t.library : listed) << ".\n"
               << "Programs started from now on run on btmalloc; running ones keep their allocator\n"
               << "until restarted.  To undo: btmctl disable --system (see btmalloc(7)).\n";
     return kExitOk;

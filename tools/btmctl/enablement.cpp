@@ -46,6 +46,8 @@ std::string parse_target(std::string_view command, Args args, Target* t) {
             t->system = true;
         } else if (a == "--no-reload") {
             t->reload = false;
+        } else if (a == "--drop-comments" && command == "enable") {
+            t->drop_comments = true;
         } else if (option(args, &i, "--root", &value, &missing)) {
             if (missing || value.empty()) return cmd + ": --root needs a DIR";
             while (value.size() > 1 && value.back() == '/') value.pop_back();
@@ -66,15 +68,21 @@ std::string parse_target(std::string_view command, Args args, Target* t) {
     if (t->system && !t->units.empty()) return cmd + ": give either --system or UNIT names, not both";
     if (!t->system && t->units.empty()) return cmd + ": expected --system or a UNIT";
     if (have_preload_file && !t->system) return cmd + ": --preload-file goes with --system";
+    if (t->drop_comments && !t->system) return cmd + ": --drop-comments goes with --system";
     return {};
 }
 
-std::string preload_file_path(const Target& t) {
+std::string preload_file_path(const Target& t, bool* via_link) {
     std::string path = t.preload_file.empty() ? t.root + std::string(kPreloadFile) : t.preload_file;
-    // Write through a symbolic link rather than replace it.
-    char resolved[PATH_MAX];
-    struct stat st;
-    if (lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode) && realpath(path.c_str(), resolved)) return resolved;
+    if (via_link) *via_link = false;
+    for (int depth = 0; depth < 16; ++depth) {
+        char target[PATH_MAX];
+        ssize_t n = readlink(path.c_str(), target, sizeof target - 1);
+        if (n < 0) break;  // not a link (or gone): this is the file
+        target[n] = '\0';
+        if (via_link) *via_link = true;
+        path = target[0] == '/' ? t.root + target : dir_name(path) + "/" + target;
+    }
     return path;
 }
 

@@ -20,13 +20,16 @@ struct Target {
     std::string library = BTMCTL_LIBRARY;  // --library: the path written into files
     std::string preload_file;         // --preload-file (default ROOT/etc/ld.so.preload)
     bool reload = true;               // --no-reload: do not ask systemd to reload
+    bool drop_comments = false;       // --drop-comments: those glibc misreads (enable --system)
 };
 
 // Parses the words after the command's name.  Returns "" or what is wrong.
 std::string parse_target(std::string_view command, Args args, Target* target);
 
-// The preload file to edit (after following a symbolic link).
-std::string preload_file_path(const Target& target);
+// The preload file to edit: a symbolic link is followed (an absolute target
+// inside --root's tree), also to a target that does not exist yet, so that
+// the link itself is never replaced.  *via_link tells whether it was one.
+std::string preload_file_path(const Target& target, bool* via_link = nullptr);
 
 // Recognises our entries: the library's path, or another path to the same
 // file (/lib/... for /usr/lib/... on merged-/usr systems).
@@ -39,9 +42,16 @@ preload::Matcher ours(const Target& target);
 std::string check_library(const Target& target, bool strict);
 
 // Runs a few programs with LIBRARY preloaded, each in a child with a clean
-// environment and a time limit.  Returns "" when every one exited 0, printed
-// what it should and wrote nothing to stderr; else what went wrong.
-std::string trial_runs(const std::string& library, std::vector<std::string>* passed);
+// environment and a time limit, and each once more without it: ordinary
+// programs, the package manager, a threaded program and (as root) a
+// set-user-ID one, with the library in a private /etc/ld.so.preload since
+// LD_PRELOAD does not reach those.  Returns "" when every one behaved as it
+// does without the library (exit status, output, no stderr of its own);
+// else what went wrong, with what the program does without the library when
+// that is not clean either.  *notes gets the trials that could not run and
+// the programs that fail the same way without the library.
+std::string trial_runs(const std::string& library, std::vector<std::string>* passed,
+                       std::vector<std::string>* notes);
 
 // After drop-ins changed (CHANGED): asks the running systemd to reload over
 // D-Bus, or says why it does not (offline tree, systemd not running,

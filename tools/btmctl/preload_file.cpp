@@ -79,16 +79,42 @@ std::string without_entries(std::string_view text, const Matcher& ours, unsigned
                 if (!rebuilt.empty()) rebuilt += ' ';
                 rebuilt += t;
             }
-            if (!comment.empty()) {
-                if (!rebuilt.empty()) rebuilt += ' ';
-                rebuilt += comment;
-            }
-            if (rebuilt.empty()) return;  // the line held only our entries
+            if (rebuilt.empty()) return;  // left with no entry: a comment line would be misread
+            if (!comment.empty()) rebuilt.append(" ").append(comment);
             out += rebuilt;
         }
         if (has_newline) out += '\n';
     });
     *removed = count;
+    return out;
+}
+
+std::vector<Comment> misread_comments(std::string_view text) {
+    std::vector<Comment> out;
+    unsigned number = 0, seen = 0;
+    for_each_line(text, [&](std::string_view line, bool) {
+        ++number;
+        std::string_view code, comment;
+        split_comment(line, &code, &comment);
+        if (!comment.empty() && seen++ > 0) out.push_back({number, std::string(comment)});
+    });
+    return out;
+}
+
+std::string without_misread_comments(std::string_view text) {
+    std::string out;
+    unsigned seen = 0;
+    for_each_line(text, [&](std::string_view line, bool has_newline) {
+        std::string_view code, comment;
+        split_comment(line, &code, &comment);
+        if (!comment.empty() && seen++ > 0) {
+            size_t end = code.find_last_not_of(" \t");
+            if (end == std::string_view::npos) return;
+            line = code.substr(0, end + 1);
+        }
+        out += line;
+        if (has_newline) out += '\n';
+    });
     return out;
 }
 

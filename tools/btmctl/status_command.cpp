@@ -20,6 +20,7 @@
 #include "files.h"
 #include "heap_reader.h"
 #include "units.h"
+#include "untrusted_text.h"
 
 namespace btmctl {
 
@@ -118,18 +119,19 @@ std::vector<Process> scan(unsigned* unreadable) {
         if (read_file(dir + "/cmdline", &cmdline) == 0) {
             while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
             for (char& c : cmdline)
-                if (c == '\0' || c == '\n') c = ' ';
-            p.command = cmdline.size() > 60 ? cmdline.substr(0, 57) + "..." : cmdline;
+                if (c == '\0') c = ' ';
+            if (cmdline.size() > 60) cmdline = cmdline.substr(0, 57) + "...";
+            p.command = btm_tools::printable(cmdline);
         }
         if (p.command.empty()) {
             std::string comm;
             if (read_file(dir + "/comm", &comm) == 0) {
                 while (!comm.empty() && comm.back() == '\n') comm.pop_back();
-                p.command = "[" + comm + "]";
+                p.command = "[" + btm_tools::printable(comm) + "]";
             }
         }
         char* unit = nullptr;
-        if (sd_pid_get_unit(pid_t(pid), &unit) >= 0 && unit) p.unit = unit;
+        if (sd_pid_get_unit(pid_t(pid), &unit) >= 0 && unit) p.unit = btm_tools::printable(unit);
         std::free(unit);
         out.push_back(std::move(p));
     }

@@ -39,14 +39,6 @@ std::string_view trim(std::string_view s) {
     return s.substr(b, e - b + 1);
 }
 
-char unescape(char c) {
-    switch (c) {
-        case 'n': return '\n';
-        case 't': return '\t';
-        default: return c;
-    }
-}
-
 // Follows symbolic links inside ROOT (an absolute target is taken relative to
 // ROOT, as `systemctl --root` does).  Sets *masked for a link to /dev/null.
 // Returns "" when PATH does not exist.
@@ -66,6 +58,19 @@ std::string resolve(const std::string& root, std::string path, bool* masked) {
         path = target[0] == '/' ? root + target : dir_name(path) + "/" + target;
     }
     return {};
+}
+
+// The manager gives values with specifiers expanded and escapes undone:
+// written back so that systemd reads the same value again.
+std::string unit_syntax(std::string_view value) {
+    std::string out;
+    for (char c : value) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '%') out += '%';
+        if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
 }
 
 // Applies the [Service] Environment= and EnvironmentFile= settings of one
@@ -213,14 +218,14 @@ std::vector<std::string> split_words(std::string_view value) {
         }
         in_word = true;
         if (c == '\\' && i + 1 < value.size()) {
-            cur += unescape(value[++i]);
+            cur.append(value.substr(i, 2));
+            ++i;
         } else if (quote && c == quote) {
             quote = 0;
         } else if (!quote && (c == '"' || c == '\'')) {
             quote = c;
-        } else if (c == '%' && i + 1 < value.size() && value[i + 1] == '%') {
-            cur += '%';  // the specifier for a literal percent sign
-            ++i;
+        } else if (c == '"') {
+            cur += "\\\"";  // inside single quotes: escaped for the double quotes it goes into
         } else {
             cur += c;
         }
@@ -340,7 +345,7 @@ OwnEnvironment ask_manager(const std::string& unit) {
     for (char** p = strv; p && *p; ++p) {
         if (std::strncmp(*p, "LD_PRELOAD=", 11) == 0) {
             env.has_ld_preload = true;
-            env.ld_preload = *p + 11;
+            env.ld_preload = unit_syntax(*p + 11);
         }
     }
     free_strv(strv);
@@ -359,15 +364,7 @@ OwnEnvironment ask_manager(const std::string& unit) {
     return env;
 }
 
-std::string render_drop_in(std::string_view ld_preload) {
-    // Quoted for systemd: backslash and double quote escaped, '%' doubled so
-    // it is not taken for a specifier.
-    std::string value;
-    for (char c : ld_preload) {
-        if (c == '\\' || c == '"') value += '\\';
-        if (c == '%') value += '%';
-        value += c;
-    }
+std::string render_drop_in(std::string_view value) {
     std::string text = kDropInTemplate;
     const std::string placeholder = "@BTM_LD_PRELOAD@";
     for (size_t p = text.find(placeholder); p != std::string::npos; p = text.find(placeholder, p + value.size()))

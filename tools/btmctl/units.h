@@ -25,7 +25,8 @@ struct OwnEnvironment {
     bool found = false;        // the unit exists
     bool masked = false;       // linked to /dev/null
     bool has_ld_preload = false;
-    std::string ld_preload;    // its LD_PRELOAD value, if any
+    std::string ld_preload;    // its LD_PRELOAD value, if any, as written in a unit file (specifiers
+                               // and escapes kept, fit to go between double quotes)
     bool environment_file = false;  // it reads EnvironmentFile=, not merged
     seccomp::Sandboxing sandboxing;  // from unit files only (not asked of the manager)
     std::string error;         // set when the lookup itself failed
@@ -40,7 +41,10 @@ OwnEnvironment read_unit_files(const std::string& root, const std::string& unit)
 // caller removes our library from it.
 OwnEnvironment ask_manager(const std::string& unit);
 
-// Words of an Environment= value, unquoted as systemd does.
+// Words of an Environment= value, split and unquoted as systemd does, but
+// with specifiers (%h, %%) and escapes (\x20, \") kept as written: the
+// drop-in hands them to systemd again.  A '"' from inside single quotes
+// comes out escaped.
 std::vector<std::string> split_words(std::string_view value);
 
 // LIBRARY first, then OTHERS' entries that IS_OURS does not match, joined
@@ -48,9 +52,9 @@ std::vector<std::string> split_words(std::string_view value);
 template <typename Pred>
 std::string merge_preload(const std::string& library, std::string_view others, Pred is_ours);
 
-// The drop-in's text for this LD_PRELOAD value (from the template in
-// systemd/btmalloc-preload.conf.in).
-std::string render_drop_in(std::string_view ld_preload);
+// The drop-in's text for this LD_PRELOAD value, in unit-file syntax (from
+// the template in systemd/btmalloc-preload.conf.in).
+std::string render_drop_in(std::string_view value);
 
 // True when systemd is the running init (sd_booted).
 bool systemd_running();
