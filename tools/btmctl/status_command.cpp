@@ -127,7 +127,7 @@ std::vector<Process> scan(unsigned* unreadable) {
             std::string comm;
             if (read_file(dir + "/comm", &comm) == 0) {
                 while (!comm.empty() && comm.back() == '\n') comm.pop_back();
-                p.command = "[" + btm_tools::printable(comm) + "]";
+                p.command = std::string("[").append(btm_tools::printable(comm)).append("]");
             }
         }
         char* unit = nullptr;
