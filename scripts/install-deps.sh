@@ -5,7 +5,7 @@ set -euo pipefail
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 PKGS=(
   # build
-  cmake g++ make ninja-build pkg-config liburing-dev libsystemd-dev clang mandoc
+  cmake g++ make ninja-build pkg-config liburing-dev libsystemd-dev libdw-dev clang mandoc
   # tests
   libgtest-dev python3 perl git bash gcc make file procps util-linux
   # peers and tools for benchmarks

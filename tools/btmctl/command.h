@@ -31,5 +31,7 @@ int run_disable(Args args);
 extern const std::string_view kDisableUsage;
 int run_status(Args args);
 extern const std::string_view kStatusUsage;
+int run_heap(Args args);
+extern const std::string_view kHeapUsage;
 
 }  // namespace btmctl

@@ -15,6 +15,7 @@ const Command kCommands[] = {
     {"enable", kEnableUsage, run_enable},
     {"disable", kDisableUsage, run_disable},
     {"status", kStatusUsage, run_status},
+    {"heap", kHeapUsage, run_heap},
 };
 
 void print_help(std::ostream& out) {

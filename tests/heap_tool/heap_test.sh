@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# btmctl heap against the test service (heap_victim.c) under LD_PRELOAD:
+# the call sites are named with and without separate debug info, the JSON
+# validates, the folded output parses, another user's process without
+# privilege and a process exiting during the read are reported, not fatal.
+# Usage: heap_test.sh BTMCTL LIBBTMALLOC VICTIM_SYMTAB VICTIM_SPLIT
+#   VICTIM_SYMTAB  built without debug info (names from .symtab only)
+#   VICTIM_SPLIT   stripped, its debug info in a separate file (debuglink)
+set -u
+btmctl=$1 lib=$2 symtab=$3 split=$4
+source "$(dirname "$0")/../pageout_tool/lib.sh"
+export BTM_PARTITION_AFTER=0 BTM_PARTITION_MODE=intern
+
+# What the heap says of a running victim; fails the test on a bad exit.
+heap() {
+    "$btmctl" heap "$@" > "$tmp/heap.out" 2> "$tmp/heap.err"
+    local rc=$?
+    [ $rc = 0 ] || { cat "$tmp/heap.out" "$tmp/heap.err"; fail "btmctl heap $* exited with $rc"; }
+}
+
+# 1. Usage errors: exit 2 with a message.
+for bad in "" "--top" "--top 0 1" "--bogus 1" "1 2"; do
+    # shellcheck disable=SC2086
+    "$btmctl" heap $bad > /dev/null 2> "$tmp/usage.err"
+    rc=$?
+    [ $rc = 2 ] && grep -q "btmctl: heap" "$tmp/usage.err" || fail "'btmctl heap $bad' gave $rc: $(cat "$tmp/usage.err")"
+done
+
+# 2. Names: every victim's call sites by function, file:line only where
+# debug info exists.
+for build in symtab split; do
+    victim=${!build}
+    start_bg "$build" env LD_PRELOAD="$lib" "$victim" "$tmp/$build.ready" all
+    p=pid_$build
+    sleep 1
+    heap "${!p}"
+    for fn in leak_steady keep_stable; do
+        grep -q "^ *[0-9]\+ \+[0-9]\+ \+[0-9.]\+%  $fn+0x[0-9a-f]\+ ($(basename "$victim"))" "$tmp/heap.out" ||
+            { cat "$tmp/heap.out"; fail "$build: no line naming $fn"; }
+    done
+    if [ "$build" = split ]; then
+        grep -q "leak_steady+0x[0-9a-f]* ([^)]*) .*heap_victim.c:[0-9]\+" "$tmp/heap.out" ||
+            { cat "$tmp/heap.out"; fail "split: no file:line from the separate debug info"; }
+    else
+        ! grep -q "heap_victim.c:" "$tmp/heap.out" || { cat "$tmp/heap.out"; fail "symtab: a file:line without debug info"; }
+    fi
+    grep -q "the process was not stopped" "$tmp/heap.out" || fail "the table does not say the process ran on"
+done
+
+# 3. JSON: valid, and the same sites as the table.
+heap "$pid_split" --json
+/usr/bin/python3 -m json.tool "$tmp/heap.out" > /dev/null || { cat "$tmp/heap.out"; fail "invalid JSON"; }
+/usr/bin/python3 - "$tmp/heap.out" "$pid_split" <<'PY' || fail "JSON contents"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert len(doc) == 1 and doc[0]["pid"] == int(sys.argv[2]), doc
+sites = doc[0]["sites"]
+names = {s["function"] for s in sites}
+assert {"leak_steady", "keep_stable"} <= names, names
+assert [s["bytes"] for s in sites] == sorted((s["bytes"] for s in sites), reverse=True), "not sorted"
+assert abs(sum(s["share"] for s in sites) - 1) < 1e-6, "shares"
+assert doc[0]["live_bytes"] == sum(s["bytes"] for s in sites)
+stable = [s for s in sites if s["function"] == "keep_stable"][0]
+assert stable["blocks"] >= 2000 and stable["bytes"] >= 2000 * 300, stable
+PY
+
+# 4. Folded: `module;function bytes` on every line, the functions there.
+heap "$pid_split" --folded
+grep -qv '^[^; ]\+;[^;]\+ [0-9]\+$' "$tmp/heap.out" && { cat "$tmp/heap.out"; fail "a folded line does not parse"; }
+grep -q "^heap_victim_split;leak_steady [0-9]\+$" "$tmp/heap.out" || { cat "$tmp/heap.out"; fail "folded: leak_steady"; }
+
+# 5. Another user's process without privilege: a clear error, exit 1.
+if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$btmctl" heap "$pid_split" > "$tmp/priv.out" 2>&1
+    rc=$?
+    [ $rc = 1 ] && grep -q "process $pid_split: .*\(another user\|needs root\|ptrace\)" "$tmp/priv.out" ||
+        fail "unprivileged read gave $rc: $(cat "$tmp/priv.out")"
+else
+    echo "note: not root, the unprivileged case is not run"
+    unprivileged_skipped=1
+fi
+
+# 6. A process that exits during the read: reported, never a crash.
+kill "$pid_symtab"
+for _ in $(seq 30); do
+    "$btmctl" heap "$pid_symtab" > /dev/null 2> "$tmp/gone.err"
+    rc=$?
+    [ $rc -le 1 ] || fail "btmctl heap on an exiting process gave $rc: $(cat "$tmp/gone.err")"
+done
+grep -q "process $pid_symtab: \(exited\|the process exited\)" "$tmp/gone.err" ||
+    fail "an exited process is not reported as such: $(cat "$tmp/gone.err")"
+
+[ -z "${unprivileged_skipped:-}" ] || skip "the unprivileged case needs root (to run as another user)"
+echo PASS

@@ -1,0 +1,163 @@
+// `btmctl heap PID|UNIT`: the live bytes of each call site of running
+// btmalloc processes, read from outside (tools/common/site_profile.h) and
+// named with libdwfl.  Reads only: the process is never stopped.
+#include <dirent.h>
+
+#include <systemd/sd-login.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "command.h"
+#include "heap_format.h"
+#include "site_profile.h"
+#include "units.h"
+
+namespace btmctl {
+
+const std::string_view kHeapUsage =
+    "  btmctl heap PID|UNIT [--json|--folded] [--top N]\n"
+    "                                   live bytes and blocks per call site of running\n"
+    "                                   processes, read from outside without stopping them\n";
+
+namespace {
+
+struct Options {
+    enum class Format { kTable, kJson, kFolded } format = Format::kTable;
+    size_t top = 30;
+    std::string target;
+};
+
+std::string unit_of(pid_t pid) {
+    char* unit = nullptr;
+    std::string out = sd_pid_get_unit(pid, &unit) >= 0 && unit ? unit : "-";
+    std::free(unit);
+    return out;
+}
+
+std::string comm_of(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+    std::string comm;
+    std::getline(f, comm);
+    return comm;
+}
+
+// The processes of a unit: every PID systemd places in it.
+std::vector<pid_t> unit_pids(const std::string& unit) {
+    std::vector<pid_t> out;
+    std::unique_ptr<DIR, int (*)(DIR*)> proc(opendir("/proc"), closedir);
+    if (!proc) return out;
+    while (dirent* e = readdir(proc.get())) {
+        char* end;
+        long pid = std::strtol(e->d_name, &end, 10);
+        if (*end == '\0' && pid > 0 && unit_of(pid_t(pid)) == unit) out.push_back(pid_t(pid));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// One process's snapshot; false with the reason printed (gone or refused).
+bool snapshot(pid_t pid, heap::Snapshot* s) {
+    btm_heap::Located loc;
+    std::string why;
+    auto start = std::chrono::steady_clock::now();
+    btm_heap::Found f = btm_heap::locate(pid, &loc, &why);
+    if (f == btm_heap::Found::kGone) why = "exited before it could be read";
+    else if (f == btm_heap::Found::kNotBtmalloc && why.empty()) why = "does not run on btmalloc";
+    std::vector<btm_heap::SiteUsage> usage;
+    bool gone = false;
+    if (f != btm_heap::Found::kYes || !btm_heap::read_sites(pid, loc, &usage, &why, &gone)) {
+        std::cerr << "btmctl: heap: process " << pid << ": " << why << '\n';
+        return false;
+    }
+    s->read_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    s->pid = pid;
+    s->comm = comm_of(pid);
+    s->unit = unit_of(pid);
+    btm_heap::Symbolizer names(pid);
+    std::vector<btm_heap::Mapping> maps;
+    int err = 0;
+    btm_heap::parse_maps(pid, &maps, &err);
+    for (const btm_heap::SiteUsage& u : usage) {
+        heap::Site x;
+        x.address = u.site;
+        x.partition = u.partition;
+        x.shared = u.shared;
+        x.bytes = u.bytes;
+        x.blocks = u.blocks;
+        x.name = names.name(u.site);
+        if (x.name.module.empty()) {  // libdwfl could not open it: at least module+0xoff
+            btm_heap::ModuleOffset m = btm_heap::module_of(maps, u.site);
+            x.name.module = m.path.substr(m.path.rfind('/') + 1);
+            x.name.module_offset = m.path.empty() ? u.site : m.offset;
+        }
+        s->sites.push_back(std::move(x));
+    }
+    std::stable_sort(s->sites.begin(), s->sites.end(),
+                     [](const heap::Site& a, const heap::Site& b) { return a.bytes > b.bytes; });
+    return true;
+}
+
+int parse(Args args, Options* o) {
+    for (size_t i = 0; i < args.size(); ++i) {
+        std::string_view a = args[i];
+        if (a == "--json") o->format = Options::Format::kJson;
+        else if (a == "--folded") o->format = Options::Format::kFolded;
+        else if (a == "--top") {
+            if (i + 1 >= args.size()) return usage_error("heap: --top needs a number");
+            char* end;
+            long n = std::strtol(args[++i], &end, 10);
+            if (*end || n <= 0) return usage_error("heap: --top needs a positive number, not '" + std::string(args[i]) + "'");
+            o->top = size_t(n);
+        } else if (!a.empty() && a[0] == '-') {
+            return usage_error("heap: unknown option '" + std::string(a) + "'");
+        } else if (o->target.empty()) {
+            o->target = a;
+        } else {
+            return usage_error("heap: one PID or unit, not '" + std::string(a) + "' as well");
+        }
+    }
+    if (o->target.empty()) return usage_error("heap: which process? (a PID or a systemd unit)");
+    return kExitOk;
+}
+
+}  // namespace
+
+int run_heap(Args args) {
+    Options o;
+    if (int rc = parse(args, &o); rc != kExitOk) return rc;
+    std::vector<pid_t> pids;
+    char* end;
+    long pid = std::strtol(o.target.c_str(), &end, 10);
+    if (*end == '\0' && pid > 0) {
+        pids.push_back(pid_t(pid));
+    } else {
+        std::string error;
+        std::string unit = o.target.find('.') == std::string::npos ? units::normalize(o.target, &error) : o.target;
+        if (unit.empty()) return usage_error("heap: " + error);
+        pids = unit_pids(unit);
+        if (pids.empty()) {
+            std::cerr << "btmctl: heap: no process runs in " << unit << '\n';
+            return kExitProblems;
+        }
+    }
+    std::vector<heap::Snapshot> all;
+    bool failed = false;
+    for (pid_t p : pids) {
+        heap::Snapshot s;
+        if (snapshot(p, &s)) all.push_back(std::move(s));
+        else failed = true;
+    }
+    for (size_t i = 0; i < all.size() && o.format != Options::Format::kJson; ++i) {
+        if (o.format == Options::Format::kFolded) heap::print_folded(std::cout, all[i]);
+        else heap::print_table(std::cout << (i ? "\n" : ""), all[i], o.top);
+    }
+    if (o.format == Options::Format::kJson) heap::print_json(std::cout, all, o.top);
+    return failed ? kExitProblems : kExitOk;
+}
+
+}  // namespace btmctl

@@ -1,0 +1,124 @@
+#include "heap_format.h"
+
+#include <cstdio>
+
+namespace btmctl::heap {
+namespace {
+
+// Length of the valid UTF-8 sequence at s[i], 0 if none starts there.
+size_t utf8_length(const std::string& s, size_t i) {
+    auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    unsigned char c = byte(i);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return 0;
+    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (size_t k = 1; k < n; ++k) {
+        if ((byte(i + k) & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (byte(i + k) & 0x3f);
+    }
+    static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return n;
+}
+
+std::string share(uint64_t bytes, uint64_t total) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%.1f%%", total ? 100.0 * double(bytes) / double(total) : 0.0);
+    return buf;
+}
+
+std::string site_label(const Site& s) {
+    return btm_heap::describe(s.name) + (s.shared ? "  [partition " + std::to_string(s.partition) + " shared]" : "");
+}
+
+}  // namespace
+
+uint64_t total_bytes(const Snapshot& s) {
+    uint64_t t = 0;
+    for (const Site& x : s.sites) t += x.bytes;
+    return t;
+}
+
+std::string json_string(const std::string& s) {
+    std::string out = "\"";
+    for (size_t i = 0; i < s.size();) {
+        size_t n = utf8_length(s, i);
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if (n == 0) {
+            out += "\\ufffd";
+            ++i;
+            continue;
+        }
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += char(c);
+        } else if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else {
+            out.append(s, i, n);
+        }
+        i += n;
+    }
+    return out + "\"";
+}
+
+void print_table(std::ostream& out, const Snapshot& s, size_t top) {
+    uint64_t total = total_bytes(s);
+    out << "pid " << s.pid << " (" << s.comm << ") unit " << s.unit << ": " << total << " live bytes at "
+        << s.sites.size() << " call sites (read in " << s.read_ms << " ms; the process was not stopped)\n";
+    char line[96];
+    std::snprintf(line, sizeof line, "%14s %10s %6s  %s\n", "BYTES", "BLOCKS", "SHARE", "CALL SITE");
+    out << line;
+    for (size_t i = 0; i < s.sites.size() && i < top; ++i) {
+        const Site& x = s.sites[i];
+        std::snprintf(line, sizeof line, "%14llu %10llu %6s  ", (unsigned long long)x.bytes,
+                      (unsigned long long)x.blocks, share(x.bytes, total).c_str());
+        out << line << site_label(x) << '\n';
+    }
+    if (s.sites.size() > top) out << "(" << s.sites.size() - top << " more call sites; --top N shows more)\n";
+}
+
+void print_json(std::ostream& out, const std::vector<Snapshot>& all, size_t top) {
+    out << "[";
+    for (size_t k = 0; k < all.size(); ++k) {
+        const Snapshot& s = all[k];
+        uint64_t total = total_bytes(s);
+        out << (k ? ",\n " : "\n ") << "{\"pid\": " << s.pid << ", \"comm\": " << json_string(s.comm)
+            << ", \"unit\": " << json_string(s.unit) << ", \"live_bytes\": " << total << ", \"read_ms\": " << s.read_ms
+            << ", \"sites\": [";
+        for (size_t i = 0; i < s.sites.size() && i < top; ++i) {
+            const Site& x = s.sites[i];
+            out << (i ? ",\n  " : "\n  ") << "{\"bytes\": " << x.bytes << ", \"blocks\": " << x.blocks
+                << ", \"share\": " << (total ? double(x.bytes) / double(total) : 0.0)
+                << ", \"address\": " << x.address << ", \"module\": " << json_string(x.name.module)
+                << ", \"module_offset\": " << x.name.module_offset
+                << ", \"function\": " << json_string(x.name.function)
+                << ", \"function_offset\": " << x.name.function_offset << ", \"file\": " << json_string(x.name.file)
+                << ", \"line\": " << x.name.line << ", \"partition\": " << x.partition
+                << ", \"partition_shared\": " << (x.shared ? "true" : "false") << "}";
+        }
+        out << "]}";
+    }
+    out << "\n]\n";
+}
+
+void print_folded(std::ostream& out, const Snapshot& s) {
+    // A frame may hold neither the separator nor a line break; spaces are
+    // fine (the count is after the last one).
+    auto frame = [](std::string f) {
+        for (char& c : f)
+            if (c == ';' || c == '\n' || c == '\r') c = '_';
+        return f;
+    };
+    for (const Site& x : s.sites) {
+        char off[24];
+        std::snprintf(off, sizeof off, "+0x%llx", (unsigned long long)x.name.module_offset);
+        std::string module = x.name.module.empty() ? "[unknown]" : x.name.module;
+        std::string function = x.name.function.empty() ? module + off : x.name.function;
+        out << frame(module) << ';' << frame(function) << ' ' << x.bytes << '\n';
+    }
+}
+
+}  // namespace btmctl::heap

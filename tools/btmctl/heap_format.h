@@ -1,0 +1,38 @@
+// The three outputs of `btmctl heap`: a table sorted by live bytes, JSON,
+// and the folded format flame-graph tools read (`module;function bytes`).
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "symbolizer.h"
+
+namespace btmctl::heap {
+
+struct Site {
+    btm_heap::SiteName name;
+    uint64_t address = 0;  // in the process
+    uint32_t partition = 0;
+    bool shared = false;   // the partition also holds other sites' blocks
+    uint64_t bytes = 0, blocks = 0;
+};
+
+struct Snapshot {
+    long pid = 0;
+    std::string comm, unit;
+    double read_ms = 0;       // how long the reads took (the process ran on)
+    std::vector<Site> sites;  // sorted by bytes, largest first
+};
+
+uint64_t total_bytes(const Snapshot& s);
+void print_table(std::ostream& out, const Snapshot& s, size_t top);
+void print_json(std::ostream& out, const std::vector<Snapshot>& all, size_t top);
+void print_folded(std::ostream& out, const Snapshot& s);
+
+// A JSON string literal of `s`: quotes, backslashes and control characters
+// escaped, bytes that are not UTF-8 replaced by U+FFFD.
+std::string json_string(const std::string& s);
+
+}  // namespace btmctl::heap

@@ -1,0 +1,103 @@
+#include "site_profile.h"
+
+#include <limits.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace btm_heap {
+namespace {
+
+bool profile_ok(const Profile& p) {
+    return p.magic == btm::introspect::kProfileMagic && p.version == btm::introspect::kProfileVersion &&
+           p.size == sizeof(Profile) && p.npart >= 1 && p.npart <= (1u << 16) && p.class_bits >= 1 &&
+           p.class_bits <= 8 && p.nclasses >= 1 && p.nclasses <= (1u << p.class_bits) &&
+           p.nclasses <= btm::introspect::kProfileClasses && p.central_stride <= 4096 &&
+           uint64_t(p.central_out_bytes) + 8 <= p.central_stride;
+}
+
+// Reads 8-byte words at `addrs` into `out`, IOV_MAX of them per call.
+bool read_words(pid_t pid, const std::vector<uint64_t>& addrs, std::vector<uint64_t>* out) {
+    out->assign(addrs.size(), 0);
+    std::vector<iovec> local, remote;
+    for (size_t i = 0; i < addrs.size(); i += IOV_MAX) {
+        size_t n = std::min<size_t>(IOV_MAX, addrs.size() - i);
+        local.resize(n);
+        remote.resize(n);
+        for (size_t k = 0; k < n; ++k) {
+            local[k] = {&(*out)[i + k], 8};
+            remote[k] = {reinterpret_cast<void*>(addrs[i + k]), 8};
+        }
+        if (process_vm_readv(pid, local.data(), n, remote.data(), n, 0) != ssize_t(n * 8)) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std::string* why, bool* gone) {
+    out->clear();
+    *gone = false;
+    auto fail = [&](const std::string& what) {
+        *gone = errno == ESRCH;
+        *why = *gone ? "the process exited during the read" : what;
+        return false;
+    };
+    if (!loc.profile_addr) {
+        *why = "its btmalloc predates the heap profile section (" + std::string(btm::introspect::kProfileSymbol) +
+               "): restart it on a newer library";
+        return false;
+    }
+    Profile p;
+    if (!read_memory(pid, loc.profile_addr, &p, sizeof p))
+        return fail("cannot read its profile section (" + std::string(std::strerror(errno)) + ")");
+    if (p.magic == btm::introspect::kProfileMagic && p.version == btm::introspect::kProfileVersion && !p.ready)
+        return true;  // still in its start-up phase: no heap tables yet
+    if (!profile_ok(p)) {
+        *why = "its profile section is of another version (" + std::to_string(p.version) +
+               ") or does not add up: btmctl is older than the library?";
+        return false;
+    }
+    std::vector<uint64_t> used(p.npart), site(p.npart);
+    std::vector<uint8_t> shared(p.npart);
+    if (!read_memory(pid, p.used, used.data(), used.size() * 8) ||
+        !read_memory(pid, p.site, site.data(), site.size() * 8) ||
+        !read_memory(pid, p.shared, shared.data(), shared.size()))
+        return fail("cannot read its partition tables (" + std::string(std::strerror(errno)) + ")");
+    std::vector<uint64_t> addrs;
+    std::vector<uint32_t> bins;
+    for (uint32_t part = 0; part < p.npart; ++part)
+        for (uint64_t bits = used[part]; bits; bits &= bits - 1) {
+            uint32_t cls = uint32_t(__builtin_ctzll(bits));
+            if (cls >= p.nclasses) continue;
+            uint32_t bin = (part << p.class_bits) | cls;
+            bins.push_back(bin);
+            addrs.push_back(p.central + uint64_t(bin) * p.central_stride + p.central_out_bytes);
+        }
+    std::vector<uint64_t> bytes;
+    if (!read_words(pid, addrs, &bytes))
+        return fail("cannot read its size-class counters (" + std::string(std::strerror(errno)) + ")");
+    std::vector<SiteUsage> per(p.npart);
+    for (size_t i = 0; i < bins.size(); ++i) {
+        uint32_t part = bins[i] >> p.class_bits, size = p.class_size[bins[i] & ((1u << p.class_bits) - 1)];
+        per[part].bytes += bytes[i];
+        if (size) per[part].blocks += bytes[i] / size;
+    }
+    for (uint32_t part = 0; part < p.npart; ++part) {
+        if (!per[part].bytes) continue;
+        per[part].partition = part;
+        per[part].site = site[part];
+        per[part].shared = shared[part] != 0;
+        out->push_back(per[part]);
+    }
+    return true;
+}
+
+ModuleOffset module_of(const std::vector<Mapping>& maps, uint64_t addr) {
+    for (const Mapping& m : maps)
+        if (addr >= m.start && addr < m.end) return {m.path, addr - m.start + m.offset};
+    return {};
+}
+
+}  // namespace btm_heap

@@ -1,0 +1,40 @@
+// The live bytes and blocks of each call site of a btmalloc process, read
+// from outside through the library's profile section
+// (src/features/introspect.h) with process_vm_readv.  The process is not
+// stopped: the counters are read while it runs, so the figures are a
+// snapshot in which each counter is exact but the set is not taken at one
+// instant (a block moving between two sites' counters in the middle of a
+// read is not possible: a block's bytes stay with the pair that made it).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "heap_reader.h"
+
+namespace btm_heap {
+
+struct SiteUsage {
+    uint32_t partition = 0;
+    uint64_t site = 0;     // return address in the process; 0 = none recorded
+    bool shared = false;   // other call sites fell into the partition too
+    uint64_t bytes = 0, blocks = 0;
+};
+
+// Partitions with live bytes, in partition order.  False with `why` if the
+// library has no profile section, its tables do not add up, or the process
+// went away (then *gone is set).
+bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std::string* why, bool* gone);
+
+// Where an address lies: the mapped file and the offset in it (the
+// "module+0xoff" that malloc_stats prints).  Empty path if in no file.
+struct ModuleOffset {
+    std::string path;
+    uint64_t offset = 0;
+};
+ModuleOffset module_of(const std::vector<Mapping>& maps, uint64_t addr);
+
+}  // namespace btm_heap
