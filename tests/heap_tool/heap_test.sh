@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # btmctl heap against the test service (heap_victim.c) under LD_PRELOAD:
 # the call sites are named with and without separate debug info, the JSON
-# validates, the folded output parses, another user's process without
+# validates, the folded output parses, --diff ranks the leak first at its
+# rate, another user's process without
 # privilege and a process exiting during the read are reported, not fatal.
 # Usage: heap_test.sh BTMCTL LIBBTMALLOC VICTIM_SYMTAB VICTIM_SPLIT
 #   VICTIM_SYMTAB  built without debug info (names from .symtab only)
@@ -19,7 +20,7 @@ heap() {
 }
 
 # 1. Usage errors: exit 2 with a message.
-for bad in "" "--top" "--top 0 1" "--bogus 1" "1 2"; do
+for bad in "" "--top" "--top 0 1" "--bogus 1" "1 2" "1 --diff" "1 --diff 5x" "1 --watch --json"; do
     # shellcheck disable=SC2086
     "$btmctl" heap $bad > /dev/null 2> "$tmp/usage.err"
     rc=$?
@@ -69,7 +70,19 @@ heap "$pid_split" --folded
 grep -qv '^[^; ]\+;[^;]\+ [0-9]\+$' "$tmp/heap.out" && { cat "$tmp/heap.out"; fail "a folded line does not parse"; }
 grep -q "^heap_victim_split;leak_steady [0-9]\+$" "$tmp/heap.out" || { cat "$tmp/heap.out"; fail "folded: leak_steady"; }
 
-# 5. Another user's process without privilege: a clear error, exit 1.
+# 5. --diff: the steady leak first, at its true rate (400000 B/s, in
+# blocks of 1000 B that take 1024-byte slots) within 20%; the stable site
+# does not grow.
+heap "$pid_split" --diff 3s
+awk 'NR == 3 { if ($4 !~ /^leak_steady\+/) exit 1; r = $1 / 409600; exit !(r > 0.8 && r < 1.2) }' "$tmp/heap.out" ||
+    { cat "$tmp/heap.out"; fail "--diff: leak_steady is not first at 400 KB/s +-20%"; }
+! grep -q keep_stable "$tmp/heap.out" || { cat "$tmp/heap.out"; fail "--diff lists the stable site"; }
+heap "$pid_split" --diff 1s --json
+/usr/bin/python3 -m json.tool "$tmp/heap.out" > /dev/null || { cat "$tmp/heap.out"; fail "--diff: invalid JSON"; }
+"$btmctl" heap "$pid_split" --diff 1s --folded > /dev/null 2>&1
+[ $? = 2 ] || fail "--diff --folded is not a usage error"
+
+# 6. Another user's process without privilege: a clear error, exit 1.
 if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
     setpriv --reuid=65534 --regid=65534 --clear-groups "$btmctl" heap "$pid_split" > "$tmp/priv.out" 2>&1
     rc=$?
@@ -80,7 +93,7 @@ else
     unprivileged_skipped=1
 fi
 
-# 6. A process that exits during the read: reported, never a crash.
+# 7. A process that exits during the read: reported, never a crash.
 kill "$pid_symtab"
 for _ in $(seq 30); do
     "$btmctl" heap "$pid_symtab" > /dev/null 2> "$tmp/gone.err"

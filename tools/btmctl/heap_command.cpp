@@ -5,7 +5,11 @@
 
 #include <systemd/sd-login.h>
 
+#include <signal.h>
+#include <time.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -13,6 +17,7 @@
 #include <memory>
 
 #include "command.h"
+#include "core.h"
 #include "heap_format.h"
 #include "site_profile.h"
 #include "units.h"
@@ -20,9 +25,10 @@
 namespace btmctl {
 
 const std::string_view kHeapUsage =
-    "  btmctl heap PID|UNIT [--json|--folded] [--top N]\n"
+    "  btmctl heap PID|UNIT [--json|--folded] [--top N] [--diff DURATION | --watch [--interval DURATION]]\n"
     "                                   live bytes and blocks per call site of running\n"
-    "                                   processes, read from outside without stopping them\n";
+    "                                   processes, read from outside without stopping them;\n"
+    "                                   --diff: the sites that grew over DURATION, fastest first\n";
 
 namespace {
 
@@ -30,7 +36,20 @@ struct Options {
     enum class Format { kTable, kJson, kFolded } format = Format::kTable;
     size_t top = 30;
     std::string target;
+    double diff = 0;         // seconds between the two samples; 0 = one sample
+    bool watch = false;
+    double interval = 2;     // of --watch
 };
+
+volatile sig_atomic_t g_interrupted = 0;
+void on_interrupt(int) { g_interrupted = 1; }
+
+// Sleeps `seconds` unless interrupted (--watch ends on Ctrl-C).
+void pause_for(double seconds) {
+    timespec t{time_t(seconds), long((seconds - double(time_t(seconds))) * 1e9)};
+    while (!g_interrupted && nanosleep(&t, &t) != 0 && errno == EINTR) {
+    }
+}
 
 std::string unit_of(pid_t pid) {
     char* unit = nullptr;
@@ -74,7 +93,9 @@ bool snapshot(pid_t pid, heap::Snapshot* s) {
         std::cerr << "btmctl: heap: process " << pid << ": " << why << '\n';
         return false;
     }
-    s->read_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    auto end = std::chrono::steady_clock::now();
+    s->read_ms = std::chrono::duration<double, std::milli>(end - start).count();
+    s->read_at = std::chrono::duration<double>(end.time_since_epoch()).count();
     s->pid = pid;
     s->comm = comm_of(pid);
     s->unit = unit_of(pid);
@@ -105,7 +126,13 @@ bool snapshot(pid_t pid, heap::Snapshot* s) {
 int parse(Args args, Options* o) {
     for (size_t i = 0; i < args.size(); ++i) {
         std::string_view a = args[i];
-        if (a == "--json") o->format = Options::Format::kJson;
+        if (a == "--diff" || a == "--interval") {
+            if (i + 1 >= args.size()) return usage_error("heap: " + std::string(a) + " needs a duration (60s, 2m)");
+            std::optional<double> d = btm_pageout::parse_duration(args[++i]);
+            if (!d) return usage_error("heap: " + std::string(a) + ": bad duration '" + std::string(args[i]) + "'");
+            (a == "--diff" ? o->diff : o->interval) = *d;
+        } else if (a == "--watch") o->watch = true;
+        else if (a == "--json") o->format = Options::Format::kJson;
         else if (a == "--folded") o->format = Options::Format::kFolded;
         else if (a == "--top") {
             if (i + 1 >= args.size()) return usage_error("heap: --top needs a number");
@@ -122,7 +149,33 @@ int parse(Args args, Options* o) {
         }
     }
     if (o->target.empty()) return usage_error("heap: which process? (a PID or a systemd unit)");
+    if (o->watch && (o->diff > 0 || o->format != Options::Format::kTable))
+        return usage_error("heap: --watch shows the table; not with --diff, --json or --folded");
+    if (o->diff > 0 && o->format == Options::Format::kFolded)
+        return usage_error("heap: --diff prints a table or --json, not --folded");
     return kExitOk;
+}
+
+// The second sample after o.diff seconds, and the growth per process.
+bool diff(const Options& o, const std::vector<pid_t>& pids, const std::vector<heap::Snapshot>& first, bool* failed) {
+    pause_for(o.diff);
+    bool json = o.format == Options::Format::kJson;
+    if (json) std::cout << "[";
+    size_t shown = 0;
+    for (const heap::Snapshot& a : first) {
+        heap::Snapshot b;
+        if (std::find(pids.begin(), pids.end(), pid_t(a.pid)) == pids.end() || !snapshot(pid_t(a.pid), &b)) {
+            *failed = true;
+            continue;
+        }
+        double seconds = b.read_at - a.read_at;  // between the reads, not the namings
+        std::vector<heap::Growth> g = heap::growth(a, b, seconds);
+        if (json) heap::print_growth_json(std::cout << (shown ? ",\n" : "\n"), b, g, seconds, o.top);
+        else heap::print_growth(std::cout << (shown ? "\n" : ""), b, g, seconds, o.top);
+        ++shown;
+    }
+    if (json) std::cout << "]\n";
+    return *failed;
 }
 
 }  // namespace
@@ -145,13 +198,31 @@ int run_heap(Args args) {
             return kExitProblems;
         }
     }
-    std::vector<heap::Snapshot> all;
     bool failed = false;
-    for (pid_t p : pids) {
-        heap::Snapshot s;
-        if (snapshot(p, &s)) all.push_back(std::move(s));
-        else failed = true;
+    auto take = [&](std::vector<heap::Snapshot>* all) {
+        for (pid_t p : pids) {
+            heap::Snapshot s;
+            if (snapshot(p, &s)) all->push_back(std::move(s));
+            else failed = true;
+        }
+    };
+    std::vector<heap::Snapshot> all;
+    if (o.watch) {
+        signal(SIGINT, on_interrupt);
+        signal(SIGTERM, on_interrupt);
+        while (!g_interrupted) {
+            all.clear();
+            take(&all);
+            std::cout << "\033[H\033[2J";  // home, clear: a terminal table
+            for (size_t i = 0; i < all.size(); ++i) heap::print_table(std::cout << (i ? "\n" : ""), all[i], o.top);
+            std::cout << std::flush;
+            if (all.empty()) return kExitProblems;  // every process gone
+            pause_for(o.interval);
+        }
+        return kExitOk;
     }
+    take(&all);
+    if (o.diff > 0) return diff(o, pids, all, &failed) || failed ? kExitProblems : kExitOk;
     for (size_t i = 0; i < all.size() && o.format != Options::Format::kJson; ++i) {
         if (o.format == Options::Format::kFolded) heap::print_folded(std::cout, all[i]);
         else heap::print_table(std::cout << (i ? "\n" : ""), all[i], o.top);

@@ -1,6 +1,8 @@
 #include "heap_format.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
 
 namespace btmctl::heap {
 namespace {
@@ -102,6 +104,49 @@ void print_json(std::ostream& out, const std::vector<Snapshot>& all, size_t top)
         out << "]}";
     }
     out << "\n]\n";
+}
+
+std::vector<Growth> growth(const Snapshot& before, const Snapshot& after, double seconds) {
+    // A site is its partition and return address: a partition whose first
+    // site changed (after a fork, say) is another site.
+    std::map<std::pair<uint32_t, uint64_t>, uint64_t> was;
+    for (const Site& x : before.sites) was[{x.partition, x.address}] = x.bytes;
+    std::vector<Growth> out;
+    for (const Site& x : after.sites) {
+        auto it = was.find({x.partition, x.address});
+        int64_t delta = int64_t(x.bytes) - int64_t(it == was.end() ? 0 : it->second);
+        if (delta > 0) out.push_back({x, delta, seconds > 0 ? double(delta) / seconds : 0});
+    }
+    std::stable_sort(out.begin(), out.end(), [](const Growth& a, const Growth& b) { return a.delta > b.delta; });
+    return out;
+}
+
+void print_growth(std::ostream& out, const Snapshot& after, const std::vector<Growth>& g, double seconds,
+                  size_t top) {
+    out << "pid " << after.pid << " (" << after.comm << ") unit " << after.unit << ": " << g.size()
+        << " call sites grew in " << seconds << " s (" << total_bytes(after) << " live bytes now)\n";
+    char line[112];
+    std::snprintf(line, sizeof line, "%14s %14s %14s  %s\n", "BYTES_PER_S", "GROWTH", "BYTES_NOW", "CALL SITE");
+    out << line;
+    for (size_t i = 0; i < g.size() && i < top; ++i) {
+        std::snprintf(line, sizeof line, "%14.0f %14lld %14llu  ", g[i].rate, (long long)g[i].delta,
+                      (unsigned long long)g[i].site.bytes);
+        out << line << site_label(g[i].site) << '\n';
+    }
+}
+
+void print_growth_json(std::ostream& out, const Snapshot& after, const std::vector<Growth>& g, double seconds,
+                       size_t top) {
+    out << "{\"pid\": " << after.pid << ", \"comm\": " << json_string(after.comm) << ", \"unit\": "
+        << json_string(after.unit) << ", \"seconds\": " << seconds << ", \"growing\": [";
+    for (size_t i = 0; i < g.size() && i < top; ++i) {
+        const Site& x = g[i].site;
+        out << (i ? ",\n  " : "\n  ") << "{\"bytes_per_second\": " << g[i].rate << ", \"growth\": " << g[i].delta
+            << ", \"bytes\": " << x.bytes << ", \"module\": " << json_string(x.name.module)
+            << ", \"module_offset\": " << x.name.module_offset << ", \"function\": " << json_string(x.name.function)
+            << ", \"file\": " << json_string(x.name.file) << ", \"line\": " << x.name.line << "}";
+    }
+    out << "]}\n";
 }
 
 void print_folded(std::ostream& out, const Snapshot& s) {

@@ -23,6 +23,7 @@ struct Snapshot {
     long pid = 0;
     std::string comm, unit;
     double read_ms = 0;       // how long the reads took (the process ran on)
+    double read_at = 0;       // when they ended, steady-clock seconds
     std::vector<Site> sites;  // sorted by bytes, largest first
 };
 
@@ -30,6 +31,20 @@ uint64_t total_bytes(const Snapshot& s);
 void print_table(std::ostream& out, const Snapshot& s, size_t top);
 void print_json(std::ostream& out, const std::vector<Snapshot>& all, size_t top);
 void print_folded(std::ostream& out, const Snapshot& s);
+
+// Growth between two snapshots of one process `seconds` apart: the sites
+// whose live bytes grew, fastest first (a leak grows steadily, so the
+// leaking sites lead), then a line for the rest.
+struct Growth {
+    Site site;              // as in the second snapshot
+    int64_t delta = 0;      // bytes
+    double rate = 0;        // bytes per second
+};
+std::vector<Growth> growth(const Snapshot& before, const Snapshot& after, double seconds);
+void print_growth(std::ostream& out, const Snapshot& after, const std::vector<Growth>& g, double seconds,
+                  size_t top);
+void print_growth_json(std::ostream& out, const Snapshot& after, const std::vector<Growth>& g, double seconds,
+                       size_t top);
 
 // A JSON string literal of `s`: quotes, backslashes and control characters
 // escaped, bytes that are not UTF-8 replaced by U+FFFD.
