@@ -2,7 +2,7 @@
 # btmctl heap against the test service (heap_victim.c) under LD_PRELOAD:
 # the call sites are named with and without separate debug info, the JSON
 # validates, the folded output parses, --diff ranks the leak first at its
-# rate, another user's process without
+# rate, btmctl status shows live and committed bytes, another user's process without
 # privilege and a process exiting during the read are reported, not fatal.
 # Usage: heap_test.sh BTMCTL LIBBTMALLOC VICTIM_SYMTAB VICTIM_SPLIT
 #   VICTIM_SYMTAB  built without debug info (names from .symtab only)
@@ -82,7 +82,12 @@ heap "$pid_split" --diff 1s --json
 "$btmctl" heap "$pid_split" --diff 1s --folded > /dev/null 2>&1
 [ $? = 2 ] || fail "--diff --folded is not a usage error"
 
-# 6. Another user's process without privilege: a clear error, exit 1.
+# 6. btmctl status: the allocator's live and committed bytes beside RSS.
+"$btmctl" status > "$tmp/status.out" 2>&1
+grep -A3 "^ *$pid_split " "$tmp/status.out" | grep -q "heap: live [0-9.]\+ MiB, committed [0-9.]\+ MiB ([0-9]\+% of it live)" ||
+    { cat "$tmp/status.out"; fail "status: no live/committed line for $pid_split"; }
+
+# 7. Another user's process without privilege: a clear error, exit 1.
 if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
     setpriv --reuid=65534 --regid=65534 --clear-groups "$btmctl" heap "$pid_split" > "$tmp/priv.out" 2>&1
     rc=$?
@@ -93,7 +98,7 @@ else
     unprivileged_skipped=1
 fi
 
-# 7. A process that exits during the read: reported, never a crash.
+# 8. A process that exits during the read: reported, never a crash.
 kill "$pid_symtab"
 for _ in $(seq 30); do
     "$btmctl" heap "$pid_symtab" > /dev/null 2> "$tmp/gone.err"

@@ -94,6 +94,25 @@ bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std:
     return true;
 }
 
+bool read_totals(pid_t pid, const Located& loc, HeapTotals* out, std::string* why, bool* gone) {
+    *out = {};
+    std::vector<SiteUsage> sites;
+    if (!read_sites(pid, loc, &sites, why, gone)) return false;
+    for (const SiteUsage& s : sites) out->live += s.bytes;
+    uint32_t nchunks = 0;
+    if (loc.d.ready && !read_memory(pid, loc.d.nchunks, &nchunks, sizeof nchunks)) {
+        *gone = errno == ESRCH;
+        *why = *gone ? "the process exited during the read" : "cannot read its chunk count";
+        return false;
+    }
+    if (nchunks > loc.d.max_chunks) {
+        *why = "its chunk count is out of range";
+        return false;
+    }
+    out->committed = uint64_t(nchunks) * loc.d.chunk_size;
+    return true;
+}
+
 ModuleOffset module_of(const std::vector<Mapping>& maps, uint64_t addr) {
     for (const Mapping& m : maps)
         if (addr >= m.start && addr < m.end) return {m.path, addr - m.start + m.offset};

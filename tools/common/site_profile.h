@@ -29,6 +29,14 @@ struct SiteUsage {
 // went away (then *gone is set).
 bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std::string* why, bool* gone);
 
+// The process's heap in two figures: the bytes of small blocks out of
+// their slabs (the sum of read_sites) and the chunk memory committed for
+// them (chunks * chunk size).  Large blocks are in neither.
+struct HeapTotals {
+    uint64_t live = 0, committed = 0;
+};
+bool read_totals(pid_t pid, const Located& loc, HeapTotals* out, std::string* why, bool* gone);
+
 // Where an address lies: the mapped file and the offset in it (the
 // "module+0xoff" that malloc_stats prints).  Empty path if in no file.
 struct ModuleOffset {
