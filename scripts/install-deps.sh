@@ -10,6 +10,8 @@ PKGS=(
   libgtest-dev python3 perl git bash gcc make file procps util-linux
   # peers and tools for benchmarks
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 valgrind hyperfine gnuplot-nox
+  # promtool, for the btmctl metrics test
+  prometheus
 )
 export DEBIAN_FRONTEND=noninteractive
 missing=()

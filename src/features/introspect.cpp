@@ -95,7 +95,8 @@ static_assert(sizeof(ChunkHeader::released) == 1 && sizeof(Slab::npages) == 2 &&
               "the descriptor's readers assume these widths: change its version with them");
 static_assert(pe_offset(uint64_t(1) << 32) == 1, "pagemap_offset_shift");
 static_assert(kNumClasses <= kProfileClasses && sizeof(Central::out_bytes) == 8 &&
-                  sizeof(*partition::g_site) == 8 && sizeof(*partition::g_shared) == 1,
+                  sizeof(*partition::g_site) == 8 && sizeof(*partition::g_shared) == 1 &&
+                  sizeof(g_events.foreign_frees) == 8,
               "the profile's readers assume these: change its version with them");
 
 void publish(bool accepts_pageout) {
@@ -112,6 +113,8 @@ void publish(bool accepts_pageout) {
     p.used = reinterpret_cast<uintptr_t>(central::g_used);
     p.site = reinterpret_cast<uintptr_t>(partition::g_site);
     p.shared = reinterpret_cast<uintptr_t>(partition::g_shared);
+    p.foreign_frees = reinterpret_cast<uintptr_t>(&g_events.foreign_frees);
+    p.invalid_frees = reinterpret_cast<uintptr_t>(&g_events.invalid_frees);
     p.npart = g.npart;
     __atomic_store_n(&p.ready, 1, __ATOMIC_RELEASE);
     __atomic_store_n(&d.ready, 1, __ATOMIC_RELEASE);

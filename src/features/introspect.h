@@ -86,6 +86,8 @@ struct Profile {
     uint64_t used;              // uint64_t[npart]: bit c = central (p, c) used
     uint64_t site;              // uint64_t[npart]: return address, 0 = none
     uint64_t shared;            // uint8_t[npart]
+    uint64_t foreign_frees;     // uint64_t: frees of pointers btmalloc never made
+    uint64_t invalid_frees;     // uint64_t: frees of btmalloc pointers that are no block
     uint32_t npart;
     uint32_t class_bits, nclasses;
     uint32_t central_stride, central_out_bytes;  // uint64_t at that offset

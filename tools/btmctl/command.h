@@ -33,5 +33,7 @@ int run_status(Args args);
 extern const std::string_view kStatusUsage;
 int run_heap(Args args);
 extern const std::string_view kHeapUsage;
+int run_metrics(Args args);
+extern const std::string_view kMetricsUsage;
 
 }  // namespace btmctl

@@ -3,8 +3,6 @@
 // named with libdwfl.  Reads only: the process is never stopped.
 #include <dirent.h>
 
-#include <systemd/sd-login.h>
-
 #include <signal.h>
 #include <time.h>
 
@@ -12,13 +10,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <memory>
 
 #include "command.h"
 #include "core.h"
 #include "heap_format.h"
+#include "heap_summary.h"
 #include "site_profile.h"
 #include "units.h"
 
@@ -51,20 +49,6 @@ void pause_for(double seconds) {
     }
 }
 
-std::string unit_of(pid_t pid) {
-    char* unit = nullptr;
-    std::string out = sd_pid_get_unit(pid, &unit) >= 0 && unit ? unit : "-";
-    std::free(unit);
-    return out;
-}
-
-std::string comm_of(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
-    std::string comm;
-    std::getline(f, comm);
-    return comm;
-}
-
 // The processes of a unit: every PID systemd places in it.
 std::vector<pid_t> unit_pids(const std::string& unit) {
     std::vector<pid_t> out;
@@ -79,8 +63,11 @@ std::vector<pid_t> unit_pids(const std::string& unit) {
     return out;
 }
 
-// One process's snapshot; false with the reason printed (gone or refused).
-bool snapshot(pid_t pid, heap::Snapshot* s) {
+}  // namespace
+
+namespace heap {
+
+bool snapshot(pid_t pid, Snapshot* s, std::string* reason) {
     btm_heap::Located loc;
     std::string why;
     auto start = std::chrono::steady_clock::now();
@@ -90,7 +77,7 @@ bool snapshot(pid_t pid, heap::Snapshot* s) {
     std::vector<btm_heap::SiteUsage> usage;
     bool gone = false;
     if (f != btm_heap::Found::kYes || !btm_heap::read_sites(pid, loc, &usage, &why, &gone)) {
-        std::cerr << "btmctl: heap: process " << pid << ": " << why << '\n';
+        *reason = "process " + std::to_string(pid) + ": " + why;
         return false;
     }
     auto end = std::chrono::steady_clock::now();
@@ -104,7 +91,7 @@ bool snapshot(pid_t pid, heap::Snapshot* s) {
     int err = 0;
     btm_heap::parse_maps(pid, &maps, &err);
     for (const btm_heap::SiteUsage& u : usage) {
-        heap::Site x;
+        Site x;
         x.address = u.site;
         x.partition = u.partition;
         x.shared = u.shared;
@@ -119,8 +106,20 @@ bool snapshot(pid_t pid, heap::Snapshot* s) {
         s->sites.push_back(std::move(x));
     }
     std::stable_sort(s->sites.begin(), s->sites.end(),
-                     [](const heap::Site& a, const heap::Site& b) { return a.bytes > b.bytes; });
+                     [](const Site& a, const Site& b) { return a.bytes > b.bytes; });
     return true;
+}
+
+}  // namespace heap
+
+namespace {
+
+// One process's snapshot; false with the reason printed (gone or refused).
+bool snapshot(pid_t pid, heap::Snapshot* s) {
+    std::string why;
+    if (heap::snapshot(pid, s, &why)) return true;
+    std::cerr << "btmctl: heap: " << why << '\n';
+    return false;
 }
 
 int parse(Args args, Options* o) {

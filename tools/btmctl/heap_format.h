@@ -2,6 +2,8 @@
 // and the folded format flame-graph tools read (`module;function bytes`).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -26,6 +28,10 @@ struct Snapshot {
     double read_at = 0;       // when they ended, steady-clock seconds
     std::vector<Site> sites;  // sorted by bytes, largest first
 };
+
+// Reads and names the call sites of `pid` (tools/common); false with the
+// reason ("process PID: ...") if it is gone, refused or not btmalloc.
+bool snapshot(pid_t pid, Snapshot* s, std::string* reason);
 
 uint64_t total_bytes(const Snapshot& s);
 void print_table(std::ostream& out, const Snapshot& s, size_t top);

@@ -1,10 +1,28 @@
 #include "heap_summary.h"
 
+#include <systemd/sd-login.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 
 #include "site_profile.h"
 
 namespace btmctl {
+
+std::string unit_of(pid_t pid) {
+    char* unit = nullptr;
+    std::string out = sd_pid_get_unit(pid, &unit) >= 0 && unit ? unit : "-";
+    std::free(unit);
+    return out;
+}
+
+std::string comm_of(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+    std::string comm;
+    std::getline(f, comm);
+    return comm;
+}
 
 std::string heap_line(long pid) {
     btm_heap::Located loc;

@@ -16,6 +16,7 @@ const Command kCommands[] = {
     {"disable", kDisableUsage, run_disable},
     {"status", kStatusUsage, run_status},
     {"heap", kHeapUsage, run_heap},
+    {"metrics", kMetricsUsage, run_metrics},
 };
 
 void print_help(std::ostream& out) {

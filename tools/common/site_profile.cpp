@@ -99,10 +99,14 @@ bool read_totals(pid_t pid, const Located& loc, HeapTotals* out, std::string* wh
     std::vector<SiteUsage> sites;
     if (!read_sites(pid, loc, &sites, why, gone)) return false;
     for (const SiteUsage& s : sites) out->live += s.bytes;
+    if (!loc.d.ready) return true;
+    Profile p;
     uint32_t nchunks = 0;
-    if (loc.d.ready && !read_memory(pid, loc.d.nchunks, &nchunks, sizeof nchunks)) {
+    if (!read_memory(pid, loc.profile_addr, &p, sizeof p) || !read_memory(pid, p.foreign_frees, &out->foreign_frees, 8) ||
+        !read_memory(pid, p.invalid_frees, &out->invalid_frees, 8) ||
+        !read_memory(pid, loc.d.nchunks, &nchunks, sizeof nchunks)) {
         *gone = errno == ESRCH;
-        *why = *gone ? "the process exited during the read" : "cannot read its chunk count";
+        *why = *gone ? "the process exited during the read" : "cannot read its heap counters";
         return false;
     }
     if (nchunks > loc.d.max_chunks) {

@@ -31,9 +31,11 @@ bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std:
 
 // The process's heap in two figures: the bytes of small blocks out of
 // their slabs (the sum of read_sites) and the chunk memory committed for
-// them (chunks * chunk size).  Large blocks are in neither.
+// them (chunks * chunk size).  Large blocks are in neither.  With the
+// library's counts of foreign and invalid frees.
 struct HeapTotals {
     uint64_t live = 0, committed = 0;
+    uint64_t foreign_frees = 0, invalid_frees = 0;
 };
 bool read_totals(pid_t pid, const Located& loc, HeapTotals* out, std::string* why, bool* gone);
 
