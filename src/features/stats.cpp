@@ -93,7 +93,7 @@ void profile(int fd) {
     occ.str(", sparse ").dec(lists[kListSparse]).str(", empty ").dec(lists[kListEmpty]);
     occ.emit(fd);
     report::Line cols;
-    cols.str("part   bytes_outstanding  call site (module+offset)");
+    cols.str("part   bytes_outstanding  call site (module+offset)  build-id  path");
     cols.emit(fd);
     uint64_t per_part[kMaxPartitions] = {};
     partition_bytes(per_part);
@@ -102,7 +102,7 @@ void profile(int fd) {
         uintptr_t site = partition::g_site[p].load(std::memory_order_relaxed);
         if (!bytes && !site) continue;
         report::Line line;
-        line.dec(p).str(" ").dec(bytes).str(" ").site(site);
+        line.dec(p).str(" ").dec(bytes).str(" ").site_with_build_id(site);
         line.emit(fd);
     }
 }

@@ -2,7 +2,7 @@
 # btmctl heap against the test service (heap_victim.c) under LD_PRELOAD:
 # the call sites are named with and without separate debug info, the JSON
 # validates, the folded output parses, --diff ranks the leak first at its
-# rate, btmctl status shows live and committed bytes, another user's process without
+# rate, a saved malloc_stats() report is named (--symbolize), btmctl status shows live and committed bytes, another user's process without
 # privilege and a process exiting during the read are reported, not fatal.
 # Usage: heap_test.sh BTMCTL LIBBTMALLOC VICTIM_SYMTAB VICTIM_SPLIT
 #   VICTIM_SYMTAB  built without debug info (names from .symtab only)
@@ -20,7 +20,8 @@ heap() {
 }
 
 # 1. Usage errors: exit 2 with a message.
-for bad in "" "--top" "--top 0 1" "--bogus 1" "1 2" "1 --diff" "1 --diff 5x" "1 --watch --json"; do
+for bad in "" "--top" "--top 0 1" "--bogus 1" "1 2" "1 --diff" "1 --diff 5x" "1 --watch --json" \
+           "--symbolize" "1 --symbolize f"; do
     # shellcheck disable=SC2086
     "$btmctl" heap $bad > /dev/null 2> "$tmp/usage.err"
     rc=$?
@@ -98,7 +99,21 @@ else
     unprivileged_skipped=1
 fi
 
-# 8. A process that exits during the read: reported, never a crash.
+# 8. --symbolize: a saved malloc_stats() report (module+0xoff, build-id,
+# path) gets the same names, file:line through the separate debug info.
+env LD_PRELOAD="$lib" "$split" "$tmp/none" report 2> "$tmp/report.txt" || fail "the report run failed"
+grep -q "^[0-9]\+ [0-9]\+ heap_victim_split+0x[0-9a-f]\+ [0-9a-f]\{40\} $split$" "$tmp/report.txt" ||
+    { cat "$tmp/report.txt"; fail "the report has no site line with a build-id and path"; }
+heap --symbolize "$tmp/report.txt"
+for fn in leak_steady keep_stable; do
+    grep -q "^ *[0-9]\+  $fn+0x[0-9a-f]\+ (heap_victim_split) .*heap_victim.c:[0-9]\+$" "$tmp/heap.out" ||
+        { cat "$tmp/heap.out"; fail "--symbolize: no line naming $fn"; }
+done
+printf 'no sites here\n' > "$tmp/empty.txt"
+"$btmctl" heap --symbolize "$tmp/empty.txt" > /dev/null 2>&1
+[ $? = 1 ] || fail "--symbolize of a file without sites is not an error"
+
+# 9. A process that exits during the read: reported, never a crash.
 kill "$pid_symtab"
 for _ in $(seq 30); do
     "$btmctl" heap "$pid_symtab" > /dev/null 2> "$tmp/gone.err"

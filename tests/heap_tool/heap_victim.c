@@ -8,8 +8,10 @@
  *   leak_large    keeps one kLargeSize block per second (a large-block leak)
  * Mode argv[2]: "all" runs the three; "startup" makes a few small blocks
  * and then only sleeps (a process still in its start-up phase); "large"
- * runs leak_large alone.  Writes "ready" to argv[1] once the stable set
+ * runs leak_large alone; "report" makes the stable set and a second of the
+ * steady leak, prints malloc_stats() (to stderr) and exits.  Writes "ready" to argv[1] once the stable set
  * exists; ends on SIGTERM. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +73,12 @@ int main(int argc, char** argv) {
     signal(SIGTERM, on_term);
     const char* mode = argv[2];
     int all = strcmp(mode, "all") == 0, large = strcmp(mode, "large") == 0;
+    if (strcmp(mode, "report") == 0) {
+        keep_stable(0, kStableBlocks);
+        leak_steady(kSteadyRate / kSteadySize);
+        malloc_stats();
+        return 0;
+    }
     if (!all && !large && strcmp(mode, "startup") != 0) return 2;
     if (all) keep_stable(0, kStableBlocks);
     if (!all && !large) leak_steady(8);

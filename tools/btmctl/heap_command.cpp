@@ -1,8 +1,6 @@
 // `btmctl heap PID|UNIT`: the live bytes of each call site of running
 // btmalloc processes, read from outside (tools/common/site_profile.h) and
 // named with libdwfl.  Reads only: the process is never stopped.
-#include <dirent.h>
-
 #include <signal.h>
 #include <time.h>
 
@@ -24,6 +22,7 @@ namespace btmctl {
 
 const std::string_view kHeapUsage =
     "  btmctl heap PID|UNIT [--json|--folded] [--top N] [--diff DURATION | --watch [--interval DURATION]]\n"
+    "  btmctl heap --symbolize FILE     names the sites of a saved malloc_stats() report\n"
     "                                   live bytes and blocks per call site of running\n"
     "                                   processes, read from outside without stopping them;\n"
     "                                   --diff: the sites that grew over DURATION, fastest first\n";
@@ -37,6 +36,7 @@ struct Options {
     double diff = 0;         // seconds between the two samples; 0 = one sample
     bool watch = false;
     double interval = 2;     // of --watch
+    std::string report;      // --symbolize FILE
 };
 
 volatile sig_atomic_t g_interrupted = 0;
@@ -52,14 +52,8 @@ void pause_for(double seconds) {
 // The processes of a unit: every PID systemd places in it.
 std::vector<pid_t> unit_pids(const std::string& unit) {
     std::vector<pid_t> out;
-    std::unique_ptr<DIR, int (*)(DIR*)> proc(opendir("/proc"), closedir);
-    if (!proc) return out;
-    while (dirent* e = readdir(proc.get())) {
-        char* end;
-        long pid = std::strtol(e->d_name, &end, 10);
-        if (*end == '\0' && pid > 0 && unit_of(pid_t(pid)) == unit) out.push_back(pid_t(pid));
-    }
-    std::sort(out.begin(), out.end());
+    for (pid_t pid : all_pids())
+        if (unit_of(pid) == unit) out.push_back(pid);
     return out;
 }
 
@@ -125,7 +119,10 @@ bool snapshot(pid_t pid, heap::Snapshot* s) {
 int parse(Args args, Options* o) {
     for (size_t i = 0; i < args.size(); ++i) {
         std::string_view a = args[i];
-        if (a == "--diff" || a == "--interval") {
+        if (a == "--symbolize") {
+            if (i + 1 >= args.size() || !*args[i + 1]) return usage_error("heap: --symbolize needs a file");
+            o->report = args[++i];
+        } else if (a == "--diff" || a == "--interval") {
             if (i + 1 >= args.size()) return usage_error("heap: " + std::string(a) + " needs a duration (60s, 2m)");
             std::optional<double> d = btm_pageout::parse_duration(args[++i]);
             if (!d) return usage_error("heap: " + std::string(a) + ": bad duration '" + std::string(args[i]) + "'");
@@ -147,6 +144,10 @@ int parse(Args args, Options* o) {
             return usage_error("heap: one PID or unit, not '" + std::string(a) + "' as well");
         }
     }
+    if (!o->report.empty())
+        return o->target.empty() && !o->watch && o->diff == 0 && o->format == Options::Format::kTable
+                   ? kExitOk
+                   : usage_error("heap: --symbolize FILE takes no process and no other option");
     if (o->target.empty()) return usage_error("heap: which process? (a PID or a systemd unit)");
     if (o->watch && (o->diff > 0 || o->format != Options::Format::kTable))
         return usage_error("heap: --watch shows the table; not with --diff, --json or --folded");
@@ -182,6 +183,7 @@ bool diff(const Options& o, const std::vector<pid_t>& pids, const std::vector<he
 int run_heap(Args args) {
     Options o;
     if (int rc = parse(args, &o); rc != kExitOk) return rc;
+    if (!o.report.empty()) return heap::symbolize_report(o.report, std::cout, std::cerr);
     std::vector<pid_t> pids;
     char* end;
     long pid = std::strtol(o.target.c_str(), &end, 10);

@@ -52,6 +52,10 @@ void print_growth(std::ostream& out, const Snapshot& after, const std::vector<Gr
 void print_growth_json(std::ostream& out, const Snapshot& after, const std::vector<Growth>& g, double seconds,
                        size_t top);
 
+// Names the sites of a saved in-process report; 1 with a message on `err`
+// if the file cannot be read or holds no site lines.
+int symbolize_report(const std::string& file, std::ostream& out, std::ostream& err);
+
 // A JSON string literal of `s`: quotes, backslashes and control characters
 // escaped, bytes that are not UTF-8 replaced by U+FFFD.
 std::string json_string(const std::string& s);

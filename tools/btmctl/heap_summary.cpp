@@ -1,14 +1,31 @@
 #include "heap_summary.h"
 
+#include <dirent.h>
+
 #include <systemd/sd-login.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 
 #include "site_profile.h"
 
 namespace btmctl {
+
+std::vector<pid_t> all_pids() {
+    std::vector<pid_t> out;
+    std::unique_ptr<DIR, int (*)(DIR*)> proc(opendir("/proc"), closedir);
+    if (!proc) return out;
+    while (dirent* e = readdir(proc.get())) {
+        char* end;
+        long pid = std::strtol(e->d_name, &end, 10);
+        if (*end == '\0' && pid > 0) out.push_back(pid_t(pid));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
 
 std::string unit_of(pid_t pid) {
     char* unit = nullptr;

@@ -6,8 +6,12 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 namespace btmctl {
+
+// Every process ID in /proc now, ascending.
+std::vector<pid_t> all_pids();
 
 // The unit systemd placed the process in, "-" if none.
 std::string unit_of(pid_t pid);

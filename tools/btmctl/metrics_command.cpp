@@ -3,7 +3,6 @@
 // unit), and the top call sites by live bytes per unit.  --textfile DIR
 // writes DIR/btmalloc.prom atomically for node_exporter's textfile
 // collector (systemd/btm-metrics.timer runs that).
-#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -14,7 +13,6 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <memory>
 #include <sstream>
 
 #include "command.h"
@@ -60,14 +58,11 @@ uint64_t status_kib(const std::string& status, const char* key) {
 // maps or memory were refused (another user's, without privilege).
 std::vector<Figures> scan(unsigned* unreadable) {
     std::vector<Figures> out;
-    std::unique_ptr<DIR, int (*)(DIR*)> proc(opendir("/proc"), closedir);
-    if (!proc) return out;
-    while (dirent* e = readdir(proc.get())) {
-        char* end;
-        long pid = std::strtol(e->d_name, &end, 10);
-        if (*end != '\0' || pid <= 0 || pid == getpid()) continue;
+    for (pid_t pid : all_pids()) {
+        if (pid == getpid()) continue;
+        const std::string dir = "/proc/" + std::to_string(pid);
         std::string maps;
-        int err = read_file("/proc/" + std::string(e->d_name) + "/maps", &maps);
+        int err = read_file(dir + "/maps", &maps);
         if (err == EACCES || err == EPERM) ++*unreadable;
         if (err != 0 || maps.find("libbtmalloc") == std::string::npos) continue;
         btm_heap::Located loc;
@@ -86,13 +81,12 @@ std::vector<Figures> scan(unsigned* unreadable) {
         x.unit = unit_of(pid_t(pid));
         x.pageouts = loc.d.pageouts;
         std::string status;
-        if (read_file("/proc/" + std::string(e->d_name) + "/status", &status) == 0) {
+        if (read_file(dir + "/status", &status) == 0) {
             x.rss = status_kib(status, "VmRSS:") * 1024;
             x.swap = status_kib(status, "VmSwap:") * 1024;
         }
         out.push_back(std::move(x));
     }
-    std::sort(out.begin(), out.end(), [](const Figures& a, const Figures& b) { return a.pid < b.pid; });
     return out;
 }
 

@@ -3,8 +3,11 @@
 #include <cxxabi.h>
 #include <elfutils/libdwfl.h>
 
+#include <gelf.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 
 namespace btm_heap {
 namespace {
@@ -63,6 +66,7 @@ bool build_id_of(Dwfl_Module* mod, std::string* out) {
 struct Symbolizer::Impl {
     Dwfl* dwfl = nullptr;
     uint64_t next_base = 0x10000000;  // where the next offline module goes
+    std::map<std::string, Dwfl_Module*> modules;  // by path and build-id; null = not found
 };
 
 Symbolizer::Symbolizer(pid_t pid) : impl_(new Impl) {
@@ -76,36 +80,56 @@ Symbolizer::Symbolizer(pid_t pid) : impl_(new Impl) {
 
 Symbolizer::Symbolizer() : impl_(new Impl) {
     impl_->dwfl = dwfl_begin(&kOfflineCallbacks);
-    if (impl_->dwfl) dwfl_report_begin(impl_->dwfl);
 }
 
 Symbolizer::~Symbolizer() {
     if (impl_->dwfl) dwfl_end(impl_->dwfl);
 }
 
-uint64_t Symbolizer::add_module(const std::string& path, const std::string& build_id) {
+SiteName Symbolizer::name_in_module(const std::string& path, const std::string& build_id, uint64_t file_offset) {
+    SiteName n;
+    n.module = base_name(path.c_str());
+    n.module_offset = file_offset;
     Dwfl* d = impl_->dwfl;
-    if (!d) return 0;
-    uint64_t base = impl_->next_base;
-    Dwfl_Module* mod = nullptr;
-    if (!path.empty()) {
-        mod = dwfl_report_elf(d, base_name(path.c_str()).c_str(), path.c_str(), -1, base, false);
+    if (!d) return n;
+    std::string key = path + " " + build_id;
+    auto it = impl_->modules.find(key);
+    if (it == impl_->modules.end()) {
+        uint64_t base = impl_->next_base;
+        dwfl_report_begin_add(d);
+        Dwfl_Module* mod = dwfl_report_elf(d, n.module.c_str(), path.c_str(), -1, base, false);
         std::string id;
-        if (mod && !build_id.empty() && (!build_id_of(mod, &id) || id != build_id)) mod = nullptr;
+        if (mod && !build_id.empty() && build_id != "-" && (!build_id_of(mod, &id) || id != build_id)) mod = nullptr;
+        if (!mod && build_id.size() > 2 && build_id != "-") {
+            // The module's debug file carries its symbols and its layout.
+            std::string debug =
+                "/usr/lib/debug/.build-id/" + build_id.substr(0, 2) + "/" + build_id.substr(2) + ".debug";
+            mod = dwfl_report_elf(d, n.module.c_str(), debug.c_str(), -1, base, false);
+        }
+        dwfl_report_end(d, nullptr, nullptr);
+        if (mod) {
+            Dwarf_Addr high = 0;
+            dwfl_module_info(mod, nullptr, nullptr, &high, nullptr, nullptr, nullptr, nullptr);
+            impl_->next_base = (high + 0x20000000) & ~uint64_t(0xfffffff);
+        }
+        it = impl_->modules.emplace(key, mod).first;
     }
-    if (!mod && !build_id.empty()) {
-        // The file under its build-id: the debug file carries the symbols
-        // and the layout of the code it describes.
-        std::string debug = "/usr/lib/debug/.build-id/" + build_id.substr(0, 2) + "/" + build_id.substr(2) + ".debug";
-        mod = dwfl_report_elf(d, base_name(path.c_str()).c_str(), debug.c_str(), -1, base, false);
+    Dwfl_Module* mod = it->second;
+    GElf_Addr bias = 0;
+    Elf* elf = mod ? dwfl_module_getelf(mod, &bias) : nullptr;
+    size_t nph = 0;
+    if (!elf || elf_getphdrnum(elf, &nph) != 0) return n;
+    for (size_t i = 0; i < nph; ++i) {
+        GElf_Phdr ph;
+        if (!gelf_getphdr(elf, int(i), &ph) || ph.p_type != PT_LOAD || file_offset < ph.p_offset ||
+            file_offset - ph.p_offset >= ph.p_filesz)
+            continue;
+        SiteName named = name(bias + ph.p_vaddr + (file_offset - ph.p_offset));
+        named.module = n.module;
+        named.module_offset = file_offset;
+        return named;
     }
-    dwfl_report_end(d, nullptr, nullptr);
-    dwfl_report_begin_add(d);
-    if (!mod) return 0;
-    Dwarf_Addr low = 0, high = 0;
-    dwfl_module_info(mod, nullptr, &low, &high, nullptr, nullptr, nullptr, nullptr);
-    impl_->next_base = (high + 0x10000000) & ~uint64_t(0xfffffff);
-    return low;
+    return n;
 }
 
 SiteName Symbolizer::name(uint64_t return_address) const {

@@ -33,11 +33,11 @@ public:
     Symbolizer(const Symbolizer&) = delete;
     Symbolizer& operator=(const Symbolizer&) = delete;
 
-    // A module of a saved report: `path` (opened if it is the file with
-    // this build-id) or, failing that, the file or debug file found by
-    // `build_id` (hex).  Returns the address it was placed at, 0 if none
-    // was found.
-    uint64_t add_module(const std::string& path, const std::string& build_id);
+    // A site of a saved report: `file_offset` in the module at `path` if
+    // that file has this build-id (hex), else in the debug file found by
+    // the build-id under /usr/lib/debug/.build-id.  Only the module name
+    // and offset if neither is there.
+    SiteName name_in_module(const std::string& path, const std::string& build_id, uint64_t file_offset);
 
     // The name of a return address (the call is the byte before it).
     SiteName name(uint64_t return_address) const;
