@@ -39,13 +39,7 @@ using btm_test::escape;
 using btm_test::kHardening;
 using btm_test::no_core_dump;
 using btm_test::opaque;
-
-struct btm_stats read_stats() {
-    struct btm_stats st {};
-    st.version = BTM_STATS_VERSION;
-    if (btm_stats(&st) != 0) fprintf(stderr, "btm_stats failed\n");
-    return st;
-}
+using btm_test::read_stats;
 
 // The allocation and the frees happen in these functions, so the report's
 // call sites can be checked against their addresses.  noipa: not inlined,

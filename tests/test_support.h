@@ -5,12 +5,15 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdio>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
 #include <sys/resource.h>
 #include <unistd.h>
+
+#include "btmalloc.h"
 
 #ifndef BTM_TEST_AGAINST_GLIBC
 #define BTM_TEST_AGAINST_GLIBC 0
@@ -133,5 +136,14 @@ struct Rng {
         return lo + below(lo);
     }
 };
+
+// btmalloc's counters (foreign_frees, invalid_frees, ...); a failure is
+// printed, and the zeroed counters make the caller's comparison fail.
+inline struct btm_stats read_stats() {
+    struct btm_stats st {};
+    st.version = BTM_STATS_VERSION;
+    if (btm_stats(&st) != 0) fprintf(stderr, "btm_stats failed\n");
+    return st;
+}
 
 }  // namespace btm_test

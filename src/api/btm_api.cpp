@@ -22,7 +22,7 @@ BTM_EXPORT int btm_posix_memalign(void** out, size_t align, size_t n) {
     return api::posix_memalign_impl(out, align, n, BTM_RA());
 }
 BTM_EXPORT void* btm_memalign(size_t align, size_t n) { return api::memalign_impl(align, n, BTM_RA()); }
-BTM_EXPORT size_t btm_usable_size(const void* p) { return usable_size(p); }
+BTM_EXPORT size_t btm_usable_size(const void* p) { return usable_size(p, "btm_usable_size()", BTM_RA()); }
 
 BTM_EXPORT int btm_stats(struct btm_stats* out) {
     if (!out || out->version != BTM_STATS_VERSION) return -1;

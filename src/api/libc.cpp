@@ -44,7 +44,7 @@ BTM_EXPORT void* valloc(size_t n) {
 
 BTM_EXPORT void* pvalloc(size_t n) { return api::pvalloc_impl(n, BTM_RA()); }
 
-BTM_EXPORT size_t malloc_usable_size(void* p) { return usable_size(p); }
+BTM_EXPORT size_t malloc_usable_size(void* p) { return usable_size(p, "malloc_usable_size()", BTM_RA()); }
 
 BTM_EXPORT void cfree(void* p) { free_fast(p, BTM_RA()); }
 BTM_EXPORT void free_sized(void* p, size_t) { free_fast(p, BTM_RA()); }

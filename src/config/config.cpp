@@ -32,7 +32,7 @@ namespace {
 #else
 #define BTM_CONFIG_COLD
 #endif
-BTM_CONFIG_COLD alignas(8) char g_io_buf[4096];
+alignas(8) BTM_CONFIG_COLD char g_io_buf[4096];
 constexpr size_t kPathCap = 256;
 BTM_CONFIG_COLD char g_dropin_paths[kMaxDropIns][kPathCap];
 BTM_CONFIG_COLD char g_program[256];  // only for [program] headers

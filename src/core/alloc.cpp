@@ -314,7 +314,9 @@ void init_heap() {
     uint32_t npart = kPartitioning ? round_pow2(g_cfg.partitions) : 1;
     uint64_t keys[2];
     os::random_bytes(keys, sizeof keys);
-    g.secret = keys[0];
+    // hardening = off stores links plain; the free mark is still written
+    // (malloc's check of it leaves the hit path only on a mismatch).
+    g.secret = g.checks ? keys[0] : 0;
     g.free_key = keys[1] | 1;  // never 0, the mark of a fresh slot
     setup_classes();
     g_warm_slabs = uint32_t(g_cfg.warm_slabs);
@@ -495,8 +497,10 @@ void free_outside(void* p, uintptr_t ra) {
         // Never reused (boot.h): only marked.
         boot::Release r = boot::release(p);
         if (r == boot::Release::kInvalid) invalid_free(p);
-        if constexpr (kHardening)
+        if constexpr (kHardening) {
             if (r == boot::Release::kDouble && g.checks) double_free_boot(p, ra);
+            if (r == boot::Release::kCorrupt && g.checks) corrupted_boot_header(p, "free()", ra);
+        }
     } else if (g_forward) {
         g_real.free(p);
     } else if (g_heap_ok && chunks::owns(a)) {
@@ -507,7 +511,11 @@ void free_outside(void* p, uintptr_t ra) {
         if (!orphan::release(p)) count_foreign(p);
     } else {
         Nested nested;
-        if (!large::free(p)) count_foreign(p);
+        size_t size = 0;
+        bool cached = false;
+        large::Free r = large::free(p, &size, &cached);
+        if (r == large::Free::kFreedBefore && kHardening && g.checks) large_freed_before(p, size, cached, ra);
+        if (r != large::Free::kFreed) count_foreign(p);
     }
     errno = saved;
 }
@@ -540,69 +548,6 @@ void free_full(void* p, uint64_t entry) {
     errno = saved;
 }
 
-namespace {
-
-// The call site that most likely allocated p: exact in intern mode while
-// partitions last (one site each); otherwise the site whose refill last took
-// slots from p's slab, exact for a site's first allocations.
-uintptr_t alloc_site(void* p, uint64_t entry) {
-    if (g.intern) return partition::g_site[pe_bin(entry) >> kClassBits].load(std::memory_order_relaxed);
-    uintptr_t site = slab_of(reinterpret_cast<uintptr_t>(p), entry)->site;
-    return site ? site : partition::g_site[pe_bin(entry) >> kClassBits].load(std::memory_order_relaxed);
-}
-
-}  // namespace
-
-void double_free(void* p, uint64_t entry, uintptr_t ra) {
-    report::Line line;
-    line.str("btmalloc: double free of ")
-        .hex(reinterpret_cast<uintptr_t>(p))
-        .str(" (size class ")
-        .dec(kClassSize[pe_class(entry)])
-        .str(") in free() called from ")
-        .site(ra)
-        .str("; allocated from call site ")
-        .site(alloc_site(p, entry));
-    // Hash mode puts several call sites in one partition, and a block may
-    // come from a bin another site refilled: the site is then only likely.
-    uint32_t part = pe_bin(entry) >> kClassBits;
-    if (!g.intern || partition::g_shared[part].load(std::memory_order_relaxed))
-        line.str(" (likely: call sites share partition ")
-            .dec(part)
-            .str("; BTM_PARTITION_MODE=intern names the site exactly)");
-    report::fatal(line);
-}
-
-void double_free_boot(void* p, uintptr_t ra) {
-    report::Line line;
-    line.str("btmalloc: double free of ")
-        .hex(reinterpret_cast<uintptr_t>(p))
-        .str(" (a start-up block of ")
-        .dec(boot::usable(p))
-        .str(" bytes) in free() called from ")
-        .site(ra)
-        .str("; allocated from call site ")
-        .site(boot::site(p));
-    report::fatal(line);
-}
-
-void* pop_checked(Bin* b) {
-    void* p = b->head;
-    void* next = link_decode(p);
-    if (!chunks::owns(reinterpret_cast<uintptr_t>(next))) {
-        report::Line line;
-        line.str("btmalloc: corrupted free list: the free slot ")
-            .hex(reinterpret_cast<uintptr_t>(p))
-            .str(" links to ")
-            .hex(reinterpret_cast<uintptr_t>(next))
-            .str(", outside the heap (a write after free or a buffer overflow)");
-        report::fatal(line);
-    }
-    b->head = next;
-    --b->count;
-    static_cast<uint64_t*>(p)[1] = 0;
-    return p;
-}
 
 void* malloc_diverted(size_t n, uintptr_t ra) {
     if (g.divert & kDivertNoHeap) return malloc_slow(n, ra);
@@ -611,7 +556,7 @@ void* malloc_diverted(size_t n, uintptr_t ra) {
     return bin_pop(&t_state.tc->bins[bin], n, ra);
 }
 
-size_t usable_size(const void* p) {
+size_t usable_size(const void* p, const char* fn, uintptr_t ra) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     if (!p) return 0;
     if (in_primary(a) || (g_heap_ok && chunks::owns(a))) {
@@ -620,7 +565,12 @@ size_t usable_size(const void* p) {
         if (e == 0 || !is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask))) return 0;
         return g_class[pe_class(e)].size;
     }
-    if (boot::owns(p)) return boot::usable(p);
+    if (boot::owns(p)) {
+        boot::Header h = boot::header(p);
+        if constexpr (kHardening)
+            if (h.state == boot::Header::kCorrupt && g.checks) corrupted_boot_header(p, fn, ra);
+        return h.size;
+    }
     if (g_forward) return g_real.usable_size(const_cast<void*>(p));
     if (t_state.depth) return 0;
     if (orphaned()) return orphan::usable(p);
@@ -636,7 +586,7 @@ void* realloc_impl(void* p, size_t n, uintptr_t ra) {
     }
     if (BTM_UNLIKELY(g_forward) && !boot::owns(p)) return g_real.realloc(p, n);
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    size_t old = usable_size(p);
+    size_t old = usable_size(p, "realloc()", ra);
     if (old == 0) {
         // Not a block of ours: its size is unknown, so it cannot be moved.
         errno = ENOMEM;

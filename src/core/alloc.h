@@ -20,27 +20,43 @@ void free_outside(void* p, uintptr_t ra);
 void free_full(void* p, uint64_t entry);
 [[noreturn]] void double_free(void* p, uint64_t entry, uintptr_t ra);
 [[noreturn]] void double_free_boot(void* p, uintptr_t ra);
+// free() of a large block freed before (large.h): reports a double free
+// unless the address was mapped again by someone else.
+void large_freed_before(void* p, size_t size, bool cached, uintptr_t ra);
+// A start-up block whose header fails its check, found by `fn` (boot.h).
+[[noreturn]] void corrupted_boot_header(const void* p, const char* fn, uintptr_t ra);
 void invalid_free(void* p);
 // A page-map word that is not a plain slab page: no slab (invalid free) or
 // a draining slab.
 void free_unusual(void* p, uint64_t e, uintptr_t ra);
 // The head's link points outside the primary range: pops it if the link is
-// into an extra reservation of ours, aborts on a corrupted list otherwise.
-void* pop_checked(Bin* b);
+// into an extra reservation of ours, aborts with a report otherwise.
+void* pop_checked(Bin* b, uintptr_t ra);
+// The bin's head was not marked free (and its mark word has been XORed with
+// the key): aborts with a report, or with the checks off pops it.
+void* pop_unmarked(Bin* b, uintptr_t ra);
 // malloc's out-of-line path (see kDivert*).
 void* malloc_diverted(size_t n, uintptr_t ra);
 
 // Pops the head of a bin.  Every unlikely branch is a tail call, so the hit
-// path needs no stack frame.
+// path needs no stack frame.  With hardening, every slot in a bin carries
+// the free mark (free and carving write it), so a head without it was not
+// put there by us: a link changed by a write after free or an overflow
+// (even by one bit: its target is then a live slot, an interior address or
+// the slot just handed out, none of which is marked).
 BTM_INLINE void* bin_pop(Bin* b, size_t n, uintptr_t ra) {
     void* p = b->head;
     if (BTM_UNLIKELY(!p)) return malloc_slow(n, ra);
     void* next = link_decode(p);
-    if constexpr (kHardening)
-        if (BTM_UNLIKELY(!in_primary(reinterpret_cast<uintptr_t>(next)) && next)) return pop_checked(b);
+    auto* mark = &static_cast<uint64_t*>(p)[1];
+    if constexpr (kHardening) {
+        if (BTM_UNLIKELY(!in_primary(reinterpret_cast<uintptr_t>(next)) && next)) return pop_checked(b, ra);
+        if (BTM_UNLIKELY(unmark(mark, g.free_key))) return pop_unmarked(b, ra);
+    } else {
+        *mark = 0;
+    }
     b->head = next;
     --b->count;
-    static_cast<uint64_t*>(p)[1] = 0;  // clear the free mark
     return p;
 }
 
@@ -71,8 +87,9 @@ BTM_INLINE void free_fast(void* p, uintptr_t ra) {
     ++b->count;
 }
 
-// Usable size of a pointer of ours, 0 for a pointer that is not.
-size_t usable_size(const void* p);
+// Usable size of a pointer of ours, 0 for a pointer that is not.  `fn` and
+// `ra` name the caller in a report of a corrupted start-up block header.
+size_t usable_size(const void* p, const char* fn, uintptr_t ra);
 void* realloc_impl(void* p, size_t n, uintptr_t ra);
 void* aligned_impl(size_t align, size_t n, uintptr_t ra);
 void* calloc_impl(size_t count, size_t size, uintptr_t ra);

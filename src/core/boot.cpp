@@ -29,6 +29,7 @@ struct alignas(4096) Arena {
     char lead[4096 - kLead];
     Marks marks[kSpans];  // span s at marks[kSpans - 1 - s]
     size_t top;
+    uint64_t key;  // of the header checks (key()); beside `top`, on a page every user touches
     alignas(16) char bytes[kArenaBytes];
 };
 static_assert(offsetof(Arena, bytes) / 4096 == (offsetof(Arena, marks) + sizeof(Arena::marks) - kLead) / 4096,
@@ -46,6 +47,32 @@ struct Mark {
 Mark mark_of(const void* p) {
     size_t off = size_t(static_cast<const char*>(p) - arena.bytes);
     return {&marks_of_span(off / kMarkSpan), uint64_t(1) << (off / kGranule % 64)};
+}
+
+// The header's check: the size word's high half.  The key is made once per
+// process from the arena's (randomised) address and the time stamp counter,
+// without a system call: a start-up block may be the process's first
+// malloc.  It finds overflows, which write what the program had in hand;
+// it is not a secret from code that can read the arena.
+uint64_t key() {
+    uint64_t k = __atomic_load_n(&arena.key, __ATOMIC_RELAXED);
+    if (BTM_LIKELY(k)) return k;
+    k = reinterpret_cast<uintptr_t>(&arena) * 0x9E3779B97F4A7C15ULL;
+#if defined(__x86_64__)
+    k ^= __builtin_ia32_rdtsc();
+#endif
+    k |= 1;
+    uint64_t none = 0;
+    if (!__atomic_compare_exchange_n(&arena.key, &none, k, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) k = none;
+    return k;
+}
+
+uint64_t size_word(const void* p, size_t size, uintptr_t site) {
+    uint64_t h = (uint64_t(size) | uint64_t(reinterpret_cast<uintptr_t>(p)) << 32) ^ site * 0xC2B2AE3D27D4EB4FULL;
+    h ^= key();
+    h *= 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 31;
+    return uint64_t(size) | (h & 0xFFFFFFFF00000000ULL);
 }
 
 bool is_start(const void* p) {
@@ -75,7 +102,7 @@ void* alloc(size_t n, size_t align, uintptr_t site, size_t limit) {
         if (end > limit) return nullptr;
         if (__atomic_compare_exchange_n(&arena.top, &cur, end, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
             char* p = arena.bytes + start;
-            reinterpret_cast<size_t*>(p)[-2] = end - start;
+            reinterpret_cast<uint64_t*>(p)[-2] = size_word(p, end - start, site);
             reinterpret_cast<uintptr_t*>(p)[-1] = site;
             Mark m = mark_of(p);
             __atomic_fetch_or(&m.words->starts, m.bit, __ATOMIC_RELAXED);
@@ -99,15 +126,19 @@ bool owns(const void* p) {
 
 // The header may have been overwritten by an overflow of the block before
 // it: the size is bounded by the arena, so realloc never copies past it.
-size_t usable(const void* p) {
-    if (!is_start(p)) return 0;
-    size_t n = static_cast<const size_t*>(p)[-2];
+BTM_NOINLINE Header header(const void* p) {
+    if (!is_start(p)) return Header{Header::kNotStart, 0, 0};
+    uint64_t word = static_cast<const uint64_t*>(p)[-2];
+    size_t n = size_t(word & 0xFFFFFFFF);
     size_t room = size_t(arena.bytes + kArenaBytes - static_cast<const char*>(p));
-    return n < room ? n : room;
+    bool ok = word == size_word(p, n, static_cast<const uintptr_t*>(p)[-1]) && n <= room;
+    return Header{ok ? Header::kOk : Header::kCorrupt, n < room ? n : room, word};
 }
 
 Release release(void* p) {
-    if (!is_start(p)) return Release::kInvalid;
+    Header h = header(p);
+    if (h.state == Header::kNotStart) return Release::kInvalid;
+    if (h.state == Header::kCorrupt) return Release::kCorrupt;
     Mark m = mark_of(p);
     return __atomic_fetch_or(&m.words->freed, m.bit, __ATOMIC_RELAXED) & m.bit ? Release::kDouble : Release::kOk;
 }

@@ -11,7 +11,10 @@
 // free and otherwise ignores them, so they can never be handed out twice.
 // Each block has a 16-byte header: its size and the call site that
 // allocated it (0 if unknown), for realloc, malloc_usable_size and the
-// double-free report.  Whether a granule starts a block, and whether that
+// double-free report.  The header sits right after the previous block, where
+// an overflow of that block lands, so the size word also holds a check of
+// the size, the site and the block's address under a per-process key: a
+// header that fails it is reported (Header::kCorrupt), never trusted.  Whether a granule starts a block, and whether that
 // block was freed, is kept in bitmaps outside the blocks: a free of a
 // pointer that is not a block start writes nothing.
 #pragma once
@@ -26,9 +29,17 @@ void* alloc(size_t n, size_t align, uintptr_t site = 0, size_t limit = SIZE_MAX)
 size_t used();    // bytes handed out so far
 size_t blocks();  // blocks handed out so far (for statistics: reads every mark)
 bool owns(const void* p);
-size_t usable(const void* p);  // 0 if p is not a block start
-// free() of a pointer the arena owns: marks the block freed.
-enum class Release { kOk, kDouble, kInvalid };
+// A block's header as read: kNotStart if p starts no block; kCorrupt if
+// its check fails (`size` then is the raw size word, bounded by the arena).
+struct Header {
+    enum State { kOk, kNotStart, kCorrupt } state;
+    size_t size;
+    uint64_t word;  // the size word as found
+};
+Header header(const void* p);
+// free() of a pointer the arena owns: marks the block freed.  A block whose
+// header fails its check (kCorrupt) is not marked.
+enum class Release { kOk, kDouble, kInvalid, kCorrupt };
 Release release(void* p);
 uintptr_t site(const void* p);
 

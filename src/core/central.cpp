@@ -230,6 +230,7 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
             for (uint32_t i = 0; i < k; ++i) {
                 void* p = base + size_t(s->bump + i) * ci.size;
                 link_encode(p, *head);
+                if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;  // malloc checks it
                 *head = p;
             }
             s->bump += k;

@@ -4,7 +4,11 @@
 // Invariant: every chunk lies inside a reservation recorded in `regions`
 // (region 0 is the primary one, published in g.base/g.size); chunk memory is
 // never unmapped, so a read of any address in a reservation's committed part
-// never faults.  All state here is guarded by `heap_lock`.
+// never faults.  Chunks are carved in address order, so the committed part
+// is [base, base + used): that, not the whole reservation, is what the owner
+// tests accept (g.size is region 0's `used`), and a pointer into the
+// reserved, never committed rest is foreign.  All state here is guarded by
+// `heap_lock`; `used` and g.size are also read without it.
 #include "core/chunk.h"
 
 #include <cstring>
@@ -110,7 +114,10 @@ ChunkHeader* chunk_new() {
             void* p = reinterpret_cast<void*>(r.base + r.used);
             if (!first_committed && !os::commit(p, kChunkSize)) return nullptr;
             first_committed = false;
-            r.used += kChunkSize;
+            // Published after the commit: an owner test that accepts the
+            // new chunk finds it readable.
+            __atomic_store_n(&r.used, r.used + kChunkSize, __ATOMIC_RELEASE);
+            if (n == 1) __atomic_store_n(&g.size, r.used, __ATOMIC_RELEASE);
             auto* c = static_cast<ChunkHeader*>(p);
             c->magic = kChunkMagic;
             c->npages = uint32_t(kChunkSize >> g.page_shift);
@@ -242,14 +249,14 @@ void* init(uint64_t want_bytes, size_t table_bytes) {
     if (!tables) return nullptr;
     registry = reinterpret_cast<Group*>(tables + registry_at);
     g.base = regions[0].base;
-    g.size = regions[0].size;
+    g.size = 0;  // no chunk yet (chunk_new publishes the committed part)
     return tables;
 }
 
 bool owns(uintptr_t a) {
     unsigned n = nregions.load(std::memory_order_acquire);
     for (unsigned i = 0; i < n; ++i)
-        if (a - regions[i].base < regions[i].size) return true;
+        if (a - regions[i].base < __atomic_load_n(&regions[i].used, __ATOMIC_ACQUIRE)) return true;
     return false;
 }
 

@@ -1,6 +1,11 @@
-// Invariant: `table` holds exactly the live large blocks (address -> mapping
-// size); a cached block is in `cache`, not in the table, so freeing it again
-// is a foreign free.  Both are guarded by `lock`.
+// Invariant: `table` holds the live large blocks (address -> mapping size)
+// and tombstones of freed ones (size | kFreed), at most one entry per
+// address; a cached block is in `cache` and has a tombstone.  Freeing a
+// tombstone's address again is a double free if the block is cached or its
+// pages are unmapped (if someone else mapped them since, the pointer is
+// theirs: foreign; misuse.cpp decides).  A tombstone lasts until its slot is reused or the
+// table is rebuilt, so an old double free can pass as foreign.  Both are
+// guarded by `lock`.
 #include "core/large.h"
 
 #include <cstring>
@@ -13,9 +18,10 @@ namespace btm::large {
 namespace {
 
 struct Entry {
-    uintptr_t addr;  // 0 = empty, 1 = deleted
-    size_t size;
+    uintptr_t addr;  // 0 = empty
+    size_t size;     // a multiple of the page size, | kFreed for a tombstone
 };
+inline constexpr size_t kFreed = 1;
 
 struct Cached {
     uintptr_t addr;
@@ -46,12 +52,18 @@ BTM_COLD_BSS FirstPage first;  // touched only by processes with large blocks
 
 size_t slot_of(uintptr_t a) { return size_t((a >> 12) * 0x9E3779B97F4A7C15ULL >> 20) & (capacity - 1); }
 
+// The entry of a (live or tombstone), or null.
 Entry* find(uintptr_t a) {
     if (!table) return nullptr;
     for (size_t i = slot_of(a);; i = (i + 1) & (capacity - 1)) {
         if (table[i].addr == a) return &table[i];
         if (table[i].addr == 0) return nullptr;
     }
+}
+
+Entry* find_live(uintptr_t a) {
+    Entry* e = find(a);
+    return e && !(e->size & kFreed) ? e : nullptr;
 }
 
 bool grow() {
@@ -63,7 +75,7 @@ bool grow() {
         return true;
     }
     size_t ncap = capacity * 2;
-    if (live * 4 < capacity) ncap = capacity;  // mostly deleted: rehash in place size
+    if (live * 4 < capacity) ncap = capacity;  // mostly tombstones: rehash in place size
     auto* nt = static_cast<Entry*>(os::map(ncap * sizeof(Entry)));
     if (!nt) return false;
     Entry* old = table;
@@ -72,7 +84,7 @@ bool grow() {
     capacity = ncap;
     filled = live;
     for (size_t i = 0; i < ocap; ++i) {
-        if (old[i].addr <= 1) continue;
+        if (!old[i].addr || (old[i].size & kFreed)) continue;
         size_t j = slot_of(old[i].addr);
         while (table[j].addr) j = (j + 1) & (capacity - 1);
         table[j] = old[i];
@@ -81,15 +93,34 @@ bool grow() {
     return true;
 }
 
+// A's own tombstone if it has one (one entry per address), else the first
+// tombstone or empty slot of its chain.
 bool insert(uintptr_t a, size_t size) {
     if ((filled + 1) * 2 > capacity && !grow()) return false;
-    size_t i = slot_of(a);
-    while (table[i].addr > 1) i = (i + 1) & (capacity - 1);
-    if (table[i].addr == 0) ++filled;
-    table[i] = Entry{a, size};
+    Entry* e = find(a);
+    if (!e) {
+        size_t i = slot_of(a);
+        while (table[i].addr && !(table[i].size & kFreed)) i = (i + 1) & (capacity - 1);
+        e = &table[i];
+        if (e->addr == 0) ++filled;
+    }
+    *e = Entry{a, size};
     ++live;
     live_bytes += size;
     return true;
+}
+
+// Turns a live entry into a tombstone.
+void bury(Entry* e) {
+    e->size |= kFreed;
+    --live;
+    live_bytes -= e->size & ~kFreed;
+}
+
+bool is_cached(uintptr_t a) {
+    for (const Cached& c : first.cache)
+        if (c.addr == a) return true;
+    return false;
 }
 
 size_t round_pages(size_t n) {
@@ -170,27 +201,30 @@ void* alloc(size_t n, size_t align, bool zero) {
     return p;
 }
 
-bool free(void* p) {
+Free free(void* p, size_t* size_out, bool* cached) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     size_t size;
     {
         LockGuard guard(lock);
         Entry* e = find(a);
-        if (!e) return false;
-        size = e->size;
-        e->addr = 1;
-        --live;
-        live_bytes -= size;
-        if (cache_put(a, size)) return true;
+        if (!e) return Free::kNotOurs;
+        size = e->size & ~kFreed;
+        *size_out = size;
+        if (e->size & kFreed) {
+            *cached = is_cached(a);
+            return Free::kFreedBefore;
+        }
+        bury(e);
+        if (cache_put(a, size)) return Free::kFreed;
         released_bytes += size;
     }
     os::unmap(p, size);
-    return true;
+    return Free::kFreed;
 }
 
 size_t usable(const void* p) {
     LockGuard guard(lock);
-    Entry* e = find(reinterpret_cast<uintptr_t>(p));
+    Entry* e = find_live(reinterpret_cast<uintptr_t>(p));
     return e ? e->size : 0;
 }
 
@@ -201,21 +235,23 @@ void* realloc(void* p, size_t n) {
     size_t old;
     {
         LockGuard guard(lock);
-        Entry* e = find(a);
+        Entry* e = find_live(a);
         if (!e) return nullptr;
         old = e->size;
         // Shrinking by less than half keeps the block: no copy, no syscall.
         if (size <= old && size >= old / 2) return p;
+        // Buried before the kernel moves the block: the moment mremap
+        // returns, another thread may map the old address and record it,
+        // and that entry must not be the one buried here.  No other thread
+        // may legally touch the block during a realloc.
+        bury(e);
     }
-    // The block stays registered while the kernel moves it; no other thread
-    // may legally touch it during a realloc.
     void* q = os::remap(p, old, size);
-    if (!q) return nullptr;
     LockGuard guard(lock);
-    Entry* e = find(a);
-    e->addr = 1;
-    --live;
-    live_bytes -= old;
+    if (!q) {
+        insert(a, old);  // still ours, unchanged (its tombstone is reused if still there)
+        return nullptr;
+    }
     insert(reinterpret_cast<uintptr_t>(q), size);
     return q;
 }

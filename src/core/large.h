@@ -14,8 +14,11 @@ void init(uint64_t cache_bytes);
 // A block of at least n bytes aligned to `align` (a power of two >= page
 // size or <= 16), zeroed if `zero`.  Null on failure.
 void* alloc(size_t n, size_t align, bool zero);
-// Frees p if it is a large block of ours; false if it is not.
-bool free(void* p);
+// Frees p if it is a large block of ours.  kFreedBefore: p was one and was
+// freed (its mapping size in *size; *cached if the block is in the cache,
+// else it was unmapped: a double free unless someone mapped p since).
+enum class Free { kFreed, kNotOurs, kFreedBefore };
+Free free(void* p, size_t* size, bool* cached);
 // Usable size of large block p, or 0 if p is not one.
 size_t usable(const void* p);
 // Resizes large block p in place or by moving it (mremap); null on failure

@@ -132,4 +132,18 @@ BTM_INLINE void link_encode(void* slot, const void* next) {
 
 BTM_INLINE bool in_primary(uintptr_t a) { return a - g.base < g.size; }
 
+// XORs a slot's mark word with the key: clears the free mark of a marked
+// slot.  True if the word was not the mark.  On x86-64 one instruction
+// (xor to memory, its flags tested): the compare and the clear it replaces
+// cost malloc's hit path two more.
+BTM_INLINE bool unmark(uint64_t* word, uint64_t key) {
+#if defined(__x86_64__)
+    bool differs;
+    __asm__("xorq %2, %0" : "+m"(*word), "=@ccnz"(differs) : "r"(key));
+    return differs;
+#else
+    return (*word ^= key) != 0;
+#endif
+}
+
 }  // namespace btm

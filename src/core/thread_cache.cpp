@@ -13,7 +13,7 @@
 namespace btm {
 
 __thread ThreadState t_state __attribute__((tls_model("initial-exec"))) = {&g_placeholder_tc, 0, Phase::kNone, 0, nullptr};
-BTM_COLD_BSS alignas(64) ThreadCache g_placeholder_tc;
+alignas(64) BTM_COLD_BSS ThreadCache g_placeholder_tc;
 
 namespace tcache {
 namespace {
@@ -203,6 +203,7 @@ void* run_pop(uint32_t bin, bool first) {
         uint32_t k = r.left < b->max ? r.left : b->max;
         for (uint32_t i = 0; i < k; ++i) {
             link_encode(r.next, b->head);
+            if constexpr (kHardening) reinterpret_cast<uint64_t*>(r.next)[1] = g.free_key;  // malloc checks it
             b->head = r.next;
             r.next += r.size;
         }

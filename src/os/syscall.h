@@ -69,6 +69,7 @@ inline void* mmap(void* p, size_t len, int prot, int flags) {
 inline long munmap(void* p, size_t len) { return call(SYS_munmap, arg(p), arg(len)); }
 inline long mprotect(void* p, size_t len, int prot) { return call(SYS_mprotect, arg(p), arg(len), prot); }
 inline long madvise(void* p, size_t len, int advice) { return call(SYS_madvise, arg(p), arg(len), advice); }
+inline long mincore(void* p, size_t len, unsigned char* vec) { return call(SYS_mincore, arg(p), arg(len), arg(vec)); }
 inline void* mremap(void* p, size_t old_len, size_t new_len, int flags) {
     long r = call(SYS_mremap, arg(p), arg(old_len), arg(new_len), flags);
     return failed(r) ? MAP_FAILED : reinterpret_cast<void*>(r);
@@ -109,6 +110,9 @@ inline void* mmap(void* p, size_t len, int prot, int flags) {
 inline long munmap(void* p, size_t len) { return keep_errno([&] { return long(::munmap(p, len)); }); }
 inline long mprotect(void* p, size_t len, int prot) { return keep_errno([&] { return long(::mprotect(p, len, prot)); }); }
 inline long madvise(void* p, size_t len, int advice) { return keep_errno([&] { return long(::madvise(p, len, advice)); }); }
+inline long mincore(void* p, size_t len, unsigned char* vec) {
+    return keep_errno([&] { return long(::mincore(p, len, vec)); });
+}
 inline void* mremap(void* p, size_t old_len, size_t new_len, int flags) {
     int saved = errno;
     void* r = ::mremap(p, old_len, new_len, flags);

@@ -35,7 +35,10 @@ namespace {
 
 using namespace btm::config;
 
-volatile bool g_watch = false;
+// Per thread: the hooks see every thread's allocations, and libFuzzer's own
+// threads (its RSS watcher starting up) may allocate while the parser runs;
+// under load that made the first inputs fail now and then.
+thread_local volatile bool g_watch = false;
 volatile unsigned g_allocations = 0;
 
 #ifdef BTM_FUZZ_ASAN
