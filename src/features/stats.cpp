@@ -40,8 +40,16 @@ void fill(struct btm_stats* s) {
     if (!g_heap_ok || orphaned()) {
         // Still in the start-up phase (or without a heap, or in a clone()
         // child that must not take the heap's locks): what the boot arena
-        // has handed out, which it never takes back.
+        // has handed out, which it never takes back.  Large blocks have
+        // their own mappings from the first one on, so they count here too
+        // (not in a clone() child, which must not take their lock).
         s->allocated_bytes = s->committed_bytes = boot::used();
+        if (!orphaned()) {
+            large::Counters lc = large::counters();
+            s->large_bytes = lc.live_bytes;
+            s->large_cached_bytes = lc.cached_bytes;
+            s->allocated_bytes += lc.live_bytes;
+        }
         return;
     }
     central::for_each_used([&](Central& c) { s->allocated_bytes += c.out_bytes; });
