@@ -2,6 +2,7 @@
 
 #include <cstddef>
 
+#include "core/boot.h"
 #include "core/central.h"
 #include "core/chunk.h"
 #include "core/globals.h"
@@ -118,6 +119,19 @@ void publish(bool accepts_pageout) {
     p.npart = g.npart;
     __atomic_store_n(&p.ready, 1, __ATOMIC_RELEASE);
     __atomic_store_n(&d.ready, 1, __ATOMIC_RELEASE);
+}
+
+void publish_boot() {
+    Profile& p = btm_profile_data;
+    boot::Layout l = boot::layout();
+    p.boot_bytes = l.bytes;
+    p.boot_top = l.top;
+    p.boot_marks = l.marks;
+    p.boot_spans = l.spans;
+    p.boot_span_bytes = l.span_bytes;
+    p.boot_granule = l.granule;
+    p.boot_marks_stride = l.marks_stride;
+    __atomic_store_n(&p.boot_ready, 1, __ATOMIC_RELEASE);
 }
 
 }  // namespace btm::introspect

@@ -91,11 +91,19 @@ struct Profile {
     uint32_t npart;
     uint32_t class_bits, nclasses;
     uint32_t central_stride, central_out_bytes;  // uint64_t at that offset
-    uint32_t reserved;
+    uint32_t boot_ready;        // the boot_* fields are set (at init, before any start-up block)
+    // The boot arena (core/boot.h): blocks from boot_bytes to *boot_top;
+    // Marks {starts, freed} of span s at boot_marks + (spans - 1 - s) *
+    // marks_stride, bit i = granule i of the span; before each block its
+    // size word (size in the low 32 bits) and its call site.
+    uint64_t boot_bytes, boot_top, boot_marks;
+    uint32_t boot_spans, boot_span_bytes, boot_granule, boot_marks_stride;
     uint32_t class_size[kProfileClasses];  // bytes of a block of each class
 };
 
 // Fills the run-time fields once the heap exists (core/alloc.cpp's init).
 void publish(bool accepts_pageout);
+// Fills the boot arena's fields, at init (the page is written then anyway).
+void publish_boot();
 
 }  // namespace btm::introspect

@@ -2,7 +2,7 @@
 # btmctl heap against the test service (heap_victim.c) under LD_PRELOAD:
 # the call sites are named with and without separate debug info, the JSON
 # validates, the folded output parses, --diff ranks the leak first at its
-# rate, a saved malloc_stats() report is named (--symbolize), btmctl status shows live and committed bytes, another user's process without
+# rate, a process in its start-up phase is profiled, a saved malloc_stats() report is named (--symbolize), btmctl status shows live and committed bytes, another user's process without
 # privilege and a process exiting during the read are reported, not fatal.
 # Usage: heap_test.sh BTMCTL LIBBTMALLOC VICTIM_SYMTAB VICTIM_SPLIT
 #   VICTIM_SYMTAB  built without debug info (names from .symtab only)
@@ -113,7 +113,15 @@ printf 'no sites here\n' > "$tmp/empty.txt"
 "$btmctl" heap --symbolize "$tmp/empty.txt" > /dev/null 2>&1
 [ $? = 1 ] || fail "--symbolize of a file without sites is not an error"
 
-# 9. A process that exits during the read: reported, never a crash.
+# 9. A process in its start-up phase (default knobs: blocks packed in the
+# start-up arena, no heap yet): its blocks are named by their call site.
+start_bg boot env -u BTM_PARTITION_AFTER -u BTM_PARTITION_MODE LD_PRELOAD="$lib" "$split" "$tmp/boot.ready" startup
+heap "$pid_boot"
+grep -q "^ *[0-9]\+ \+8 \+[0-9.]\+%  leak_steady+0x[0-9a-f]\+ (heap_victim_split) .*\[start-up arena\]$" "$tmp/heap.out" ||
+    { cat "$tmp/heap.out"; fail "start-up phase: leak_steady's 8 blocks are not listed"; }
+awk '/leak_steady/ { exit !($1 >= 8000) }' "$tmp/heap.out" || { cat "$tmp/heap.out"; fail "start-up phase: bytes"; }
+
+# 10. A process that exits during the read: reported, never a crash.
 kill "$pid_symtab"
 for _ in $(seq 30); do
     "$btmctl" heap "$pid_symtab" > /dev/null 2> "$tmp/gone.err"

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <map>
 
+#include "site_profile.h"
+
 namespace btmctl::heap {
 namespace {
 
@@ -30,6 +32,7 @@ std::string share(uint64_t bytes, uint64_t total) {
 }
 
 std::string site_label(const Site& s) {
+    if (s.partition == btm_heap::kStartupArena) return btm_heap::describe(s.name) + "  [start-up arena]";
     return btm_heap::describe(s.name) + (s.shared ? "  [partition " + std::to_string(s.partition) + " shared]" : "");
 }
 

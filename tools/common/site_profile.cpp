@@ -3,8 +3,10 @@
 #include <limits.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 namespace btm_heap {
 namespace {
@@ -34,6 +36,42 @@ bool read_words(pid_t pid, const std::vector<uint64_t>& addrs, std::vector<uint6
     return true;
 }
 
+// The live blocks of the boot arena by call site.
+bool boot_sites(pid_t pid, const Profile& p, std::vector<SiteUsage>* out) {
+    if (!p.boot_ready) return true;
+    if (p.boot_granule < 16 || p.boot_span_bytes != 64 * p.boot_granule || p.boot_spans > (1u << 16) ||
+        p.boot_marks_stride != 16)
+        return false;
+    uint64_t top = 0;
+    if (!read_memory(pid, p.boot_top, &top, 8)) return false;
+    uint64_t limit = uint64_t(p.boot_spans) * p.boot_span_bytes;
+    if (top > limit) return false;
+    if (top == 0) return true;
+    std::vector<uint64_t> marks(size_t(p.boot_spans) * 2);
+    std::vector<char> bytes(top);
+    if (!read_memory(pid, p.boot_marks, marks.data(), marks.size() * 8) ||
+        !read_memory(pid, p.boot_bytes, bytes.data(), bytes.size()))
+        return false;
+    std::map<uint64_t, SiteUsage> by_site;
+    for (uint64_t s = 0; s * p.boot_span_bytes < top; ++s) {
+        size_t at = size_t(p.boot_spans - 1 - s) * 2;
+        for (uint64_t live = marks[at] & ~marks[at + 1]; live; live &= live - 1) {
+            uint64_t off = s * p.boot_span_bytes + uint64_t(__builtin_ctzll(live)) * p.boot_granule;
+            if (off < 16 || off >= top) continue;  // torn: a block being made
+            uint64_t word, site;
+            std::memcpy(&word, bytes.data() + off - 16, 8);
+            std::memcpy(&site, bytes.data() + off - 8, 8);
+            SiteUsage& u = by_site[site];
+            u.partition = kStartupArena;
+            u.site = site;
+            u.bytes += std::min<uint64_t>(word & 0xffffffff, top - off);
+            ++u.blocks;
+        }
+    }
+    for (auto& [site, u] : by_site) out->push_back(u);
+    return true;
+}
+
 }  // namespace
 
 bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std::string* why, bool* gone) {
@@ -52,8 +90,11 @@ bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std:
     Profile p;
     if (!read_memory(pid, loc.profile_addr, &p, sizeof p))
         return fail("cannot read its profile section (" + std::string(std::strerror(errno)) + ")");
-    if (p.magic == btm::introspect::kProfileMagic && p.version == btm::introspect::kProfileVersion && !p.ready)
-        return true;  // still in its start-up phase: no heap tables yet
+    if (p.magic == btm::introspect::kProfileMagic && p.version == btm::introspect::kProfileVersion && !p.ready) {
+        // Still in its start-up phase: no heap tables yet, only the arena.
+        if (boot_sites(pid, p, out)) return true;
+        return fail("cannot read its start-up arena");
+    }
     if (!profile_ok(p)) {
         *why = "its profile section is of another version (" + std::to_string(p.version) +
                ") or does not add up: btmctl is older than the library?";
@@ -91,6 +132,7 @@ bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std:
         per[part].shared = shared[part] != 0;
         out->push_back(per[part]);
     }
+    if (!boot_sites(pid, p, out)) return fail("cannot read its start-up arena");
     return true;
 }
 

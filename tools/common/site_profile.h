@@ -17,14 +17,18 @@
 
 namespace btm_heap {
 
+inline constexpr uint32_t kStartupArena = UINT32_MAX;  // the partition of start-up blocks
+
 struct SiteUsage {
-    uint32_t partition = 0;
+    uint32_t partition = 0;  // kStartupArena: blocks of the boot arena (start-up phase)
     uint64_t site = 0;     // return address in the process; 0 = none recorded
     bool shared = false;   // other call sites fell into the partition too
     uint64_t bytes = 0, blocks = 0;
 };
 
-// Partitions with live bytes, in partition order.  False with `why` if the
+// Partitions with live bytes, in partition order, then the call sites of
+// the live blocks of the start-up arena (a process in its start-up phase
+// has only those).  False with `why` if the
 // library has no profile section, its tables do not add up, or the process
 // went away (then *gone is set).
 bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std::string* why, bool* gone);
