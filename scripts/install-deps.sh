@@ -5,11 +5,13 @@ set -euo pipefail
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 PKGS=(
   # build
-  cmake g++ make ninja-build pkg-config liburing-dev libsystemd-dev clang mandoc
+  cmake g++ make ninja-build pkg-config liburing-dev libsystemd-dev libdw-dev clang mandoc
   # tests
   libgtest-dev python3 perl git bash gcc make file procps util-linux
   # peers and tools for benchmarks
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 valgrind hyperfine gnuplot-nox
+  # promtool, for the btmctl metrics test
+  prometheus
 )
 export DEBIAN_FRONTEND=noninteractive
 missing=()

@@ -144,6 +144,27 @@ TEST(StartupPhase, LargeBlocksDoNotEndThePhase) {
     EXPECT_TRUE(in_phase()) << "a large block made the heap";
 }
 
+// Issue 20: a process whose memory is start-up large blocks reported
+// large_bytes = 0 and allocated_bytes = 0.
+TEST(StartupPhase, LargeBlocksAreCountedInStats) {
+    ASSERT_TRUE(in_phase());
+    struct btm_stats before = stats();
+    constexpr size_t kBlock = size_t{3} << 20;
+    std::vector<void*> blocks;
+    for (int i = 0; i < 10; ++i) {
+        blocks.push_back(malloc(opaque(kBlock)));
+        ASSERT_NE(blocks.back(), nullptr);
+        escape(blocks.back());
+    }
+    struct btm_stats during = stats();
+    ASSERT_TRUE(in_phase());
+    EXPECT_GE(during.large_bytes, before.large_bytes + 10 * kBlock);
+    EXPECT_GE(during.allocated_bytes, before.allocated_bytes + 10 * kBlock);
+    for (void* p : blocks) free(p);
+    struct btm_stats after = stats();
+    EXPECT_LE(after.large_bytes, during.large_bytes - 10 * kBlock);
+}
+
 TEST(StartupPhase, AnInteriorPointerIsCountedAndIgnored) {
     ASSERT_TRUE(in_phase());
     auto* p = static_cast<unsigned char*>(malloc(opaque(size_t{64})));

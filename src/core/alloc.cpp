@@ -277,6 +277,7 @@ void do_init() {
     }
     g.checks = g_cfg.hardening != 0;
     large::init(g_cfg.large_cache);
+    introspect::publish_boot();
     __register_atfork(fork_prepare, fork_parent, fork_child, &__dso_handle);
     // Per-site partitions from the first block (intern mode, or
     // partition_after 0) leave no room for a start-up phase.

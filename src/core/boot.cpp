@@ -145,4 +145,10 @@ Release release(void* p) {
 
 uintptr_t site(const void* p) { return is_start(p) ? static_cast<const uintptr_t*>(p)[-1] : 0; }
 
+Layout layout() {
+    return {reinterpret_cast<uintptr_t>(arena.bytes), reinterpret_cast<uintptr_t>(&arena.top),
+            reinterpret_cast<uintptr_t>(arena.marks), uint32_t(kSpans), uint32_t(kMarkSpan), uint32_t(kGranule),
+            uint32_t(sizeof(Marks))};
+}
+
 }  // namespace btm::boot

@@ -43,4 +43,14 @@ enum class Release { kOk, kDouble, kInvalid, kCorrupt };
 Release release(void* p);
 uintptr_t site(const void* p);
 
+// Where the arena's blocks, bump pointer and marks are, for a reader
+// outside the process (features/introspect.h): marks of span s at
+// marks[spans - 1 - s], a block's size word and site in the 16 bytes
+// before it.
+struct Layout {
+    uintptr_t bytes, top, marks;
+    uint32_t spans, span_bytes, granule, marks_stride;
+};
+Layout layout();
+
 }  // namespace btm::boot

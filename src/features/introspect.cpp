@@ -2,8 +2,12 @@
 
 #include <cstddef>
 
+#include "core/boot.h"
+#include "core/central.h"
 #include "core/chunk.h"
 #include "core/globals.h"
+#include "core/partition.h"
+#include "core/size_classes.h"
 
 namespace btm::introspect {
 namespace {
@@ -13,10 +17,24 @@ constexpr uint32_t u32(T v) {
     return uint32_t(v);
 }
 
+constexpr Profile profile_constants() {
+    Profile p{};
+    p.magic = kProfileMagic;
+    p.version = kProfileVersion;
+    p.size = u32(sizeof(Profile));
+    p.class_bits = kClassBits;
+    p.nclasses = kNumClasses;
+    p.central_stride = u32(sizeof(Central));
+    p.central_out_bytes = u32(offsetof(Central, out_bytes));
+    for (uint32_t c = 0; c < kNumClasses; ++c) p.class_size[c] = kClassSize[c];
+    return p;
+}
+
 }  // namespace
 }  // namespace btm::introspect
 
 using btm::introspect::Descriptor;
+using btm::introspect::Profile;
 using btm::introspect::u32;
 namespace chunks = btm::chunks;
 
@@ -68,6 +86,8 @@ Descriptor btm_introspect_data = {
     .pageouts = 0,
 };
 BTM_EXPORT extern Descriptor btm_introspect_v1 __attribute__((alias("btm_introspect_data")));
+Profile btm_profile_data = btm::introspect::profile_constants();
+BTM_EXPORT extern Profile btm_profile_v1 __attribute__((alias("btm_profile_data")));
 }
 
 namespace btm::introspect {
@@ -75,6 +95,10 @@ namespace btm::introspect {
 static_assert(sizeof(ChunkHeader::released) == 1 && sizeof(Slab::npages) == 2 && sizeof(Slab::epoch) == 4,
               "the descriptor's readers assume these widths: change its version with them");
 static_assert(pe_offset(uint64_t(1) << 32) == 1, "pagemap_offset_shift");
+static_assert(kNumClasses <= kProfileClasses && sizeof(Central::out_bytes) == 8 &&
+                  sizeof(*partition::g_site) == 8 && sizeof(*partition::g_shared) == 1 &&
+                  sizeof(g_events.foreign_frees) == 8,
+              "the profile's readers assume these: change its version with them");
 
 void publish(bool accepts_pageout) {
     Descriptor& d = btm_introspect_data;
@@ -85,7 +109,29 @@ void publish(bool accepts_pageout) {
     d.registry = reinterpret_cast<uintptr_t>(chunks::registry);
     d.nchunks = reinterpret_cast<uintptr_t>(&chunks::nchunks);
     d.clock_base = reinterpret_cast<uintptr_t>(&chunks::clock_base);
+    Profile& p = btm_profile_data;
+    p.central = reinterpret_cast<uintptr_t>(g_central);
+    p.used = reinterpret_cast<uintptr_t>(central::g_used);
+    p.site = reinterpret_cast<uintptr_t>(partition::g_site);
+    p.shared = reinterpret_cast<uintptr_t>(partition::g_shared);
+    p.foreign_frees = reinterpret_cast<uintptr_t>(&g_events.foreign_frees);
+    p.invalid_frees = reinterpret_cast<uintptr_t>(&g_events.invalid_frees);
+    p.npart = g.npart;
+    __atomic_store_n(&p.ready, 1, __ATOMIC_RELEASE);
     __atomic_store_n(&d.ready, 1, __ATOMIC_RELEASE);
+}
+
+void publish_boot() {
+    Profile& p = btm_profile_data;
+    boot::Layout l = boot::layout();
+    p.boot_bytes = l.bytes;
+    p.boot_top = l.top;
+    p.boot_marks = l.marks;
+    p.boot_spans = l.spans;
+    p.boot_span_bytes = l.span_bytes;
+    p.boot_granule = l.granule;
+    p.boot_marks_stride = l.marks_stride;
+    __atomic_store_n(&p.boot_ready, 1, __ATOMIC_RELEASE);
 }
 
 }  // namespace btm::introspect

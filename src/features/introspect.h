@@ -64,7 +64,46 @@ struct Descriptor {
     uint64_t pageouts;               // how many times
 };
 
+// The profile section (btmctl heap): a second exported struct, so that a
+// btm-pageout that knows only the descriptor above reads the same bytes as
+// before.  It says where the per-(partition, size class) byte counters and
+// the partitions' call sites are.  A reader takes the live bytes of a
+// partition from the `out_bytes` of its centrals that the `used` bits name
+// and its blocks as bytes / class size; the site of a partition is the first
+// return address seen there (`shared` set: later ones differed, as in hash
+// mode, so the site is the likely one).
+inline constexpr uint64_t kProfileMagic = 0x3176'666f'7270'6d62ULL;  // "bmprofv1", little-endian
+inline constexpr uint32_t kProfileVersion = 1;
+inline constexpr char kProfileSymbol[] = "btm_profile_v1";
+inline constexpr uint32_t kProfileClasses = 64;
+
+struct Profile {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t size;              // sizeof(Profile) of the writer
+    uint64_t ready;             // as Descriptor::ready, for the fields below
+    uint64_t central;           // Central[npart << class_bits]
+    uint64_t used;              // uint64_t[npart]: bit c = central (p, c) used
+    uint64_t site;              // uint64_t[npart]: return address, 0 = none
+    uint64_t shared;            // uint8_t[npart]
+    uint64_t foreign_frees;     // uint64_t: frees of pointers btmalloc never made
+    uint64_t invalid_frees;     // uint64_t: frees of btmalloc pointers that are no block
+    uint32_t npart;
+    uint32_t class_bits, nclasses;
+    uint32_t central_stride, central_out_bytes;  // uint64_t at that offset
+    uint32_t boot_ready;        // the boot_* fields are set (at init, before any start-up block)
+    // The boot arena (core/boot.h): blocks from boot_bytes to *boot_top;
+    // Marks {starts, freed} of span s at boot_marks + (spans - 1 - s) *
+    // marks_stride, bit i = granule i of the span; before each block its
+    // size word (size in the low 32 bits) and its call site.
+    uint64_t boot_bytes, boot_top, boot_marks;
+    uint32_t boot_spans, boot_span_bytes, boot_granule, boot_marks_stride;
+    uint32_t class_size[kProfileClasses];  // bytes of a block of each class
+};
+
 // Fills the run-time fields once the heap exists (core/alloc.cpp's init).
 void publish(bool accepts_pageout);
+// Fills the boot arena's fields, at init (the page is written then anyway).
+void publish_boot();
 
 }  // namespace btm::introspect

@@ -1,7 +1,9 @@
 #include "features/report.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -55,7 +57,7 @@ uint64_t parse_hex(const char*& s) {
 // System calls, not glibc's wrappers: a program (fakeroot, a sandbox shim)
 // may interpose open and read with code that allocates, and this runs on
 // the way to abort with the heap in a bad state.
-bool find_module(uintptr_t addr, char* name, size_t name_len, uint64_t* offset) {
+bool find_module(uintptr_t addr, char* path, size_t path_len, uint64_t* offset) {
     long opened = sys::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (opened < 0) return false;
     int fd = int(opened);
@@ -86,12 +88,9 @@ bool find_module(uintptr_t addr, char* name, size_t name_len, uint64_t* offset) 
                     while (*s && *s != ' ') ++s;
                 }
                 while (*s == ' ') ++s;
-                const char* base = s;
-                for (const char* q = s; *q; ++q)
-                    if (*q == '/') base = q + 1;
                 size_t i = 0;
-                for (; base[i] && i < name_len - 1; ++i) name[i] = base[i];
-                name[i] = 0;
+                for (; s[i] && i < path_len - 1; ++i) path[i] = s[i];
+                path[i] = 0;
                 *offset = addr - lo + file_off;
                 found = i > 0;
                 sys::close(fd);
@@ -107,13 +106,75 @@ bool find_module(uintptr_t addr, char* name, size_t name_len, uint64_t* offset) 
     return found;
 }
 
+const char* base_name(const char* path) {
+    const char* base = path;
+    for (const char* q = path; *q; ++q)
+        if (*q == '/') base = q + 1;
+    return base;
+}
+
+// The GNU build-id note of the loaded object that holds `addr`, found in
+// its mapped PT_NOTE segments (dl_iterate_phdr allocates nothing).
+struct BuildId {
+    uintptr_t addr;
+    const unsigned char* bits = nullptr;
+    uint32_t len = 0;
+};
+
+int find_build_id(struct dl_phdr_info* info, size_t, void* data) {
+    BuildId* want = static_cast<BuildId*>(data);
+    bool holds = false;
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+        holds = holds || (ph.p_type == PT_LOAD && want->addr >= lo && want->addr - lo < ph.p_memsz);
+    }
+    if (!holds) return 0;
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+        if (ph.p_type != PT_NOTE) continue;
+        const size_t align = ph.p_align == 8 ? 8 : 4;
+        auto up = [&](size_t n) { return (n + align - 1) & ~(align - 1); };
+        const char* p = reinterpret_cast<const char*>(info->dlpi_addr + ph.p_vaddr);
+        const char* end = p + ph.p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr)* n = reinterpret_cast<const ElfW(Nhdr)*>(p);
+            const char* name = p + sizeof *n;
+            const char* desc = name + up(n->n_namesz);
+            if (desc + n->n_descsz > end) break;
+            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
+                want->bits = reinterpret_cast<const unsigned char*>(desc);
+                want->len = n->n_descsz;
+                return 1;
+            }
+            p = desc + up(n->n_descsz);
+        }
+    }
+    return 1;
+}
+
 }  // namespace
 
 Line& Line::site(uintptr_t addr) {
-    char name[128];
+    char path[256];
     uint64_t off;
-    if (addr && find_module(addr, name, sizeof name, &off)) return str(name).str("+").hex(off);
+    if (addr && find_module(addr, path, sizeof path, &off)) return str(base_name(path)).str("+").hex(off);
     return addr ? hex(addr) : str("(unknown)");
+}
+
+Line& Line::site_with_build_id(uintptr_t addr) {
+    char path[256];
+    uint64_t off;
+    if (!addr || !find_module(addr, path, sizeof path, &off)) return site(addr);
+    str(base_name(path)).str("+").hex(off).str(" ");
+    BuildId id{addr};
+    dl_iterate_phdr(find_build_id, &id);
+    if (!id.len) str("-");
+    for (uint32_t i = 0; i < id.len && i < 64; ++i) {
+        char b[3] = {"0123456789abcdef"[id.bits[i] >> 4], "0123456789abcdef"[id.bits[i] & 15], 0};
+        str(b);
+    }
+    return str(" ").str(path);
 }
 
 void Line::emit(int fd) {

@@ -17,6 +17,9 @@ struct Line {
     Line& hex(uint64_t v);
     Line& dec(uint64_t v);
     Line& site(uintptr_t addr);  // module+0xoff, or 0x... if unknown
+    // module+0xoff, the module's build-id (hex, "-" if it has none) and
+    // its path: what `btmctl heap --symbolize` needs to name a saved report.
+    Line& site_with_build_id(uintptr_t addr);
     void emit(int fd = 2);
 };
 

@@ -40,8 +40,16 @@ void fill(struct btm_stats* s) {
     if (!g_heap_ok || orphaned()) {
         // Still in the start-up phase (or without a heap, or in a clone()
         // child that must not take the heap's locks): what the boot arena
-        // has handed out, which it never takes back.
+        // has handed out, which it never takes back.  Large blocks have
+        // their own mappings from the first one on, so they count here too
+        // (not in a clone() child, which must not take their lock).
         s->allocated_bytes = s->committed_bytes = boot::used();
+        if (!orphaned()) {
+            large::Counters lc = large::counters();
+            s->large_bytes = lc.live_bytes;
+            s->large_cached_bytes = lc.cached_bytes;
+            s->allocated_bytes += lc.live_bytes;
+        }
         return;
     }
     central::for_each_used([&](Central& c) { s->allocated_bytes += c.out_bytes; });
@@ -93,7 +101,7 @@ void profile(int fd) {
     occ.str(", sparse ").dec(lists[kListSparse]).str(", empty ").dec(lists[kListEmpty]);
     occ.emit(fd);
     report::Line cols;
-    cols.str("part   bytes_outstanding  call site (module+offset)");
+    cols.str("part   bytes_outstanding  call site (module+offset)  build-id  path");
     cols.emit(fd);
     uint64_t per_part[kMaxPartitions] = {};
     partition_bytes(per_part);
@@ -102,7 +110,7 @@ void profile(int fd) {
         uintptr_t site = partition::g_site[p].load(std::memory_order_relaxed);
         if (!bytes && !site) continue;
         report::Line line;
-        line.dec(p).str(" ").dec(bytes).str(" ").site(site);
+        line.dec(p).str(" ").dec(bytes).str(" ").site_with_build_id(site);
         line.emit(fd);
     }
 }

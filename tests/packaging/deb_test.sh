@@ -109,6 +109,8 @@ if [ $inner = 0 ]; then
 /lib/systemd/system
 /lib/systemd/system/btm-pageout.service
 /lib/systemd/system/btm-pageout.timer
+/lib/systemd/system/btm-metrics.service
+/lib/systemd/system/btm-metrics.timer
 /usr/share/btmalloc
 /usr/share/btmalloc/btmalloc-preload.conf
 /usr/share/man/man5/btmalloc.conf.5.gz

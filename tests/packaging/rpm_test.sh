@@ -38,6 +38,8 @@ expect_btmalloc="
 /usr/bin/btm-pageout
 /usr/lib/systemd/system/btm-pageout.service
 /usr/lib/systemd/system/btm-pageout.timer
+/usr/lib/systemd/system/btm-metrics.service
+/usr/lib/systemd/system/btm-metrics.timer
 /usr/share/man/man8/btm-pageout.8.gz
 $libdir/libbtmalloc.so.1.*.*
 $libdir/libbtmalloc.so.1

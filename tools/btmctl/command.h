@@ -31,5 +31,9 @@ int run_disable(Args args);
 extern const std::string_view kDisableUsage;
 int run_status(Args args);
 extern const std::string_view kStatusUsage;
+int run_heap(Args args);
+extern const std::string_view kHeapUsage;
+int run_metrics(Args args);
+extern const std::string_view kMetricsUsage;
 
 }  // namespace btmctl

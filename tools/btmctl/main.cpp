@@ -15,6 +15,8 @@ const Command kCommands[] = {
     {"enable", kEnableUsage, run_enable},
     {"disable", kDisableUsage, run_disable},
     {"status", kStatusUsage, run_status},
+    {"heap", kHeapUsage, run_heap},
+    {"metrics", kMetricsUsage, run_metrics},
 };
 
 void print_help(std::ostream& out) {

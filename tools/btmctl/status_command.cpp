@@ -19,6 +19,7 @@
 #include "enablement.h"
 #include "files.h"
 #include "heap_reader.h"
+#include "heap_summary.h"
 #include "units.h"
 #include "untrusted_text.h"
 
@@ -27,7 +28,8 @@ namespace btmctl {
 const std::string_view kStatusUsage =
     "  btmctl status [--library PATH] [--preload-file FILE]\n"
     "                                   where btmalloc is enabled, and the processes that\n"
-    "                                   map it, with RSS, swap and systemd unit\n";
+    "                                   map it, with RSS, swap, systemd unit, and live\n"
+    "                                   and committed heap bytes\n";
 
 namespace {
 
@@ -205,6 +207,7 @@ int run_status(Args args) {
                       p.swap_kib, p.command.c_str(), p.replaced ? "  (library replaced: restart it)" : "");
         std::cout << line;
         std::cout << "         " << pageout_line(p.pid) << '\n';
+        std::cout << "         " << heap_line(p.pid) << '\n';
         rss += p.rss_kib;
         swap += p.swap_kib;
     }

@@ -16,15 +16,6 @@
 #include <sstream>
 
 namespace btm_heap {
-namespace {
-
-// One line of /proc/PID/maps.
-struct Mapping {
-    uint64_t start = 0, end = 0, offset = 0;
-    dev_t dev = 0;
-    ino_t ino = 0;
-    std::string path;
-};
 
 bool parse_maps(pid_t pid, std::vector<Mapping>* out, int* err) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/maps");
@@ -59,11 +50,15 @@ bool parse_maps(pid_t pid, std::vector<Mapping>* out, int* err) {
     return any;
 }
 
+namespace {
+
 // What a library file's dynamic symbol table says about btmalloc.
 struct FileInfo {
     bool descriptor = false;   // exports btm_introspect_v1
     bool old_btmalloc = false; // exports btm_pageout_cold but not the descriptor
     uint64_t file_offset = 0;  // of the descriptor in the file
+    bool profile = false;      // exports btm_profile_v1 (in a loaded segment)
+    uint64_t profile_offset = 0;
 };
 
 bool pread_all(int fd, void* buf, size_t n, uint64_t off) {
@@ -104,14 +99,16 @@ FileInfo inspect_elf(int fd) {
         if (!pread_all(fd, syms.data(), syms.size() * sizeof(Elf64_Sym), sym.sh_offset) ||
             !pread_all(fd, names.data(), names.size(), str.sh_offset))
             return info;
-        uint64_t value = 0;
+        uint64_t value = 0, profile = 0;
         bool pageout_cold = false;
         for (const Elf64_Sym& s : syms) {
             if (s.st_name >= names.size() || s.st_shndx == SHN_UNDEF) continue;
             const char* name = names.c_str() + s.st_name;
-            if (std::strcmp(name, btm::introspect::kSymbol) == 0 && ELF64_ST_TYPE(s.st_info) == STT_OBJECT &&
-                s.st_size >= sizeof(Descriptor))
+            bool object = ELF64_ST_TYPE(s.st_info) == STT_OBJECT;
+            if (std::strcmp(name, btm::introspect::kSymbol) == 0 && object && s.st_size >= sizeof(Descriptor))
                 value = s.st_value;
+            else if (std::strcmp(name, btm::introspect::kProfileSymbol) == 0 && object && s.st_size >= sizeof(Profile))
+                profile = s.st_value;
             else if (std::strcmp(name, "btm_pageout_cold") == 0)
                 pageout_cold = true;
         }
@@ -119,20 +116,23 @@ FileInfo inspect_elf(int fd) {
             info.old_btmalloc = pageout_cold;
             return info;
         }
-        // The symbol's address to its place in the file, through the
-        // segment that holds it.
+        // A symbol's address to its place in the file, through the segment
+        // that holds it.
         if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256 || eh.e_phoff > size ||
             size - eh.e_phoff < uint64_t(eh.e_phnum) * sizeof(Elf64_Phdr))
             return info;
         std::vector<Elf64_Phdr> ph(eh.e_phnum);
         if (!pread_all(fd, ph.data(), ph.size() * sizeof(Elf64_Phdr), eh.e_phoff)) return info;
-        for (const Elf64_Phdr& p : ph) {
-            if (p.p_type != PT_LOAD || value < p.p_vaddr || value - p.p_vaddr + sizeof(Descriptor) > p.p_filesz)
-                continue;
-            info.descriptor = true;
-            info.file_offset = p.p_offset + (value - p.p_vaddr);
-            return info;
-        }
+        auto file_offset = [&](uint64_t vaddr, uint64_t len, uint64_t* out) {
+            for (const Elf64_Phdr& p : ph) {
+                if (p.p_type != PT_LOAD || vaddr < p.p_vaddr || vaddr - p.p_vaddr + len > p.p_filesz) continue;
+                *out = p.p_offset + (vaddr - p.p_vaddr);
+                return true;
+            }
+            return false;
+        };
+        info.descriptor = file_offset(value, sizeof(Descriptor), &info.file_offset);
+        info.profile = profile && file_offset(profile, sizeof(Profile), &info.profile_offset);
         return info;
     }
     return info;
@@ -268,6 +268,11 @@ Found locate(pid_t pid, Located* out, std::string* why) {
                 continue;
             out->addr = w.start + (info.file_offset - w.offset);
             out->library = m.path;
+            out->profile_addr = 0;
+            for (const Mapping& q : maps)
+                if (info.profile && q.dev == m.dev && q.ino == m.ino && info.profile_offset >= q.offset &&
+                    info.profile_offset - q.offset + sizeof(Profile) <= q.end - q.start)
+                    out->profile_addr = q.start + (info.profile_offset - q.offset);
             if (!read_value(pid, out->addr, &out->d)) {
                 if (errno == ESRCH) return Found::kGone;
                 *why = "cannot read its memory (" + errno_text(errno) + "): needs root or ptrace access";

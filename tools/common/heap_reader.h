@@ -20,6 +20,7 @@
 namespace btm_heap {
 
 using Descriptor = btm::introspect::Descriptor;
+using Profile = btm::introspect::Profile;
 
 enum class Found {
     kYes,            // a descriptor of a version this reader knows
@@ -30,10 +31,23 @@ enum class Found {
     kGone,           // the process exited
 };
 
+// One line of /proc/PID/maps that maps a file.
+struct Mapping {
+    uint64_t start = 0, end = 0, offset = 0;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    std::string path;
+};
+
+// The file mappings of `pid`; false with the errno in *err (ESRCH: a
+// kernel thread, a zombie or a process gone).
+bool parse_maps(pid_t pid, std::vector<Mapping>* out, int* err);
+
 struct Located {
     uint64_t addr = 0;  // of the descriptor in the process
     Descriptor d{};
     std::string library;  // the mapped file that exports it
+    uint64_t profile_addr = 0;  // of its profile section, 0 if it has none
 };
 
 // Finds and reads the descriptor of `pid`.  `why` says what went wrong for
