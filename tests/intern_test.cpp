@@ -24,13 +24,6 @@ void require_intern_mode() {
     ASSERT_TRUE(mode && strcmp(mode, "intern") == 0) << "run with BTM_PARTITION_MODE=intern (see CMakeLists.txt)";
 }
 
-struct btm_stats stats() {
-    struct btm_stats s{};
-    s.version = BTM_STATS_VERSION;
-    EXPECT_EQ(btm_stats(&s), 0);
-    return s;
-}
-
 TEST(Intern, SecondSiteGetsNoneOfTheFirstSitesFreedMemory) {
     require_intern_mode();
     auto a = allocate<1>(1000, 64);
@@ -57,12 +50,12 @@ TEST(Intern, NotAfterTheBackgroundThreadReleasedThePages) {
     require_intern_mode();
     const size_t count = 16384, size = 4096;  // 64 MiB: far above the dirty budget
     auto a = allocate<5>(count, size);
-    const struct btm_stats before = stats();
+    const struct btm_stats before = btm_test::read_stats();
     release(a);
-    if (!stats().reclaim_thread) GTEST_SKIP() << "SKIPPED: no background thread here";
+    if (!btm_test::read_stats().reclaim_thread) GTEST_SKIP() << "SKIPPED: no background thread here";
     uint64_t released = 0;
     for (int i = 0; i < 500; ++i) {
-        struct btm_stats s = stats();
+        struct btm_stats s = btm_test::read_stats();
         released = s.released_bytes_async + s.released_bytes_sync -
                    (before.released_bytes_async + before.released_bytes_sync);
         if (released >= count * size / 2) break;
