@@ -17,6 +17,8 @@
 //   or `used` (in a thread cache, with the user, or in flight on its remote
 //   list).  `used` counts slots on the remote list until they are drained, so
 //   used == 0 means no slot of the slab is reachable by anyone.
+// - In intern mode a chunk's owner, once set by its first slab, never
+//   changes: its pages serve only that partition's slabs, released or not.
 #pragma once
 
 #include <atomic>
