@@ -39,8 +39,9 @@ uint64_t slab_pages;     // pages in live slabs
 uint64_t clean_taken;    // clean pages slabs were made of: growth into unfaulted memory
 uint32_t header_pages;
 // Intern mode: the head of each partition's list of chunks (registry index
-// + 1, indexed by ChunkHeader::owner).  Untouched in hash mode.
-uint32_t owned_head[kMaxPartitions + 1];
+// + 1, indexed by ChunkHeader::owner).  Untouched in hash mode, and out of
+// the small globals' page (4 KiB).
+BTM_COLD_BSS uint32_t owned_head[kMaxPartitions + 1];
 
 // A new reservation of about `want` bytes, with `below` bytes under it
 // (page-rounded; the primary one's tables) and them and the first chunk made
