@@ -23,17 +23,11 @@ namespace {
 
 using btm_test::escape;
 using btm_test::opaque;
+using btm_test::read_stats;
 
 constexpr size_t kMiB = size_t{1} << 20;
 const size_t kImpossibleSizes[] = {SIZE_MAX, SIZE_MAX - 4096, SIZE_MAX / 2 + 1, size_t{PTRDIFF_MAX},
                                    size_t{1} << 48};
-
-struct btm_stats read_stats() {
-    struct btm_stats st {};
-    st.version = BTM_STATS_VERSION;
-    EXPECT_EQ(btm_stats(&st), 0);
-    return st;
-}
 
 TEST(BtmMalloc, ZeroIsNonNullAndFreeable) {
     void* a = btm_malloc(opaque(size_t{0}));

@@ -38,6 +38,10 @@ uint64_t dirty_total;    // dirty pages in all chunks
 uint64_t slab_pages;     // pages in live slabs
 uint64_t clean_taken;    // clean pages slabs were made of: growth into unfaulted memory
 uint32_t header_pages;
+// Intern mode: the head of each partition's list of chunks (registry index
+// + 1, indexed by ChunkHeader::owner).  Untouched in hash mode, and out of
+// the small globals' page (4 KiB).
+BTM_COLD_BSS uint32_t owned_head[kMaxPartitions + 1];
 
 // A new reservation of about `want` bytes, with `below` bytes under it
 // (page-rounded; the primary one's tables) and them and the first chunk made
@@ -222,17 +226,28 @@ int find_run(ChunkHeader* c, uint32_t n, bool dirty) {
 // a heap whose resident pages are scattered pays a bounded search.
 inline constexpr unsigned kDirtyLook = 8;
 
+// Like for_searchable, over the chunks of one owner only (intern mode).
+template <class Fn>
+void for_searchable_owned(uint16_t owner, Fn fn) {
+    for (uint32_t k = owned_head[owner]; k; k = entry(k - 1).chunk->next_owned) {
+        if (registry[(k - 1) / 64].searchable >> ((k - 1) % 64) & 1 && fn(entry(k - 1))) return;
+    }
+}
+
 // The lowest run of n pages (resident ones with `dirty`) in a searchable
-// chunk: its chunk in *out and its first page, or -1.
-int search(uint32_t n, bool dirty, ChunkHeader** out) {
+// chunk of `owner` (0: of any chunk): its chunk in *out and its first page,
+// or -1.
+int search(uint32_t n, bool dirty, uint16_t owner, ChunkHeader** out) {
     int first = -1;
     unsigned tries = 0;
-    for_searchable([&](Entry& e) {
+    auto fit = [&](Entry& e) {
         if ((dirty ? e.dirty_pages : e.free_pages) < n || (dirty ? e.max_dirty_run : e.max_run) < n) return false;
         first = find_run(e.chunk, n, dirty);
         *out = e.chunk;
         return first >= 0 || (dirty && ++tries == kDirtyLook);
-    });
+    };
+    if (owner) for_searchable_owned(owner, fit);
+    else for_searchable(fit);
     return first;
 }
 
@@ -262,12 +277,18 @@ bool owns(uintptr_t a) {
 
 Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
     LockGuard guard(heap_lock);
+    const uint16_t owner = g.intern ? uint16_t((bin >> kClassBits) + 1) : 0;
     ChunkHeader* c = nullptr;
-    int first = dirty_total >= npages ? search(npages, true, &c) : -1;
-    if (first < 0) first = search(npages, false, &c);
+    int first = dirty_total >= npages ? search(npages, true, owner, &c) : -1;
+    if (first < 0) first = search(npages, false, owner, &c);
     if (first < 0) {
         c = chunk_new();
         if (!c) return nullptr;
+        if (owner) {
+            c->owner = owner;
+            c->next_owned = owned_head[owner];
+            owned_head[owner] = c->index + 1;
+        }
         first = find_run(c, npages, false);
     }
     uint32_t dirty = 0;
@@ -493,8 +514,9 @@ size_t prefault_collect(Range* out, size_t max, uint64_t target) {
         return n == max || !need || ++look == kDirtyLook;
     };
     for_searchable(take_clean);
-    if (n == 0 && need) {
-        // Nothing clean where slabs are made: map a chunk ahead of demand.
+    // Nothing clean where slabs are made: map a chunk ahead of demand.  Not
+    // in intern mode, where a new chunk goes to the partition that needs it.
+    if (n == 0 && need && !g.intern) {
         if (ChunkHeader* c = chunk_new()) take_clean(entry_of(c));
     }
     return n;

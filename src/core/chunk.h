@@ -17,6 +17,8 @@
 //   or `used` (in a thread cache, with the user, or in flight on its remote
 //   list).  `used` counts slots on the remote list until they are drained, so
 //   used == 0 means no slot of the slab is reachable by anyone.
+// - In intern mode a chunk's owner, once set by its first slab, never
+//   changes: its pages serve only that partition's slabs, released or not.
 #pragma once
 
 #include <atomic>
@@ -84,6 +86,11 @@ struct ChunkHeader {
     bool releasing;             // a whole-chunk release is in flight: not searchable
     bool released;              // entirely free and given back; nothing to age
     uint8_t idle_ticks;         // aging ticks the chunk has spent entirely free
+    // Intern mode: the partition (+1) whose slabs alone the chunk ever
+    // serves, and the next chunk it owns (registry index +1; 0 ends the
+    // list).  Both on the first page, which a whole-chunk release keeps.
+    uint16_t owner;
+    uint32_t next_owned;
     uint64_t free_bits[kMaxPagesPerChunk / 64];   // 1 = page free
     uint64_t dirty_bits[kMaxPagesPerChunk / 64];  // 1 = free page not yet released
     uint64_t aged_bits[kMaxPagesPerChunk / 64];   // 1 = dirty at the last aging tick
@@ -168,7 +175,9 @@ void* init(uint64_t want_bytes, size_t table_bytes);
 // True if a belongs to any reservation of ours (primary or extra).
 bool owns(uintptr_t a);
 // A run of `npages` data pages for a new slab; pagemap entries and the slab
-// descriptor are initialised.  Null when out of memory.
+// descriptor are initialised.  Null when out of memory.  In intern mode the
+// run comes from a chunk owned by the bin's partition (a new chunk becomes
+// its own): pages once in a partition's slab never serve another one's.
 Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls);
 // Returns an empty slab's pages to its chunk.  The pages stay committed.
 void slab_free(Slab* s);

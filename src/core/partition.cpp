@@ -13,7 +13,11 @@ std::atomic<uint8_t>* g_shared;
 
 namespace {
 SpinLock intern_lock;
-uint32_t next_id;
+// Partition 0 is the one every call site shares once the others are taken
+// (or the table is half full): a late site then never reaches the memory of
+// a site that has a partition of its own.
+inline constexpr uint32_t kSharedPartition = 0;
+uint32_t next_id = kSharedPartition + 1;
 uint32_t used_slots;
 }  // namespace
 
@@ -46,13 +50,13 @@ uint32_t intern_slow(uintptr_t ra) {
         uintptr_t cur = s.ra.load(std::memory_order_relaxed);
         if (cur == ra) return s.bits;
         if (cur != 0) continue;
-        if (next_id >= g.npart || used_slots >= kInternSlots / 2) return hash_bits(ra);
+        if (next_id >= g.npart || used_slots >= kInternSlots / 2) return kSharedPartition << kClassBits;
         s.bits = next_id++ << kClassBits;
         ++used_slots;
         s.ra.store(ra, std::memory_order_release);
         return s.bits;
     }
-    return hash_bits(ra);
+    return kSharedPartition << kClassBits;
 }
 
 void fork_child() { intern_lock.reset(); }

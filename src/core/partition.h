@@ -3,8 +3,8 @@
 //
 // Mode hash: partition = high bits of (return address * odd constant), masked
 // to P - 1.  Mode intern: a lock-free table gives each distinct call site its
-// own partition in order of first use, until P are taken; later call sites
-// fall back to the hash.  Both return the partition already shifted into bin
+// own partition (1 .. P-1) in order of first use; once they are taken, later
+// call sites share partition 0.  Both return the partition already shifted into bin
 // index position (partition << kClassBits).
 #pragma once
 
