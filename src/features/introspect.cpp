@@ -84,6 +84,7 @@ void publish(bool accepts_pageout) {
     d.nregions = reinterpret_cast<uintptr_t>(&chunks::nregions);
     d.registry = reinterpret_cast<uintptr_t>(chunks::registry);
     d.nchunks = reinterpret_cast<uintptr_t>(&chunks::nchunks);
+    d.max_chunks = chunks::max_chunks;
     d.clock_base = reinterpret_cast<uintptr_t>(&chunks::clock_base);
     __atomic_store_n(&d.ready, 1, __ATOMIC_RELEASE);
 }

@@ -163,10 +163,11 @@ int seccomp_mode() {
     return -1;
 }
 
-uint64_t address_space_limit() {
+uint64_t address_space_limit(bool hard) {
     rlimit rl{};
-    if (sys::getrlimit_as(&rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return ~uint64_t(0);
-    return rl.rlim_cur;
+    if (sys::getrlimit_as(&rl) != 0) return ~uint64_t(0);
+    rlim_t v = hard ? rl.rlim_max : rl.rlim_cur;
+    return v == RLIM_INFINITY ? ~uint64_t(0) : v;
 }
 
 }  // namespace btm::os
