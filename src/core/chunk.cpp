@@ -54,11 +54,11 @@ uint64_t capped(uint64_t want, uint64_t limit, bool primary) {
 
 // A new reservation of about `want` bytes, with `below` bytes under it
 // (page-rounded; the primary one's tables) and them and the first chunk made
-// read-write in one call; returns the start of the `below` bytes, or null.
-char* reserve_region(uint64_t want, size_t below) {
+// read-write in one call, under the soft RLIMIT_AS `limit`; returns the
+// start of the `below` bytes, or null.
+char* reserve_region(uint64_t want, size_t below, uint64_t limit) {
     unsigned n = nregions.load(std::memory_order_relaxed);
     if (n == kMaxRegions) return nullptr;
-    uint64_t limit = os::address_space_limit();
     for (want = capped(want, limit, n == 0); want >= kChunkSize; want /= 2) {
         want &= ~uint64_t(kChunkMask);
         char* p = static_cast<char*>(limit == ~uint64_t(0) ? os::reserve_aligned(want, kChunkSize, below)
@@ -145,8 +145,8 @@ ChunkHeader* chunk_new() {
             refresh(c);
             return c;
         }
-        bool limited = os::address_space_limit() != ~uint64_t(0);
-        if (!reserve_region(limited ? 2 * regions[n - 1].size : regions[0].size, 0)) return nullptr;
+        uint64_t limit = os::address_space_limit().soft;
+        if (!reserve_region(limit != ~uint64_t(0) ? 2 * regions[n - 1].size : regions[0].size, 0, limit)) return nullptr;
     }
 }
 
@@ -256,12 +256,13 @@ void* init(uint64_t want_bytes, size_t table_bytes) {
     // It holds what the hard address-space limit allows: sized for
     // kMaxChunks, it was 2 MiB of address space, more than a small
     // program's whole heap under a limit.
-    uint64_t hard = os::address_space_limit(true) / kChunkSize;
+    os::AddressSpaceLimit limit = os::address_space_limit();
+    uint64_t hard = limit.hard / kChunkSize;
     max_chunks = unsigned(hard < kMaxChunks ? hard : kMaxChunks);
     if (max_chunks == 0) return nullptr;
     size_t registry_at = (table_bytes + 63) & ~size_t(63);
     size_t registry_bytes = (max_chunks + 63) / 64 * sizeof(Group);
-    char* tables = reserve_region(want_bytes, (registry_at + registry_bytes + page - 1) & ~(page - 1));
+    char* tables = reserve_region(want_bytes, (registry_at + registry_bytes + page - 1) & ~(page - 1), limit.soft);
     if (!tables) return nullptr;
     registry = reinterpret_cast<Group*>(tables + registry_at);
     g.base = regions[0].base;

@@ -163,11 +163,11 @@ int seccomp_mode() {
     return -1;
 }
 
-uint64_t address_space_limit(bool hard) {
+AddressSpaceLimit address_space_limit() {
     rlimit rl{};
-    if (sys::getrlimit_as(&rl) != 0) return ~uint64_t(0);
-    rlim_t v = hard ? rl.rlim_max : rl.rlim_cur;
-    return v == RLIM_INFINITY ? ~uint64_t(0) : v;
+    if (sys::getrlimit_as(&rl) != 0) return {~uint64_t(0), ~uint64_t(0)};
+    auto value = [](rlim_t v) { return v == RLIM_INFINITY ? ~uint64_t(0) : uint64_t(v); };
+    return {value(rl.rlim_cur), value(rl.rlim_max)};
 }
 
 }  // namespace btm::os

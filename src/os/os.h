@@ -65,8 +65,10 @@ uint64_t resident_bytes();
 // calls (openat, read, close) that every filter worth running allows; asking
 // prctl(PR_GET_SECCOMP) instead could itself be what a filter kills for.
 int seccomp_mode();
-// Limit on the address space (RLIMIT_AS; the hard one with `hard`), or ~0
-// when unlimited.
-uint64_t address_space_limit(bool hard = false);
+// Limits on the address space (RLIMIT_AS), ~0 where unlimited.
+struct AddressSpaceLimit {
+    uint64_t soft, hard;
+};
+AddressSpaceLimit address_space_limit();
 
 }  // namespace btm::os
