@@ -27,6 +27,7 @@ BTM_COLD_BSS Region regions[kMaxRegions];  // .data holds the introspection desc
 std::atomic<unsigned> nregions{0};
 Group* registry;
 unsigned nchunks;
+unsigned max_chunks;
 std::atomic<uint32_t> clock_base{0};
 
 namespace {
@@ -43,21 +44,29 @@ uint32_t header_pages;
 // the small globals' page (4 KiB).
 BTM_COLD_BSS uint32_t owned_head[kMaxPartitions + 1];
 
+// The reservation asked for under the address-space limit, where reserved
+// but unused address space is lost to the program: the primary one takes a
+// 64th of the limit (python3 uses under two chunks at its floor, and a
+// quarter of the limit left it short), later ones double up to a quarter.
+// At least one chunk: a small reservation still beats a mapping per malloc.
+uint64_t capped(uint64_t want, uint64_t limit, bool primary) {
+    uint64_t cap = limit == ~uint64_t(0) ? want : primary ? limit / 64 : limit / 4;
+    if (want > cap) want = cap;
+    want &= ~uint64_t(kChunkMask);
+    return want > kChunkSize ? want : kChunkSize;
+}
+
 // A new reservation of about `want` bytes, with `below` bytes under it
 // (page-rounded; the primary one's tables) and them and the first chunk made
-// read-write in one call; returns the start of the `below` bytes, or null.
-char* reserve_region(uint64_t want, size_t below) {
+// read-write in one call, under the soft RLIMIT_AS `limit`; returns the
+// start of the `below` bytes, or null.
+char* reserve_region(uint64_t want, size_t below, uint64_t limit) {
     unsigned n = nregions.load(std::memory_order_relaxed);
     if (n == kMaxRegions) return nullptr;
-    uint64_t limit = os::address_space_limit();
-    if (limit != ~uint64_t(0)) {
-        // Leave most of a limited address space to the program itself.
-        uint64_t cap = limit / 4;
-        if (want > cap) want = cap;
-    }
-    want &= ~uint64_t(kChunkMask);
-    for (; want >= 4 * kChunkSize; want /= 2) {
-        char* p = static_cast<char*>(os::reserve_aligned(want, kChunkSize, below));
+    for (want = capped(want, limit, n == 0); want >= kChunkSize; want /= 2) {
+        want &= ~uint64_t(kChunkMask);
+        char* p = static_cast<char*>(limit == ~uint64_t(0) ? os::reserve_aligned(want, kChunkSize, below)
+                                                           : os::reserve_limited(want, kChunkSize, below));
         if (!p) continue;
         // The tables and the first chunk in one read-write range: one system
         // call and, with equal flags, one VMA with the chunks that follow.
@@ -110,7 +119,7 @@ void for_words(uint32_t first, uint32_t n, Fn fn) {
 }
 
 ChunkHeader* chunk_new() {
-    if (nchunks == kMaxChunks) return nullptr;
+    if (nchunks == max_chunks) return nullptr;
     for (;;) {
         unsigned n = nregions.load(std::memory_order_relaxed);
         Region& r = regions[n - 1];
@@ -140,7 +149,8 @@ ChunkHeader* chunk_new() {
             refresh(c);
             return c;
         }
-        if (!reserve_region(regions[0].size, 0)) return nullptr;
+        uint64_t limit = os::address_space_limit().soft;
+        if (!reserve_region(limit != ~uint64_t(0) ? 2 * regions[n - 1].size : regions[0].size, 0, limit)) return nullptr;
     }
 }
 
@@ -258,9 +268,16 @@ void* init(uint64_t want_bytes, size_t table_bytes) {
     header_pages = uint32_t((sizeof(ChunkHeader) + page - 1) / page);
     // The registry right after the caller's tables: their last ones and its
     // first group share a page, the one a small process touches for both.
+    // It holds what the hard address-space limit allows: sized for
+    // kMaxChunks, it was 2 MiB of address space, more than a small
+    // program's whole heap under a limit.
+    os::AddressSpaceLimit limit = os::address_space_limit();
+    uint64_t hard = limit.hard / kChunkSize;
+    max_chunks = unsigned(hard < kMaxChunks ? hard : kMaxChunks);
+    if (max_chunks == 0) return nullptr;
     size_t registry_at = (table_bytes + 63) & ~size_t(63);
-    size_t registry_bytes = kMaxChunks / 64 * sizeof(Group);
-    char* tables = reserve_region(want_bytes, (registry_at + registry_bytes + page - 1) & ~(page - 1));
+    size_t registry_bytes = (max_chunks + 63) / 64 * sizeof(Group);
+    char* tables = reserve_region(want_bytes, (registry_at + registry_bytes + page - 1) & ~(page - 1), limit.soft);
     if (!tables) return nullptr;
     registry = reinterpret_cast<Group*>(tables + registry_at);
     g.base = regions[0].base;

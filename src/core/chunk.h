@@ -163,6 +163,7 @@ extern Region regions[kMaxRegions];
 extern std::atomic<unsigned> nregions;
 extern Group* registry;   // set once by init()
 extern unsigned nchunks;
+extern unsigned max_chunks;  // the registry's capacity, set once by init()
 extern std::atomic<uint32_t> clock_base;  // the second the clock started; 0 before
 
 // Reserves the address space (shrunk to fit RLIMIT_AS), with the

@@ -108,6 +108,7 @@ void publish(bool accepts_pageout) {
     d.nregions = reinterpret_cast<uintptr_t>(&chunks::nregions);
     d.registry = reinterpret_cast<uintptr_t>(chunks::registry);
     d.nchunks = reinterpret_cast<uintptr_t>(&chunks::nchunks);
+    d.max_chunks = chunks::max_chunks;
     d.clock_base = reinterpret_cast<uintptr_t>(&chunks::clock_base);
     Profile& p = btm_profile_data;
     p.central = reinterpret_cast<uintptr_t>(g_central);

@@ -163,10 +163,11 @@ int seccomp_mode() {
     return -1;
 }
 
-uint64_t address_space_limit() {
+AddressSpaceLimit address_space_limit() {
     rlimit rl{};
-    if (sys::getrlimit_as(&rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return ~uint64_t(0);
-    return rl.rlim_cur;
+    if (sys::getrlimit_as(&rl) != 0) return {~uint64_t(0), ~uint64_t(0)};
+    auto value = [](rlim_t v) { return v == RLIM_INFINITY ? ~uint64_t(0) : uint64_t(v); };
+    return {value(rl.rlim_cur), value(rl.rlim_max)};
 }
 
 }  // namespace btm::os

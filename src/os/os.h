@@ -22,6 +22,9 @@ size_t page_size();
 // The whole mapping is marked MADV_NOHUGEPAGE (every transparent huge page
 // size): a chunk's pages are given out and returned one by one.
 void* reserve_aligned(size_t size, size_t align, size_t below);
+// The same under an address-space limit, where the slack counts against the
+// program: none of it stays mapped (os/reserve_limited.cpp).
+void* reserve_limited(size_t size, size_t align, size_t below);
 // Makes [p, p+size) readable and writable (still charged only when touched,
 // except under strict overcommit).  Returns false on failure.
 bool commit(void* p, size_t size);
@@ -62,7 +65,10 @@ uint64_t resident_bytes();
 // calls (openat, read, close) that every filter worth running allows; asking
 // prctl(PR_GET_SECCOMP) instead could itself be what a filter kills for.
 int seccomp_mode();
-// Limit on the address space (RLIMIT_AS), or ~0 when unlimited.
-uint64_t address_space_limit();
+// Limits on the address space (RLIMIT_AS), ~0 where unlimited.
+struct AddressSpaceLimit {
+    uint64_t soft, hard;
+};
+AddressSpaceLimit address_space_limit();
 
 }  // namespace btm::os

@@ -1,0 +1,54 @@
+// Reserving under an address-space limit (RLIMIT_AS), where every reserved
+// byte counts against the program: no slack is kept, and none is needed
+// for longer than the call.  Rare, so linked with the cold code
+// (CMakeLists.txt), out of the first 64 KiB window every process maps.
+#include <sys/mman.h>
+
+#include "os/os.h"
+#include "os/syscall.h"
+
+namespace btm::os {
+namespace {
+
+constexpr int kReserveFlags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+
+// The slack of an oversized mapping may be more than the limit leaves: an
+// exact mapping at the aligned address just below where the kernel puts
+// one (top-down layouts leave that free), or 0.
+uintptr_t reserve_exact(size_t size, size_t align, size_t below) {
+    void* q = sys::mmap(nullptr, below + size, PROT_NONE, kReserveFlags);
+    if (q == MAP_FAILED) return 0;
+    sys::munmap(q, below + size);
+    uintptr_t r = (reinterpret_cast<uintptr_t>(q) + below) & ~(uintptr_t(align) - 1);
+    if (r < below + align) return 0;
+    void* hint = reinterpret_cast<void*>(r - below);
+    void* f = sys::mmap(hint, below + size, PROT_NONE, kReserveFlags | MAP_FIXED_NOREPLACE);
+    if (f == hint) return r;
+    if (f != MAP_FAILED) sys::munmap(f, below + size);  // a kernel before 4.17 took it as a hint
+    return 0;
+}
+
+// An oversized mapping with both ends of its slack unmapped, or 0.
+uintptr_t reserve_trimmed(size_t size, size_t align, size_t below) {
+    size_t over = below + size + align;
+    void* p = sys::mmap(nullptr, over, PROT_NONE, kReserveFlags);
+    if (p == MAP_FAILED) return 0;
+    uintptr_t start = reinterpret_cast<uintptr_t>(p);
+    uintptr_t r = (start + below + align - 1) & ~(uintptr_t(align) - 1);
+    uintptr_t head = r - below - start, tail = over - head - below - size;
+    if (head) sys::munmap(p, head);
+    if (tail) sys::munmap(reinterpret_cast<void*>(r + size), tail);
+    return r;
+}
+
+}  // namespace
+
+void* reserve_limited(size_t size, size_t align, size_t below) {
+    uintptr_t r = reserve_exact(size, align, below);
+    if (!r) r = reserve_trimmed(size, align, below);
+    if (!r) return nullptr;
+    sys::madvise(reinterpret_cast<void*>(r - below), below + size, MADV_NOHUGEPAGE);
+    return reinterpret_cast<void*>(r);
+}
+
+}  // namespace btm::os

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Issue 22 part 3: btmalloc starts wherever glibc's allocator starts plus at
+# most 2 MB of address space.  For each program, glibc's floor (the smallest
+# `ulimit -v` under which it exits 0) is found here by bisection
+# (bench/as_floor.sh), then the program must exit 0 with btmalloc preloaded
+# at that floor + 2048 KB and print what it prints under glibc there.
+# A program that is not installed is SKIPPED; all skipped exits 77.
+# Usage: as_floor_test.sh path/to/libbtmalloc.so path/to/bench/as_floor.sh
+set -u
+lib=$(readlink -f "${1:?usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT}")
+floor=${2:?usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT}
+margin=2048
+failed=0 checked=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/btm-asfloor.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+run_at() {  # run_at LIMIT PRELOAD OUT CMD...: exit status of CMD under the limit
+  local limit=$1 pre=$2 out=$3
+  shift 3
+  (ulimit -v "$limit" && exec env BTM_CONF= LD_PRELOAD="$pre" "$@") >"$out" 2>"$out.err"
+}
+
+check() {
+  if [ ! -x "$1" ]; then
+    echo "SKIPPED: $1 is not installed"
+    return
+  fi
+  local base
+  base=$(bash "$floor" "" "$@") || { echo "FAIL: no glibc floor for $*"; failed=1; return; }
+  local limit=$((base + margin))
+  checked=$((checked + 1))
+  run_at "$limit" "" "$tmp/glibc" "$@" || { echo "FAIL: $* under glibc at $limit KB"; failed=1; return; }
+  local rc=0
+  run_at "$limit" "$lib" "$tmp/btm" "$@" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "FAIL: $* exits $rc under btmalloc at $limit KB (glibc's floor $base KB + $margin):"
+    head -5 "$tmp/btm.err"
+    failed=1
+  elif ! cmp -s "$tmp/glibc" "$tmp/btm"; then
+    echo "FAIL: $* prints something else under btmalloc at $limit KB"
+    failed=1
+  else
+    echo "ok: $* at $limit KB (glibc's floor $base KB + $margin)"
+  fi
+}
+
+check /usr/bin/python3 -c pass
+check /bin/ls -la /
+[ "$checked" -eq 0 ] && exit 77
+exit "$failed"
