@@ -586,7 +586,10 @@ void start_clock() {
     clock_base.compare_exchange_strong(expected, now ? now : 1, std::memory_order_relaxed);
 }
 
-size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max) {
+// The walks below serve statistics and btm_pageout_cold, never a malloc:
+// cold, so the linker puts them after the code a small process runs (the
+// first 64 KiB window, tests/check_library.sh).
+[[gnu::cold]] size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max) {
     LockGuard guard(heap_lock);
     const uint32_t base = clock_base.load(std::memory_order_relaxed);
     size_t n = 0;
@@ -605,7 +608,7 @@ size_t cold_ranges(uint32_t* cursor, uint32_t before, Range* out, size_t max) {
     return n;
 }
 
-void occupancy(uint64_t hist[10], uint64_t list[4]) {
+[[gnu::cold]] void occupancy(uint64_t hist[10], uint64_t list[4]) {
     LockGuard guard(heap_lock);
     for (unsigned k = 0; k < nchunks; ++k) {
         if (entry(k).chunk->released) continue;
@@ -617,7 +620,7 @@ void occupancy(uint64_t hist[10], uint64_t list[4]) {
     }
 }
 
-Counters counters() {
+[[gnu::cold]] Counters counters() {
     LockGuard guard(heap_lock);
     Counters k{};
     k.chunks = nchunks;
