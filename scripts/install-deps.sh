@@ -6,6 +6,8 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 PKGS=(
   # build
   cmake g++ make ninja-build pkg-config liburing-dev libsystemd-dev libdw-dev clang mandoc
+  # libFuzzer's runtime: only a Recommends of clang on Debian 12, which --no-install-recommends skips
+  libclang-rt-14-dev
   # tests
   libgtest-dev python3 perl git bash gcc make file procps util-linux
   # peers and tools for benchmarks
