@@ -104,6 +104,17 @@ cat "$tmp/plain.result" "$tmp/refuser.result"
 grep -q "pageouts=1 intact=1" "$tmp/plain.result" || fail "the count written back or the data is wrong"
 grep -q "pageouts=0 intact=1" "$tmp/refuser.result" || fail "the refusing child was paged out, or its data changed"
 
+# Issue 20: 100 MB of idle large blocks (their own mappings, as old as
+# their allocation) are paged out too, and read back intact.
+start_bg large env BTM_CONF= BTM_TEST_LARGE=1 BTM_TEST_IDLE=1 LD_PRELOAD="$lib" "$child" "$tmp/large.result"
+sleep 2
+"$tool" --pid "$pid_large" --min-age 1 --wait 1 > "$tmp/large-report" 2>&1 || { cat "$tmp/large-report"; fail "large blocks: btm-pageout failed"; }
+mib=$(sed -n "s/^paged   $pid_large .*: \([0-9.]*\) MiB of cold slabs.*/\1/p" "$tmp/large-report")
+awk -v m="$mib" 'BEGIN { exit !(m >= 100) }' || { cat "$tmp/large-report"; fail "only '$mib' MiB of 100 MiB of idle large blocks paged out"; }
+kill -TERM "$pid_large"
+expect_exit large 0
+grep -q "pageouts=1 intact=1" "$tmp/large.result" || fail "large blocks: $(cat "$tmp/large.result")"
+
 # Slab stamps are the process's own CLOCK_MONOTONIC_COARSE: in a time
 # namespace a day ahead, the cold set must still be found, and nothing is a
 # day old.
@@ -145,5 +156,16 @@ else
     kill -TERM "$pid_swapped"
     expect_exit swapped 0
     grep -q "intact=1" "$tmp/swapped.result" || fail "the swapped-out data came back corrupted"
+    start_bg large_swapped env BTM_CONF= BTM_TEST_LARGE=1 BTM_TEST_IDLE=1 LD_PRELOAD="$lib" "$child" "$tmp/large_swapped.result"
+    sleep 2
+    rss0=$(vmrss "$pid_large_swapped")
+    "$tool" --pid "$pid_large_swapped" --min-age 1 --wait 1 > "$tmp/swap-report" 2>&1 ||
+        { cat "$tmp/swap-report"; fail "btm-pageout failed on large blocks with swap on"; }
+    rss1=$(vmrss "$pid_large_swapped")
+    echo "large blocks with swap: RSS ${rss0} kB -> ${rss1} kB"
+    (( rss0 - rss1 >= 80000 )) || fail "large blocks: RSS dropped by only $(( rss0 - rss1 )) kB of 100 MB with swap on"
+    kill -TERM "$pid_large_swapped"
+    expect_exit large_swapped 0
+    grep -q "intact=1" "$tmp/large_swapped.result" || fail "the swapped-out large blocks came back corrupted"
 fi
 echo PASS

@@ -312,7 +312,7 @@ int main(int argc, char** argv) {
                 switch (btm_heap::locate(pid, &t.loc, &why)) {
                     case btm_heap::Found::kYes:
                         if (!t.loc.d.accepts_pageout) e.reason = "refuses pageout by configuration (pageout = off)";
-                        else if (!t.loc.d.ready) e.reason = "no heap yet: nothing to page out";
+                        else if (!t.loc.d.ready && !t.loc.large) e.reason = "no heap yet: nothing to page out";
                         else if (st.rss < o.min_rss) e.reason = "resident memory below --min-rss";
                         else e.target = true;
                         break;

@@ -18,6 +18,7 @@ std::string share(uint64_t bytes, uint64_t total) {
 
 std::string site_label(const Site& s) {
     if (s.partition == btm_heap::kStartupArena) return btm_heap::describe(s.name) + "  [start-up arena]";
+    if (s.partition == btm_heap::kLargeBlocks) return btm_heap::describe(s.name) + "  [large blocks]";
     return btm_heap::describe(s.name) + (s.shared ? "  [partition " + std::to_string(s.partition) + " shared]" : "");
 }
 
