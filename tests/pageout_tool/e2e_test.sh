@@ -32,14 +32,14 @@ rc=$?
 cat "$tmp/report"
 # Skips are not failures: exit 0 when every target was paged.
 [ "$rc" = 0 ] || fail "exit status $rc, expected 0"
-grep -q "^paged   $pid_plain (pageout_cold_ch): [0-9.]* MiB of cold slabs; rss" "$tmp/report" ||
+grep -q "^paged   $pid_plain (pageout_cold_ch): [0-9.]* MiB of cold memory; rss" "$tmp/report" ||
     fail "the btmalloc child was not paged"
 grep -q "^skipped $pid_refuser .*refuses pageout by configuration (pageout = off)" "$tmp/report" ||
     fail "no reason for the child whose [program] section says pageout = off"
 grep -q "^skipped $pid_old .*btmalloc too old for safe pageout.*restart it" "$tmp/report" ||
     fail "no 'too old' for the process with a btmalloc that predates the descriptor"
 grep -q "^skipped $pid_plainsleep (sleep): does not run with btmalloc" "$tmp/report" || fail "no reason for sleep"
-mib=$(sed -n "s/^paged   $pid_plain .*: \([0-9.]*\) MiB of cold slabs.*/\1/p" "$tmp/report")
+mib=$(sed -n "s/^paged   $pid_plain .*: \([0-9.]*\) MiB of cold memory.*/\1/p" "$tmp/report")
 awk -v m="$mib" 'BEGIN { exit !(m >= 50) }' || fail "only $mib MiB of the ~60 MiB cold set was paged out"
 
 # btmctl status: the line under each of our processes.
@@ -90,7 +90,7 @@ fi
 cat "$tmp/gone-report"
 grep -q "^gone    $pid_gone (pageout_cold_ch): exited after the pageout; its memory is not counted" \
     "$tmp/gone-report" || fail "the exited process is not reported as gone"
-grep -q "^total: 1 process(es), 1 gone, 0.0 MiB of cold slabs, rss 0.0 MiB -> 0.0 MiB" "$tmp/gone-report" ||
+grep -q "^total: 1 process(es), 1 gone, 0.0 MiB of cold memory, rss 0.0 MiB -> 0.0 MiB" "$tmp/gone-report" ||
     fail "the gone process is counted in the total"
 
 for p in "$pid_plain" "$pid_refuser" "$pid_old" "$pid_plainsleep"; do
@@ -109,7 +109,7 @@ grep -q "pageouts=0 intact=1" "$tmp/refuser.result" || fail "the refusing child 
 start_bg large env BTM_CONF= BTM_TEST_LARGE=1 BTM_TEST_IDLE=1 LD_PRELOAD="$lib" "$child" "$tmp/large.result"
 sleep 2
 "$tool" --pid "$pid_large" --min-age 1 --wait 1 > "$tmp/large-report" 2>&1 || { cat "$tmp/large-report"; fail "large blocks: btm-pageout failed"; }
-mib=$(sed -n "s/^paged   $pid_large .*: \([0-9.]*\) MiB of cold slabs.*/\1/p" "$tmp/large-report")
+mib=$(sed -n "s/^paged   $pid_large .*: \([0-9.]*\) MiB of cold memory.*/\1/p" "$tmp/large-report")
 awk -v m="$mib" 'BEGIN { exit !(m >= 100) }' || { cat "$tmp/large-report"; fail "only '$mib' MiB of 100 MiB of idle large blocks paged out"; }
 kill -TERM "$pid_large"
 expect_exit large 0
@@ -130,10 +130,10 @@ else
     [ -n "$p" ] || fail "the child in a time namespace did not start"
     sleep 2
     "$tool" --pid "$p" --min-age 86000 --dry-run > "$tmp/timens-report" 2>&1
-    grep -q "^would page out $p .*: 0.0 MiB of cold slabs" "$tmp/timens-report" ||
+    grep -q "^would page out $p .*: 0.0 MiB of cold memory" "$tmp/timens-report" ||
         { cat "$tmp/timens-report"; fail "slabs a few seconds old counted as a day old in a time namespace"; }
     "$tool" --pid "$p" --min-age 1 --wait 0 > "$tmp/timens-report" 2>&1
-    grep -q "^paged   $p .*: [1-9][0-9.]* MiB of cold slabs" "$tmp/timens-report" ||
+    grep -q "^paged   $p .*: [1-9][0-9.]* MiB of cold memory" "$tmp/timens-report" ||
         { cat "$tmp/timens-report"; fail "the cold set of a process in a time namespace was not found"; }
     kill -TERM "$p"
     wait "$ns" || fail "the child in a time namespace exited badly"
