@@ -140,32 +140,32 @@ else
     grep -q "pageouts=1 intact=1" "$tmp/timens.result" || fail "time namespace child: $(cat "$tmp/timens.result")"
 fi
 
-# With swap, the cold set must really leave RAM.
+# With swap, the cold set must really leave RAM: swapped NAME MIN_DROP_KB
+# [VAR=VALUE...] runs the child (its environment extended), pages it out and
+# wants RSS to drop by MIN_DROP_KB and the data back intact.
+swapped() {
+    local name=$1 drop=$2
+    shift 2
+    start_bg "$name" env BTM_CONF= "$@" LD_PRELOAD="$lib" "$child" "$tmp/$name.result"
+    local p=pid_$name
+    sleep 2
+    local rss0 rss1
+    rss0=$(vmrss "${!p}")
+    "$tool" --pid "${!p}" --min-age 1 --wait 1 > "$tmp/swap-report" 2>&1 ||
+        { cat "$tmp/swap-report"; fail "$name: btm-pageout failed with swap on"; }
+    rss1=$(vmrss "${!p}")
+    echo "$name, with swap: RSS ${rss0} kB -> ${rss1} kB"
+    (( rss0 - rss1 >= drop )) || fail "$name: RSS dropped by only $(( rss0 - rss1 )) kB with swap on"
+    kill -TERM "${!p}"
+    expect_exit "$name" 0
+    grep -q "intact=1" "$tmp/$name.result" || fail "$name: the swapped-out data came back corrupted"
+}
 if ! swap_on; then
     echo "SKIPPED: RSS drop with swap: $swap_why"
 else
-    start_bg swapped env BTM_CONF= LD_PRELOAD="$lib" "$child" "$tmp/swapped.result"
-    sleep 2
-    rss0=$(vmrss "$pid_swapped")
-    "$tool" --pid "$pid_swapped" --min-age 1 --wait 1 > "$tmp/swap-report" 2>&1 ||
-        { cat "$tmp/swap-report"; fail "btm-pageout failed with swap on"; }
-    rss1=$(vmrss "$pid_swapped")
-    echo "with swap: RSS ${rss0} kB -> ${rss1} kB"
-    # The cold set is ~60 MB (61440 objects of 1000 B): at least 80% of it must go.
-    (( rss0 - rss1 >= 48000 )) || fail "RSS dropped by only $(( rss0 - rss1 )) kB with swap on"
-    kill -TERM "$pid_swapped"
-    expect_exit swapped 0
-    grep -q "intact=1" "$tmp/swapped.result" || fail "the swapped-out data came back corrupted"
-    start_bg large_swapped env BTM_CONF= BTM_TEST_LARGE=1 BTM_TEST_IDLE=1 LD_PRELOAD="$lib" "$child" "$tmp/large_swapped.result"
-    sleep 2
-    rss0=$(vmrss "$pid_large_swapped")
-    "$tool" --pid "$pid_large_swapped" --min-age 1 --wait 1 > "$tmp/swap-report" 2>&1 ||
-        { cat "$tmp/swap-report"; fail "btm-pageout failed on large blocks with swap on"; }
-    rss1=$(vmrss "$pid_large_swapped")
-    echo "large blocks with swap: RSS ${rss0} kB -> ${rss1} kB"
-    (( rss0 - rss1 >= 80000 )) || fail "large blocks: RSS dropped by only $(( rss0 - rss1 )) kB of 100 MB with swap on"
-    kill -TERM "$pid_large_swapped"
-    expect_exit large_swapped 0
-    grep -q "intact=1" "$tmp/large_swapped.result" || fail "the swapped-out large blocks came back corrupted"
+    # The cold set is ~60 MB (61440 objects of 1000 B): at least 80% of it
+    # must go; of 100 MB of idle large blocks, 80 MB.
+    swapped swapped 48000
+    swapped large_swapped 80000 BTM_TEST_LARGE=1 BTM_TEST_IDLE=1
 fi
 echo PASS
