@@ -67,6 +67,9 @@ assert abs(sum(s["share"] for s in sites) - 1) < 1e-6, "shares"
 assert doc[0]["live_bytes"] == sum(s["bytes"] for s in sites)
 stable = [s for s in sites if s["function"] == "keep_stable"][0]
 assert stable["blocks"] >= 2000 and stable["bytes"] >= 2000 * 300, stable
+assert stable["kind"] == "slabs", stable
+large = [s for s in sites if s["function"] == "leak_large"][0]
+assert large["kind"] == "large" and large["bytes"] == large["blocks"] * 3 * 2**20, large
 PY
 
 # 4. Folded: `module;function bytes` on every line, the functions there.
