@@ -140,13 +140,18 @@ grep -q "^ *[0-9]\+ \+8 \+[0-9.]\+%  leak_steady+0x[0-9a-f]\+ (heap_victim_split
     { cat "$tmp/heap.out"; fail "start-up phase: leak_steady's 8 blocks are not listed"; }
 awk '/leak_steady/ { exit !($1 >= 8000) }' "$tmp/heap.out" || { cat "$tmp/heap.out"; fail "start-up phase: bytes"; }
 
-# 10. A process with only large blocks (a 3 MiB block a second): listed
-# under their call site, each block its own mapping of exactly 3 MiB.
-start_bg large env LD_PRELOAD="$lib" "$split" "$tmp/large.ready" large
+# 10. A process with only large blocks (a 3 MiB block a second; default
+# knobs: still in its start-up phase, no heap): listed under their call
+# site, each block its own mapping of exactly 3 MiB, and counted live by
+# btmctl status.
+start_bg large env -u BTM_PARTITION_AFTER -u BTM_PARTITION_MODE LD_PRELOAD="$lib" "$split" "$tmp/large.ready" large
 sleep 1.5
 heap "$pid_large"
 awk '/leak_large\+0x[0-9a-f]+ \(heap_victim_split\) .*\[large blocks\]$/ { found = $2 >= 2 && $1 == $2 * 3145728 }
      END { exit !found }' "$tmp/heap.out" || { cat "$tmp/heap.out"; fail "only large blocks: leak_large's blocks are not listed"; }
+"$btmctl" status > "$tmp/status.out" 2>&1
+grep -A3 "^ *$pid_large " "$tmp/status.out" | grep -q "heap: live \([6-9]\|[1-9][0-9]\+\)\.[0-9] MiB in its start-up phase" ||
+    { cat "$tmp/status.out"; fail "status: the start-up process's large blocks are not live"; }
 
 # 11. A process that exits during the read: reported, never a crash.
 kill "$pid_symtab"
