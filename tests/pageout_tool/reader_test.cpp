@@ -264,6 +264,52 @@ TEST(Reader, HostileTablesStayInsideTheReservation) {
     EXPECT_GT(accepted, 0u);
 }
 
+// The large-block table as this process presents it (the layout of a
+// real library's profile section), then with hostile counts and entries:
+// the reader takes only page-aligned live entries, refuses counts it would
+// have to allocate without bound, and never crashes.
+TEST(Reader, HostileLargeTable) {
+    btm_heap::Profile real;
+    {
+        Child c;
+        ASSERT_GT(c.pid, 0);
+        btm_heap::Located loc;
+        std::string why;
+        ASSERT_EQ(btm_heap::locate(c.pid, &loc, &why), btm_heap::Found::kYes) << why;
+        ASSERT_TRUE(loc.large) << "the profile section does not locate the large-block table";
+        ASSERT_TRUE(btm_heap::read_profile(c.pid, loc, &real));
+    }
+    constexpr size_t kSlots = 64;
+    std::vector<char> table(kSlots * real.large_stride);
+    uint64_t table_addr = reinterpret_cast<uintptr_t>(table.data()), capacity = kSlots;
+    btm_heap::Profile p = real;
+    p.large_table = reinterpret_cast<uintptr_t>(&table_addr);
+    p.large_capacity = reinterpret_cast<uintptr_t>(&capacity);
+    auto put = [&](size_t slot, uint64_t addr, uint64_t size) {
+        std::memcpy(table.data() + slot * p.large_stride + p.large_addr, &addr, 8);
+        std::memcpy(table.data() + slot * p.large_stride + p.large_size, &size, 8);
+    };
+    put(3, 0x7f0000000000, 0x300000);                      // live
+    put(9, 0x7f0000400000, 0x100000 | p.large_freed);      // freed
+    put(17, 0x7f0000800123, 0x100000);                     // torn: not page-aligned
+    std::vector<btm_heap::LargeBlock> blocks;
+    ASSERT_TRUE(btm_heap::read_large(getpid(), p, 12, &blocks));
+    ASSERT_EQ(blocks.size(), 1u);
+    EXPECT_EQ(blocks[0].addr, 0x7f0000000000u);
+    EXPECT_EQ(blocks[0].size, 0x300000u);
+    for (uint64_t bad : {uint64_t{0} + 63, uint64_t{1} << 40, ~uint64_t{0}}) {
+        capacity = bad;
+        EXPECT_FALSE(btm_heap::read_large(getpid(), p, 12, &blocks)) << "capacity " << bad;
+    }
+    capacity = kSlots;
+    std::mt19937_64 rng(20);
+    for (int round = 0; round < 2000; ++round) {
+        for (int m = 0; m < 1 + int(rng() % 8); ++m) table[rng() % table.size()] = char(rng());
+        if (btm_heap::read_large(getpid(), p, 12, &blocks))
+            for (const auto& b : blocks) ASSERT_TRUE(b.size && !((b.addr | b.size) & 4095) && b.addr + b.size > b.addr);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {

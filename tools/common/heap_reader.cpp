@@ -326,7 +326,10 @@ bool read_large(pid_t pid, const Profile& p, uint32_t page_shift, std::vector<La
         if (!read_memory(pid, p.large_table, &table, 8) || !read_memory(pid, p.large_capacity, &capacity, 8))
             return false;
         if (!table) return true;  // no large block yet
-        if (capacity == 0 || capacity > (1u << 24) || (capacity & (capacity - 1)) != 0) return false;
+        // A power of two, and at most 64 MiB to read: a hostile count must
+        // not make the tool allocate without bound.
+        if (capacity == 0 || (capacity & (capacity - 1)) != 0 || capacity > (uint64_t(64) << 20) / p.large_stride)
+            return false;
         std::vector<char> buf(size_t(capacity) * p.large_stride);
         bool whole = read_memory(pid, table, buf.data(), buf.size());
         if (!read_memory(pid, p.large_table, &table2, 8) || !read_memory(pid, p.large_capacity, &capacity2, 8))
