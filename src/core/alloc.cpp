@@ -277,7 +277,7 @@ void do_init() {
     }
     g.checks = g_cfg.hardening != 0;
     large::init(g_cfg.large_cache);
-    introspect::publish_boot();
+    introspect::publish_boot(g_cfg.pageout != 0);
     __register_atfork(fork_prepare, fork_parent, fork_child, &__dso_handle);
     // Per-site partitions from the first block (intern mode, or
     // partition_after 0) leave no room for a start-up phase.
@@ -351,7 +351,7 @@ void init_heap() {
     tcache::init(g_cfg.tcache_bytes, first_cache);
     reclaim::init(g_cfg.async != 0, g_cfg.seccomp_async != 0, uint32_t(g_cfg.warm_chunks));
     g_heap_ok = ok;
-    if (ok) introspect::publish(g_cfg.pageout != 0);
+    if (ok) introspect::publish();
     if (g.intern) __atomic_fetch_or(&g.divert, kDivertIntern, __ATOMIC_RELAXED);
     g_part_mask_full = uint64_t(npart - 1) << kClassBits;
     g_partition_after = g_cfg.partition_after;
@@ -413,11 +413,11 @@ void* malloc_slow(size_t n, uintptr_t ra) {
     }
     if (BTM_UNLIKELY(orphaned())) return orphan::alloc(n, 16);
     if (in_startup()) {
-        if (n >= kStartupLarge) return malloc_large(n, 0, false);
+        if (n >= kStartupLarge) return malloc_large(n, 0, false, ra);
         if (void* p = startup_alloc(n, 16, ra)) return p;  // zeros: calloc knows (boot::owns)
     }
     if (BTM_UNLIKELY(g_forward)) return g_real.malloc(n);
-    if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false);
+    if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false, ra);
     uint32_t cls = class_for(n);
     uint32_t bin = partition::bits_of(ra) | cls;
     if (void* p = tcache::run_pop(bin, false)) return t.zeroed = p;  // zeros: not even the free mark to clear
@@ -442,7 +442,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
     return p;
 }
 
-void* malloc_large(size_t n, size_t align, bool zero) {
+void* malloc_large(size_t n, size_t align, bool zero, uintptr_t ra) {
     if (t_state.depth) return boot::alloc(n, align < 16 ? 16 : align);  // zeroed: never reused
     if (BTM_UNLIKELY(!g.initialized)) {
         if (void* p = early_alloc(n, align < 16 ? 16 : align)) return p;
@@ -456,7 +456,7 @@ void* malloc_large(size_t n, size_t align, bool zero) {
     void* p;
     {
         Nested nested;
-        p = large::alloc(n, align, zero);
+        p = large::alloc(n, align, zero, ra);
     }
     if (!p) errno = ENOMEM;
     return p;
@@ -601,7 +601,7 @@ void* realloc_impl(void* p, size_t n, uintptr_t ra) {
         void* q;
         {
             Nested nested;
-            q = large::realloc(p, n);
+            q = large::realloc(p, n, ra);
         }
         if (!q) errno = ENOMEM;
         return q;
@@ -618,7 +618,7 @@ void* aligned_impl(size_t align, size_t n, uintptr_t ra) {
     if (BTM_UNLIKELY(!g.initialized)) init();
     if (BTM_UNLIKELY(g_forward)) return g_real.memalign(align, n);
     if (in_startup()) {
-        if (n >= kStartupLarge) return malloc_large(n, align, false);
+        if (n >= kStartupLarge) return malloc_large(n, align, false, ra);
         // The slab path below must not land in the arena: past 4 KiB of
         // alignment, or once startup_alloc has ended the phase.
         if (align > 4096) end_startup();
@@ -633,7 +633,7 @@ void* aligned_impl(size_t align, size_t n, uintptr_t ra) {
             if (kClassSize[c] % align == 0) return malloc_fast(kClassSize[c], ra);
     }
     if (BTM_UNLIKELY(!g.initialized)) init();
-    return malloc_large(n, align, false);
+    return malloc_large(n, align, false, ra);
 }
 
 void* calloc_impl(size_t count, size_t size, uintptr_t ra) {
@@ -642,11 +642,11 @@ void* calloc_impl(size_t count, size_t size, uintptr_t ra) {
         errno = ENOMEM;
         return nullptr;
     }
-    if (total > kMaxSmall || BTM_UNLIKELY(g_forward)) return malloc_large(total, 0, true);
+    if (total > kMaxSmall || BTM_UNLIKELY(g_forward)) return malloc_large(total, 0, true, ra);
     // In the start-up phase such a block is a fresh mapping, zeros already:
     // through malloc_fast it was cleared, every page faulted in (Python's
     // start callocs 512 KiB of sparse tables: +384 KiB resident, issue 22).
-    if (total >= kStartupLarge && in_startup()) return malloc_large(total, 0, true);
+    if (total >= kStartupLarge && in_startup()) return malloc_large(total, 0, true, ra);
     // A slot from a fresh run is zero and maybe not even resident: clearing
     // it would only fault its pages in.
     t_state.zeroed = nullptr;

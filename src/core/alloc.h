@@ -15,7 +15,7 @@ namespace btm {
 
 // Slow paths (alloc.cpp).
 void* malloc_slow(size_t n, uintptr_t ra);
-void* malloc_large(size_t n, size_t align, bool zero);
+void* malloc_large(size_t n, size_t align, bool zero, uintptr_t ra);
 void free_outside(void* p, uintptr_t ra);
 void free_full(void* p, uint64_t entry);
 [[noreturn]] void double_free(void* p, uint64_t entry, uintptr_t ra);
@@ -61,7 +61,7 @@ BTM_INLINE void* bin_pop(Bin* b, size_t n, uintptr_t ra) {
 }
 
 BTM_INLINE void* malloc_fast(size_t n, uintptr_t ra) {
-    if (BTM_UNLIKELY(n > kMaxSmall)) return malloc_large(n, 0, false);
+    if (BTM_UNLIKELY(n > kMaxSmall)) return malloc_large(n, 0, false, ra);
     if (BTM_UNLIKELY(g.divert)) return malloc_diverted(n, ra);
     uint32_t bin = partition::hash_bits(ra) | class_for(n);
     return bin_pop(&t_state.tc->bins[bin], n, ra);

@@ -22,12 +22,17 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/site_tally.h"
+
 namespace btm::boot {
 
 // Null if the block would end past `limit` bytes into the arena.
 void* alloc(size_t n, size_t align, uintptr_t site = 0, size_t limit = SIZE_MAX);
 size_t used();    // bytes handed out so far
 size_t blocks();  // blocks handed out so far (for statistics: reads every mark)
+// The bytes of the blocks not freed, each added to `t` (if not null) under
+// its call site.  Reads every mark and header: for statistics.
+uint64_t tally(SiteTally* t);
 bool owns(const void* p);
 // A block's header as read: kNotStart if p starts no block; kCorrupt if
 // its check fails (`size` then is the raw size word, bounded by the arena).

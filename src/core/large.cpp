@@ -1,6 +1,7 @@
-// Invariant: `table` holds the live large blocks (address -> mapping size)
-// and tombstones of freed ones (size | kFreed), at most one entry per
-// address; a cached block is in `cache` and has a tombstone.  Freeing a
+// Invariant: `table` holds the live large blocks (address -> mapping size,
+// call site, stamp of the allocation) and tombstones of freed ones (size |
+// kFreed), at most one entry per address; a cached block is in `cache` and
+// has a tombstone.  Freeing a
 // tombstone's address again is a double free if the block is cached or its
 // pages are unmapped (if someone else mapped them since, the pointer is
 // theirs: foreign; misuse.cpp decides).  A tombstone lasts until its slot is reused or the
@@ -10,6 +11,7 @@
 
 #include <cstring>
 
+#include "core/chunk.h"
 #include "core/lock.h"
 #include "core/state.h"
 #include "os/os.h"
@@ -17,9 +19,13 @@
 namespace btm::large {
 namespace {
 
+// free() reads `addr` alone (and `size` on a hit): the rest rides along on
+// the same cache line, for the profile and cold tiering.
 struct Entry {
     uintptr_t addr;  // 0 = empty
     size_t size;     // a multiple of the page size, | kFreed for a tombstone
+    uintptr_t site;  // return address of the allocating call, 0 = unknown
+    uint32_t epoch;  // chunks::stamp() at allocation
 };
 inline constexpr size_t kFreed = 1;
 
@@ -29,10 +35,10 @@ struct Cached {
 };
 
 inline constexpr unsigned kCacheSlots = 32;
-inline constexpr size_t kFirstSlots = 128;
+inline constexpr size_t kFirstSlots = 64;
 
 // What a process with a few large blocks touches of this file, on one page
-// of its own: the cache and the table's first 128 slots.  The table used to
+// of its own: the cache and the table's first 64 slots.  The table used to
 // start as a 16 KiB mapping: a system call, and two page faults on the page
 // the first insert probed (a read maps the zero page, the write then copies
 // it); `sort` of a small file paid both, and a third for sharing the cache's
@@ -41,6 +47,7 @@ struct alignas(4096) FirstPage {
     Cached cache[kCacheSlots];
     Entry table[kFirstSlots];
 };
+static_assert(sizeof(FirstPage) == 4096, "the cache and the first slots on one page");
 
 SpinLock lock;
 Entry* table;
@@ -95,7 +102,7 @@ bool grow() {
 
 // A's own tombstone if it has one (one entry per address), else the first
 // tombstone or empty slot of its chain.
-bool insert(uintptr_t a, size_t size) {
+bool insert(uintptr_t a, size_t size, uintptr_t site) {
     if ((filled + 1) * 2 > capacity && !grow()) return false;
     Entry* e = find(a);
     if (!e) {
@@ -104,7 +111,7 @@ bool insert(uintptr_t a, size_t size) {
         e = &table[i];
         if (e->addr == 0) ++filled;
     }
-    *e = Entry{a, size};
+    *e = Entry{a, size, site, chunks::stamp()};
     ++live;
     live_bytes += size;
     return true;
@@ -172,7 +179,7 @@ bool cache_put(uintptr_t a, size_t size) {
 
 void init(uint64_t cache_bytes) { cache_budget = cache_bytes; }
 
-void* alloc(size_t n, size_t align, bool zero) {
+void* alloc(size_t n, size_t align, bool zero, uintptr_t site) {
     size_t page = g.page_mask + 1;
     if (align < page) align = page;
     if (n > (size_t(1) << 62)) return nullptr;
@@ -182,7 +189,7 @@ void* alloc(size_t n, size_t align, bool zero) {
     {
         LockGuard guard(lock);
         p = cache_take(size, align, &got);
-        if (p && !insert(reinterpret_cast<uintptr_t>(p), got)) {
+        if (p && !insert(reinterpret_cast<uintptr_t>(p), got, site)) {
             cache_put(reinterpret_cast<uintptr_t>(p), got);
             return nullptr;
         }
@@ -194,7 +201,7 @@ void* alloc(size_t n, size_t align, bool zero) {
     p = os::map_aligned(size, align);
     if (!p) return nullptr;
     LockGuard guard(lock);
-    if (!insert(reinterpret_cast<uintptr_t>(p), size)) {
+    if (!insert(reinterpret_cast<uintptr_t>(p), size, site)) {
         os::unmap(p, size);
         return nullptr;
     }
@@ -228,16 +235,17 @@ size_t usable(const void* p) {
     return e ? e->size : 0;
 }
 
-void* realloc(void* p, size_t n) {
+void* realloc(void* p, size_t n, uintptr_t site) {
     if (n > (size_t(1) << 62)) return nullptr;
     size_t size = round_pages(n ? n : 1);
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    size_t old;
+    Entry old_entry;
     {
         LockGuard guard(lock);
         Entry* e = find_live(a);
         if (!e) return nullptr;
-        old = e->size;
+        old_entry = *e;
+        size_t old = e->size;
         // Shrinking by less than half keeps the block: no copy, no syscall.
         if (size <= old && size >= old / 2) return p;
         // Buried before the kernel moves the block: the moment mremap
@@ -246,13 +254,13 @@ void* realloc(void* p, size_t n) {
         // may legally touch the block during a realloc.
         bury(e);
     }
-    void* q = os::remap(p, old, size);
+    void* q = os::remap(p, old_entry.size, size);
     LockGuard guard(lock);
     if (!q) {
-        insert(a, old);  // still ours, unchanged (its tombstone is reused if still there)
+        insert(a, old_entry.size, old_entry.site);  // still ours, unchanged (its tombstone is reused if still there)
         return nullptr;
     }
-    insert(reinterpret_cast<uintptr_t>(q), size);
+    insert(reinterpret_cast<uintptr_t>(q), size, site);
     return q;
 }
 
@@ -273,6 +281,32 @@ size_t trim() {
 Counters counters() {
     LockGuard guard(lock);
     return Counters{live_bytes, cached_bytes, released_bytes};
+}
+
+// The walks below serve the report and btm_pageout_cold, never a malloc:
+// cold, out of the first 64 KiB window (tests/check_library.sh).
+[[gnu::cold]] uint64_t tally(SiteTally* t) {
+    LockGuard guard(lock);
+    for (size_t i = 0; table && i < capacity; ++i)
+        if (table[i].addr && !(table[i].size & kFreed)) t->add(table[i].site, table[i].size);
+    return live_bytes;
+}
+
+[[gnu::cold]] size_t cold_ranges(size_t* cursor, uint32_t before, uint32_t base, chunks::Range* out, size_t max) {
+    LockGuard guard(lock);
+    size_t n = 0;
+    for (; table && *cursor < capacity && n < max; ++*cursor) {
+        const Entry& e = table[*cursor];
+        if (!e.addr || (e.size & kFreed) || int32_t(before - (e.epoch ? e.epoch : base)) <= 0) continue;
+        out[n++] = chunks::Range{e.addr, e.size};
+    }
+    return n;
+}
+
+Layout layout() {
+    return {reinterpret_cast<uintptr_t>(&table), reinterpret_cast<uintptr_t>(&capacity), uint32_t(sizeof(Entry)),
+            uint32_t(offsetof(Entry, addr)), uint32_t(offsetof(Entry, size)), uint32_t(offsetof(Entry, site)),
+            uint32_t(offsetof(Entry, epoch)), uint32_t(kFreed)};
 }
 
 void lock_all() { lock.lock(); }

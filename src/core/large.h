@@ -8,12 +8,19 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/site_tally.h"
+
+namespace btm::chunks {
+struct Range;
+}
+
 namespace btm::large {
 
 void init(uint64_t cache_bytes);
 // A block of at least n bytes aligned to `align` (a power of two >= page
-// size or <= 16), zeroed if `zero`.  Null on failure.
-void* alloc(size_t n, size_t align, bool zero);
+// size or <= 16), zeroed if `zero`, recorded as made by `site` (a return
+// address) now (chunks::stamp).  Null on failure.
+void* alloc(size_t n, size_t align, bool zero, uintptr_t site);
 // Frees p if it is a large block of ours.  kFreedBefore: p was one and was
 // freed (its mapping size in *size; *cached if the block is in the cache,
 // else it was unmapped: a double free unless someone mapped p since).
@@ -22,8 +29,9 @@ Free free(void* p, size_t* size, bool* cached);
 // Usable size of large block p, or 0 if p is not one.
 size_t usable(const void* p);
 // Resizes large block p in place or by moving it (mremap); null on failure
-// (p is then unchanged).  Precondition: usable(p) != 0.
-void* realloc(void* p, size_t n);
+// (p is then unchanged).  A moved block is `site`'s, stamped now, as a
+// small block realloc moves is.  Precondition: usable(p) != 0.
+void* realloc(void* p, size_t n, uintptr_t site);
 // Unmaps every cached block; returns the bytes released.
 size_t trim();
 
@@ -31,6 +39,19 @@ struct Counters {
     uint64_t live_bytes, cached_bytes, released_bytes;
 };
 Counters counters();
+// Adds every live block to `t` under its call site; returns the live bytes.
+uint64_t tally(SiteTally* t);
+// Cold tiering: the live blocks stamped before `before` (0, stamped before
+// the clock started, counts as `base`), from table slot *cursor on; returns
+// how many were written (0 when the walk is done) and advances *cursor.
+size_t cold_ranges(size_t* cursor, uint32_t before, uint32_t base, chunks::Range* out, size_t max);
+// Where the table is, for a reader outside the process
+// (features/introspect.h): `*table` points at `*capacity` entries.
+struct Layout {
+    uintptr_t table, capacity;
+    uint32_t stride, addr, size, site, epoch, freed;
+};
+Layout layout();
 void lock_all();
 void unlock_all(bool child);
 bool lock_held();  // see SpinLock::is_locked

@@ -6,6 +6,7 @@
 #include "core/central.h"
 #include "core/chunk.h"
 #include "core/globals.h"
+#include "core/large.h"
 #include "core/partition.h"
 #include "core/size_classes.h"
 
@@ -100,16 +101,13 @@ static_assert(kNumClasses <= kProfileClasses && sizeof(Central::out_bytes) == 8 
                   sizeof(g_events.foreign_frees) == 8,
               "the profile's readers assume these: change its version with them");
 
-void publish(bool accepts_pageout) {
+void publish() {
     Descriptor& d = btm_introspect_data;
-    d.page_shift = g.page_shift;
-    d.accepts_pageout = accepts_pageout;
     d.regions = reinterpret_cast<uintptr_t>(chunks::regions);
     d.nregions = reinterpret_cast<uintptr_t>(&chunks::nregions);
     d.registry = reinterpret_cast<uintptr_t>(chunks::registry);
     d.nchunks = reinterpret_cast<uintptr_t>(&chunks::nchunks);
     d.max_chunks = chunks::max_chunks;
-    d.clock_base = reinterpret_cast<uintptr_t>(&chunks::clock_base);
     Profile& p = btm_profile_data;
     p.central = reinterpret_cast<uintptr_t>(g_central);
     p.used = reinterpret_cast<uintptr_t>(central::g_used);
@@ -122,8 +120,21 @@ void publish(bool accepts_pageout) {
     __atomic_store_n(&d.ready, 1, __ATOMIC_RELEASE);
 }
 
-void publish_boot() {
+void publish_boot(bool accepts_pageout) {
+    Descriptor& d = btm_introspect_data;
+    d.page_shift = g.page_shift;
+    d.accepts_pageout = accepts_pageout;
+    d.clock_base = reinterpret_cast<uintptr_t>(&chunks::clock_base);
     Profile& p = btm_profile_data;
+    large::Layout big = large::layout();
+    p.large_table = big.table;
+    p.large_capacity = big.capacity;
+    p.large_stride = big.stride;
+    p.large_addr = big.addr;
+    p.large_size = big.size;
+    p.large_site = big.site;
+    p.large_epoch = big.epoch;
+    p.large_freed = big.freed;
     boot::Layout l = boot::layout();
     p.boot_bytes = l.bytes;
     p.boot_top = l.top;

@@ -27,9 +27,11 @@ struct Descriptor {
     uint64_t magic;
     uint32_t version;
     uint32_t size;              // sizeof(Descriptor) of the writer
-    // Set once the heap exists (0 before: nothing to page out yet).  Written
-    // last, with a release store; the fields up to `accepts_pageout` are
-    // valid once it is non-zero.
+    // Set once the heap exists (0 before: no slab to page out yet).  Written
+    // last, with a release store; the fields up to `accepts_pageout` and
+    // `clock_base` are valid once it is non-zero, and from the start of the
+    // process on if the profile section's `boot_ready` is set (large blocks
+    // exist before the heap).
     uint64_t ready;
     uint32_t page_shift;
     uint32_t accepts_pageout;   // knob `pageout`: 0 = the process refuses
@@ -67,13 +69,14 @@ struct Descriptor {
 // The profile section (btmctl heap): a second exported struct, so that a
 // btm-pageout that knows only the descriptor above reads the same bytes as
 // before.  It says where the per-(partition, size class) byte counters and
-// the partitions' call sites are.  A reader takes the live bytes of a
+// the partitions' call sites are, and where the large-block table is
+// (btm-pageout reads it too, for the cold pages of large blocks).  A reader takes the live bytes of a
 // partition from the `out_bytes` of its centrals that the `used` bits name
 // and its blocks as bytes / class size; the site of a partition is the first
 // return address seen there (`shared` set: later ones differed, as in hash
 // mode, so the site is the likely one).
 inline constexpr uint64_t kProfileMagic = 0x3176'666f'7270'6d62ULL;  // "bmprofv1", little-endian
-inline constexpr uint32_t kProfileVersion = 1;
+inline constexpr uint32_t kProfileVersion = 2;  // 2: the large-block table
 inline constexpr char kProfileSymbol[] = "btm_profile_v1";
 inline constexpr uint32_t kProfileClasses = 64;
 
@@ -99,11 +102,21 @@ struct Profile {
     uint64_t boot_bytes, boot_top, boot_marks;
     uint32_t boot_spans, boot_span_bytes, boot_granule, boot_marks_stride;
     uint32_t class_size[kProfileClasses];  // bytes of a block of each class
+    // Large blocks (core/large.h), set with the boot_* fields: the table is
+    // at *large_table (uint64_t), *large_capacity (uint64_t) entries of
+    // large_stride bytes: address (0 = empty slot), mapping size (the
+    // large_freed bit set: freed), call site, allocation stamp (uint32_t,
+    // seconds as Slab::epoch).  The table moves when it grows: a reader
+    // re-reads both words after the table and retries if they changed.
+    uint64_t large_table, large_capacity;
+    uint32_t large_stride, large_addr, large_size, large_site, large_epoch, large_freed;
 };
 
-// Fills the run-time fields once the heap exists (core/alloc.cpp's init).
-void publish(bool accepts_pageout);
-// Fills the boot arena's fields, at init (the page is written then anyway).
-void publish_boot();
+// Fills the heap tables' fields once the heap exists (core/alloc.cpp's init).
+void publish();
+// Fills the fields valid from the start (the boot arena, the large-block
+// table, whether the process accepts pageout), at init (the page is
+// written then anyway).
+void publish_boot(bool accepts_pageout);
 
 }  // namespace btm::introspect

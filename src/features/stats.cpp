@@ -37,13 +37,17 @@ void fill(struct btm_stats* s) {
     s->malloc_calls_slow = g_events.slow_mallocs.load(std::memory_order_relaxed) + boot::blocks();
     s->pageout_requests = g_events.pageout_requests.load(std::memory_order_relaxed);
     s->pageout_bytes = g_events.pageout_bytes.load(std::memory_order_relaxed);
+    // The boot arena's blocks not freed: the start-up phase's, which stay
+    // live after it, and those of calls nested in the allocator.
+    s->allocated_bytes = boot::tally(nullptr);
     if (!g_heap_ok || orphaned()) {
         // Still in the start-up phase (or without a heap, or in a clone()
-        // child that must not take the heap's locks): what the boot arena
-        // has handed out, which it never takes back.  Large blocks have
-        // their own mappings from the first one on, so they count here too
-        // (not in a clone() child, which must not take their lock).
-        s->allocated_bytes = s->committed_bytes = boot::used();
+        // child that must not take the heap's locks): committed is what the
+        // boot arena has handed out, which it never takes back.  Large
+        // blocks have their own mappings from the first one on, so they
+        // count here too (not in a clone() child, which must not take their
+        // lock).
+        s->committed_bytes = boot::used();
         if (!orphaned()) {
             large::Counters lc = large::counters();
             s->large_bytes = lc.live_bytes;
@@ -74,6 +78,24 @@ void fill(struct btm_stats* s) {
     s->prefault_bytes = rc.prefaulted;
 }
 
+namespace {
+
+// The blocks outside the slabs by call site, after the partitions' lines:
+// `kind` names where they are (the start-up arena, large blocks).
+void site_lines(int fd, const char* kind, const SiteTally& t) {
+    for (size_t i = 0; i <= t.n; ++i) {
+        const SiteTotal& row = i < t.n ? t.rows[i] : t.other;
+        if (!row.blocks) continue;
+        report::Line line;
+        line.str(kind).str(" ").dec(row.bytes).str(" ");
+        if (i < t.n) line.site_with_build_id(row.site);
+        else line.str("(other call sites)");
+        line.emit(fd);
+    }
+}
+
+}  // namespace
+
 void profile(int fd) {
     report::Line head;
     struct btm_stats s {};
@@ -91,28 +113,41 @@ void profile(int fd) {
         .dec(s.partitions)
         .str(" partitions");
     head.emit(fd);
-    if (!g.initialized || !g_heap_ok) return;
-    uint64_t hist[10] = {}, lists[4] = {};
-    chunks::occupancy(hist, lists);
-    report::Line occ;
-    occ.str("slabs by occupancy (0-10% ... 90-100%):");
-    for (uint64_t h : hist) occ.str(" ").dec(h);
-    occ.str("; full ").dec(lists[kListNone]).str(", partial ").dec(lists[kListPartial]);
-    occ.str(", sparse ").dec(lists[kListSparse]).str(", empty ").dec(lists[kListEmpty]);
-    occ.emit(fd);
+    if (!g.initialized) return;
+    bool heap = g_heap_ok && !orphaned();
+    if (heap) {
+        uint64_t hist[10] = {}, lists[4] = {};
+        chunks::occupancy(hist, lists);
+        report::Line occ;
+        occ.str("slabs by occupancy (0-10% ... 90-100%):");
+        for (uint64_t h : hist) occ.str(" ").dec(h);
+        occ.str("; full ").dec(lists[kListNone]).str(", partial ").dec(lists[kListPartial]);
+        occ.str(", sparse ").dec(lists[kListSparse]).str(", empty ").dec(lists[kListEmpty]);
+        occ.emit(fd);
+    }
     report::Line cols;
     cols.str("part   bytes_outstanding  call site (module+offset)  build-id  path");
     cols.emit(fd);
-    uint64_t per_part[kMaxPartitions] = {};
-    partition_bytes(per_part);
-    for (uint32_t p = 0; p < g.npart; ++p) {
-        uint64_t bytes = per_part[p];
-        uintptr_t site = partition::g_site[p].load(std::memory_order_relaxed);
-        if (!bytes && !site) continue;
-        report::Line line;
-        line.dec(p).str(" ").dec(bytes).str(" ").site_with_build_id(site);
-        line.emit(fd);
+    if (heap) {
+        uint64_t per_part[kMaxPartitions] = {};
+        partition_bytes(per_part);
+        for (uint32_t p = 0; p < g.npart; ++p) {
+            uint64_t bytes = per_part[p];
+            uintptr_t site = partition::g_site[p].load(std::memory_order_relaxed);
+            if (!bytes && !site) continue;
+            report::Line line;
+            line.dec(p).str(" ").dec(bytes).str(" ").site_with_build_id(site);
+            line.emit(fd);
+        }
     }
+    // Tallied first, printed after: printing reads /proc/self/maps, not
+    // under the large-block lock.
+    SiteTotal rows[128];
+    SiteTally boot_sites{rows, 64}, large_sites{rows + 64, 64};
+    boot::tally(&boot_sites);
+    if (!orphaned()) large::tally(&large_sites);
+    site_lines(fd, "start-up", boot_sites);
+    site_lines(fd, "large", large_sites);
 }
 
 struct mallinfo2 mallinfo2() {

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # btmctl heap against the test service (heap_victim.c) under LD_PRELOAD:
 # the call sites are named with and without separate debug info, the JSON
-# validates, the folded output parses, --diff ranks the leak first at its
-# rate, a process in its start-up phase is profiled, a saved malloc_stats() report is named (--symbolize), btmctl status shows live and committed bytes, another user's process without
-# privilege and a process exiting during the read are reported, not fatal.
+# validates, the folded output parses, --diff ranks the leaks first (the
+# small one at its rate), a process in its start-up phase and one with only
+# large blocks are profiled, inside (malloc_stats) and from outside, a saved
+# malloc_stats() report is named (--symbolize), btmctl status shows live and
+# committed bytes, another user's process without privilege and a process
+# exiting during the read are reported, not fatal.
 # Usage: heap_test.sh BTMCTL LIBBTMALLOC VICTIM_SYMTAB VICTIM_SPLIT
 #   VICTIM_SYMTAB  built without debug info (names from .symtab only)
 #   VICTIM_SPLIT   stripped, its debug info in a separate file (debuglink)
@@ -36,7 +39,7 @@ for build in symtab split; do
     p=pid_$build
     sleep 1
     heap "${!p}"
-    for fn in leak_steady keep_stable; do
+    for fn in leak_steady keep_stable leak_large; do
         grep -q "^ *[0-9]\+ \+[0-9]\+ \+[0-9.]\+%  $fn+0x[0-9a-f]\+ ($(basename "$victim"))" "$tmp/heap.out" ||
             { cat "$tmp/heap.out"; fail "$build: no line naming $fn"; }
     done
@@ -64,6 +67,9 @@ assert abs(sum(s["share"] for s in sites) - 1) < 1e-6, "shares"
 assert doc[0]["live_bytes"] == sum(s["bytes"] for s in sites)
 stable = [s for s in sites if s["function"] == "keep_stable"][0]
 assert stable["blocks"] >= 2000 and stable["bytes"] >= 2000 * 300, stable
+assert stable["kind"] == "slabs", stable
+large = [s for s in sites if s["function"] == "leak_large"][0]
+assert large["kind"] == "large" and large["bytes"] == large["blocks"] * 3 * 2**20, large
 PY
 
 # 4. Folded: `module;function bytes` on every line, the functions there.
@@ -71,12 +77,14 @@ heap "$pid_split" --folded
 grep -qv '^[^; ]\+;[^;]\+ [0-9]\+$' "$tmp/heap.out" && { cat "$tmp/heap.out"; fail "a folded line does not parse"; }
 grep -q "^heap_victim_split;leak_steady [0-9]\+$" "$tmp/heap.out" || { cat "$tmp/heap.out"; fail "folded: leak_steady"; }
 
-# 5. --diff: the steady leak first, at its true rate (400000 B/s, in
-# blocks of 1000 B that take 1024-byte slots) within 20%; the stable site
-# does not grow.
+# 5. --diff: the leaks first: the large one (a 3 MiB block a second, 3 or
+# 4 of them in the window), then the steady one at its true rate (400000
+# B/s, in blocks of 1000 B that take 1024-byte slots) within 20%; the
+# stable site does not grow.
 heap "$pid_split" --diff 3s
-awk 'NR == 3 { if ($4 !~ /^leak_steady\+/) exit 1; r = $1 / 409600; exit !(r > 0.8 && r < 1.2) }' "$tmp/heap.out" ||
-    { cat "$tmp/heap.out"; fail "--diff: leak_steady is not first at 400 KB/s +-20%"; }
+awk 'NR == 3 && $4 !~ /^leak_large\+/ { exit 1 }
+     NR == 4 { if ($4 !~ /^leak_steady\+/) exit 1; r = $1 / 409600; exit !(r > 0.8 && r < 1.2) }' "$tmp/heap.out" ||
+    { cat "$tmp/heap.out"; fail "--diff: not leak_large, then leak_steady at 400 KB/s +-20%"; }
 ! grep -q keep_stable "$tmp/heap.out" || { cat "$tmp/heap.out"; fail "--diff lists the stable site"; }
 heap "$pid_split" --diff 1s --json
 /usr/bin/python3 -m json.tool "$tmp/heap.out" > /dev/null || { cat "$tmp/heap.out"; fail "--diff: invalid JSON"; }
@@ -109,6 +117,17 @@ for fn in leak_steady keep_stable; do
     grep -q "^ *[0-9]\+  $fn+0x[0-9a-f]\+ (heap_victim_split) .*heap_victim.c:[0-9]\+$" "$tmp/heap.out" ||
         { cat "$tmp/heap.out"; fail "--symbolize: no line naming $fn"; }
 done
+# A leak of 10 x 3 MiB in large blocks, and a process still in its
+# start-up phase: their report lists the blocks under their call site.
+env LD_PRELOAD="$lib" "$split" "$tmp/none" large-report 2> "$tmp/report.txt" || fail "the large report run failed"
+heap --symbolize "$tmp/report.txt"
+grep -q "^ *31457280  leak_large+0x[0-9a-f]\+ (heap_victim_split) .*heap_victim.c:[0-9]\+$" "$tmp/heap.out" ||
+    { cat "$tmp/report.txt" "$tmp/heap.out"; fail "--symbolize: the report does not list the 10 large blocks under leak_large"; }
+env -u BTM_PARTITION_AFTER -u BTM_PARTITION_MODE LD_PRELOAD="$lib" "$split" "$tmp/none" startup-report 2> "$tmp/report.txt" ||
+    fail "the start-up report run failed"
+heap --symbolize "$tmp/report.txt"
+awk '/leak_steady\+0x[0-9a-f]+ \(heap_victim_split\) .*heap_victim.c:[0-9]+$/ { found = $1 >= 8000 } END { exit !found }' \
+    "$tmp/heap.out" || { cat "$tmp/report.txt" "$tmp/heap.out"; fail "--symbolize: a start-up report does not list leak_steady's 8 blocks"; }
 printf 'no sites here\n' > "$tmp/empty.txt"
 "$btmctl" heap --symbolize "$tmp/empty.txt" > /dev/null 2>&1
 [ $? = 1 ] || fail "--symbolize of a file without sites is not an error"
@@ -121,7 +140,20 @@ grep -q "^ *[0-9]\+ \+8 \+[0-9.]\+%  leak_steady+0x[0-9a-f]\+ (heap_victim_split
     { cat "$tmp/heap.out"; fail "start-up phase: leak_steady's 8 blocks are not listed"; }
 awk '/leak_steady/ { exit !($1 >= 8000) }' "$tmp/heap.out" || { cat "$tmp/heap.out"; fail "start-up phase: bytes"; }
 
-# 10. A process that exits during the read: reported, never a crash.
+# 10. A process with only large blocks (a 3 MiB block a second; default
+# knobs: still in its start-up phase, no heap): listed under their call
+# site, each block its own mapping of exactly 3 MiB, and counted live by
+# btmctl status.
+start_bg large env -u BTM_PARTITION_AFTER -u BTM_PARTITION_MODE LD_PRELOAD="$lib" "$split" "$tmp/large.ready" large
+sleep 1.5
+heap "$pid_large"
+awk '/leak_large\+0x[0-9a-f]+ \(heap_victim_split\) .*\[large blocks\]$/ { found = $2 >= 2 && $1 == $2 * 3145728 }
+     END { exit !found }' "$tmp/heap.out" || { cat "$tmp/heap.out"; fail "only large blocks: leak_large's blocks are not listed"; }
+"$btmctl" status > "$tmp/status.out" 2>&1
+grep -A3 "^ *$pid_large " "$tmp/status.out" | grep -q "heap: live \([6-9]\|[1-9][0-9]\+\)\.[0-9] MiB in its start-up phase" ||
+    { cat "$tmp/status.out"; fail "status: the start-up process's large blocks are not live"; }
+
+# 11. A process that exits during the read: reported, never a crash.
 kill "$pid_symtab"
 for _ in $(seq 30); do
     "$btmctl" heap "$pid_symtab" > /dev/null 2> "$tmp/gone.err"

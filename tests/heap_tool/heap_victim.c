@@ -9,8 +9,10 @@
  * Mode argv[2]: "all" runs the three; "startup" makes a few small blocks
  * and then only sleeps (a process still in its start-up phase); "large"
  * runs leak_large alone; "report" makes the stable set and a second of the
- * steady leak, prints malloc_stats() (to stderr) and exits.  Writes "ready" to argv[1] once the stable set
- * exists; ends on SIGTERM. */
+ * steady leak, prints malloc_stats() (to stderr) and exits; "large-report"
+ * leaks ten large blocks and "startup-report" eight small ones (a process
+ * still in its start-up phase), then print malloc_stats() and exit.  Writes
+ * "ready" to argv[1] once the stable set exists; ends on SIGTERM. */
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -76,6 +78,14 @@ int main(int argc, char** argv) {
     if (strcmp(mode, "report") == 0) {
         keep_stable(0, kStableBlocks);
         leak_steady(kSteadyRate / kSteadySize);
+        malloc_stats();
+        return 0;
+    }
+    if (strcmp(mode, "large-report") == 0 || strcmp(mode, "startup-report") == 0) {
+        if (mode[0] == 'l')
+            for (int i = 0; i < 10; ++i) leak_large();
+        else
+            leak_steady(8);
         malloc_stats();
         return 0;
     }

@@ -8,7 +8,8 @@
  * special).  With BTM_TEST_EXIT_AFTER_PAGEOUT set it exits as soon as that
  * count moves: a process that is gone by the time the report is made.
  * With BTM_TEST_IDLE set the hot set stays still and only SIGTERM ends it:
- * an idle service. */
+ * an idle service.  With BTM_TEST_LARGE set the cold data is 100 MB of
+ * large blocks (25 of 4 MiB, each its own mapping) instead. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <signal.h>
@@ -19,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { kObjects = 60 * 1024, kSize = 1000, kHot = 256 };
+enum { kObjects = 60 * 1024, kSize = 1000, kHot = 256, kLargeObjects = 25, kLargeSize = 4 << 20 };
 
 static volatile sig_atomic_t stop;
 static void on_term(int sig) { (void)sig; stop = 1; }
@@ -39,10 +40,12 @@ int main(int argc, char** argv) {
     if (argc != 2) return 2;
     signal(SIGTERM, on_term);
     static unsigned char* obj[kObjects];
-    for (int i = 0; i < kObjects; ++i) {
-        obj[i] = malloc(kSize);
+    int large = getenv("BTM_TEST_LARGE") != NULL;
+    int objects = large ? kLargeObjects : kObjects, size = large ? kLargeSize : kSize;
+    for (int i = 0; i < objects; ++i) {
+        obj[i] = malloc((size_t)size);
         if (!obj[i]) return 3;
-        for (int j = 0; j < kSize; ++j) obj[i][j] = (unsigned char)(i * 31 + j * 7);
+        for (int j = 0; j < size; ++j) obj[i][j] = (unsigned char)(i * 31 + j * 7);
     }
     int exit_after = getenv("BTM_TEST_EXIT_AFTER_PAGEOUT") != NULL;
     int idle = getenv("BTM_TEST_IDLE") != NULL;
@@ -61,8 +64,8 @@ int main(int argc, char** argv) {
     }
     for (int k = 0; k < kHot; ++k) free(hot[k]);
     int intact = 1;
-    for (int i = 0; i < kObjects; ++i)
-        for (int j = 0; j < kSize; ++j)
+    for (int i = 0; i < objects; ++i)
+        for (int j = 0; j < size; ++j)
             if (obj[i][j] != (unsigned char)(i * 31 + j * 7)) intact = 0;
     FILE* f = fopen(argv[1], "w");
     if (!f) return 4;

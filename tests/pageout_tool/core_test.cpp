@@ -162,7 +162,7 @@ TEST(Report, GoneIsNotCountedAsFreed) {
     EXPECT_NE(t.find("gone    10 (svc \"x\") svc.service: exited after the pageout; its memory is not counted"),
               std::string::npos)
         << t;
-    EXPECT_NE(t.find("total: 1 process(es), 1 gone, 0.0 MiB of cold slabs, rss 0.0 MiB -> 0.0 MiB (+0.0 MiB)"),
+    EXPECT_NE(t.find("total: 1 process(es), 1 gone, 0.0 MiB of cold memory, rss 0.0 MiB -> 0.0 MiB (+0.0 MiB)"),
               std::string::npos)
         << t;
     std::string j = format_json(r);
@@ -179,7 +179,7 @@ TEST(Report, TextAndExitStatus) {
     r.no_swap = true;
     std::string t = format_text(r);
     EXPECT_NE(t.find("warning: this machine has no swap"), std::string::npos) << t;
-    EXPECT_NE(t.find("paged   10 (svc \"x\") svc.service: 60.0 MiB of cold slabs; rss 100.0 MiB -> 40.0 MiB (-60.0 MiB)"),
+    EXPECT_NE(t.find("paged   10 (svc \"x\") svc.service: 60.0 MiB of cold memory; rss 100.0 MiB -> 40.0 MiB (-60.0 MiB)"),
               std::string::npos)
         << t;
     EXPECT_NE(t.find("skipped 11 (sleep): does not run with btmalloc"), std::string::npos) << t;

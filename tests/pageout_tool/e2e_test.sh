@@ -32,14 +32,14 @@ rc=$?
 cat "$tmp/report"
 # Skips are not failures: exit 0 when every target was paged.
 [ "$rc" = 0 ] || fail "exit status $rc, expected 0"
-grep -q "^paged   $pid_plain (pageout_cold_ch): [0-9.]* MiB of cold slabs; rss" "$tmp/report" ||
+grep -q "^paged   $pid_plain (pageout_cold_ch): [0-9.]* MiB of cold memory; rss" "$tmp/report" ||
     fail "the btmalloc child was not paged"
 grep -q "^skipped $pid_refuser .*refuses pageout by configuration (pageout = off)" "$tmp/report" ||
     fail "no reason for the child whose [program] section says pageout = off"
 grep -q "^skipped $pid_old .*btmalloc too old for safe pageout.*restart it" "$tmp/report" ||
     fail "no 'too old' for the process with a btmalloc that predates the descriptor"
 grep -q "^skipped $pid_plainsleep (sleep): does not run with btmalloc" "$tmp/report" || fail "no reason for sleep"
-mib=$(sed -n "s/^paged   $pid_plain .*: \([0-9.]*\) MiB of cold slabs.*/\1/p" "$tmp/report")
+mib=$(sed -n "s/^paged   $pid_plain .*: \([0-9.]*\) MiB of cold memory.*/\1/p" "$tmp/report")
 awk -v m="$mib" 'BEGIN { exit !(m >= 50) }' || fail "only $mib MiB of the ~60 MiB cold set was paged out"
 
 # btmctl status: the line under each of our processes.
@@ -90,7 +90,7 @@ fi
 cat "$tmp/gone-report"
 grep -q "^gone    $pid_gone (pageout_cold_ch): exited after the pageout; its memory is not counted" \
     "$tmp/gone-report" || fail "the exited process is not reported as gone"
-grep -q "^total: 1 process(es), 1 gone, 0.0 MiB of cold slabs, rss 0.0 MiB -> 0.0 MiB" "$tmp/gone-report" ||
+grep -q "^total: 1 process(es), 1 gone, 0.0 MiB of cold memory, rss 0.0 MiB -> 0.0 MiB" "$tmp/gone-report" ||
     fail "the gone process is counted in the total"
 
 for p in "$pid_plain" "$pid_refuser" "$pid_old" "$pid_plainsleep"; do
@@ -103,6 +103,17 @@ expect_exit refuser 0
 cat "$tmp/plain.result" "$tmp/refuser.result"
 grep -q "pageouts=1 intact=1" "$tmp/plain.result" || fail "the count written back or the data is wrong"
 grep -q "pageouts=0 intact=1" "$tmp/refuser.result" || fail "the refusing child was paged out, or its data changed"
+
+# Issue 20: 100 MB of idle large blocks (their own mappings, as old as
+# their allocation) are paged out too, and read back intact.
+start_bg large env BTM_CONF= BTM_TEST_LARGE=1 BTM_TEST_IDLE=1 LD_PRELOAD="$lib" "$child" "$tmp/large.result"
+sleep 2
+"$tool" --pid "$pid_large" --min-age 1 --wait 1 > "$tmp/large-report" 2>&1 || { cat "$tmp/large-report"; fail "large blocks: btm-pageout failed"; }
+mib=$(sed -n "s/^paged   $pid_large .*: \([0-9.]*\) MiB of cold memory.*/\1/p" "$tmp/large-report")
+awk -v m="$mib" 'BEGIN { exit !(m >= 100) }' || { cat "$tmp/large-report"; fail "only '$mib' MiB of 100 MiB of idle large blocks paged out"; }
+kill -TERM "$pid_large"
+expect_exit large 0
+grep -q "pageouts=1 intact=1" "$tmp/large.result" || fail "large blocks: $(cat "$tmp/large.result")"
 
 # Slab stamps are the process's own CLOCK_MONOTONIC_COARSE: in a time
 # namespace a day ahead, the cold set must still be found, and nothing is a
@@ -119,31 +130,42 @@ else
     [ -n "$p" ] || fail "the child in a time namespace did not start"
     sleep 2
     "$tool" --pid "$p" --min-age 86000 --dry-run > "$tmp/timens-report" 2>&1
-    grep -q "^would page out $p .*: 0.0 MiB of cold slabs" "$tmp/timens-report" ||
+    grep -q "^would page out $p .*: 0.0 MiB of cold memory" "$tmp/timens-report" ||
         { cat "$tmp/timens-report"; fail "slabs a few seconds old counted as a day old in a time namespace"; }
     "$tool" --pid "$p" --min-age 1 --wait 0 > "$tmp/timens-report" 2>&1
-    grep -q "^paged   $p .*: [1-9][0-9.]* MiB of cold slabs" "$tmp/timens-report" ||
+    grep -q "^paged   $p .*: [1-9][0-9.]* MiB of cold memory" "$tmp/timens-report" ||
         { cat "$tmp/timens-report"; fail "the cold set of a process in a time namespace was not found"; }
     kill -TERM "$p"
     wait "$ns" || fail "the child in a time namespace exited badly"
     grep -q "pageouts=1 intact=1" "$tmp/timens.result" || fail "time namespace child: $(cat "$tmp/timens.result")"
 fi
 
-# With swap, the cold set must really leave RAM.
+# With swap, the cold set must really leave RAM: swapped NAME MIN_DROP_KB
+# [VAR=VALUE...] runs the child (its environment extended), pages it out and
+# wants RSS to drop by MIN_DROP_KB and the data back intact.
+swapped() {
+    local name=$1 drop=$2
+    shift 2
+    start_bg "$name" env BTM_CONF= "$@" LD_PRELOAD="$lib" "$child" "$tmp/$name.result"
+    local p=pid_$name
+    sleep 2
+    local rss0 rss1
+    rss0=$(vmrss "${!p}")
+    "$tool" --pid "${!p}" --min-age 1 --wait 1 > "$tmp/swap-report" 2>&1 ||
+        { cat "$tmp/swap-report"; fail "$name: btm-pageout failed with swap on"; }
+    rss1=$(vmrss "${!p}")
+    echo "$name, with swap: RSS ${rss0} kB -> ${rss1} kB"
+    (( rss0 - rss1 >= drop )) || fail "$name: RSS dropped by only $(( rss0 - rss1 )) kB with swap on"
+    kill -TERM "${!p}"
+    expect_exit "$name" 0
+    grep -q "intact=1" "$tmp/$name.result" || fail "$name: the swapped-out data came back corrupted"
+}
 if ! swap_on; then
     echo "SKIPPED: RSS drop with swap: $swap_why"
 else
-    start_bg swapped env BTM_CONF= LD_PRELOAD="$lib" "$child" "$tmp/swapped.result"
-    sleep 2
-    rss0=$(vmrss "$pid_swapped")
-    "$tool" --pid "$pid_swapped" --min-age 1 --wait 1 > "$tmp/swap-report" 2>&1 ||
-        { cat "$tmp/swap-report"; fail "btm-pageout failed with swap on"; }
-    rss1=$(vmrss "$pid_swapped")
-    echo "with swap: RSS ${rss0} kB -> ${rss1} kB"
-    # The cold set is ~60 MB (61440 objects of 1000 B): at least 80% of it must go.
-    (( rss0 - rss1 >= 48000 )) || fail "RSS dropped by only $(( rss0 - rss1 )) kB with swap on"
-    kill -TERM "$pid_swapped"
-    expect_exit swapped 0
-    grep -q "intact=1" "$tmp/swapped.result" || fail "the swapped-out data came back corrupted"
+    # The cold set is ~60 MB (61440 objects of 1000 B): at least 80% of it
+    # must go; of 100 MB of idle large blocks, 80 MB.
+    swapped swapped 48000
+    swapped large_swapped 80000 BTM_TEST_LARGE=1 BTM_TEST_IDLE=1
 fi
 echo PASS

@@ -24,9 +24,11 @@
 namespace {
 
 const char* g_library;
+constexpr size_t kLargeBlocks = 4, kLargeBlock = size_t{2} << 20;
 
-// The child: fills ~8 MiB through btmalloc, then answers "age" requests on
-// its stdin with the bytes btm_pageout_cold(age) submitted.  It allocates
+// The child: fills ~8 MiB through btmalloc, and 8 MiB in large blocks,
+// then answers "age" requests on its stdin with the bytes
+// btm_pageout_cold(age) submitted.  It allocates
 // nothing after the fill, so its tables stay as the parent read them.
 int child_main() {
     auto pageout = reinterpret_cast<size_t (*)(unsigned)>(dlsym(RTLD_DEFAULT, "btm_pageout_cold"));
@@ -35,6 +37,11 @@ int child_main() {
     for (size_t i = 0; i < 8192; ++i) {
         objects[i] = static_cast<char*>(malloc(1000));
         memset(objects[i], int(i), 1000);
+    }
+    static char* large[kLargeBlocks];
+    for (char*& p : large) {
+        p = static_cast<char*>(malloc(kLargeBlock));
+        memset(p, 1, kLargeBlock);
     }
     unsigned age;
     if (write(1, "r", 1) != 1) return 4;
@@ -100,7 +107,7 @@ TEST(Reader, SameRangesAsTheLibrary) {
         ASSERT_TRUE(btm_heap::cold_ranges(c.pid, loc, age, &r, &why)) << why;
         EXPECT_EQ(total(r), c.pageout(age)) << "min_age " << age;
         if (age == 0) {
-            EXPECT_GE(total(r), 8000u * 1000);
+            EXPECT_GE(total(r), 8000u * 1000 + kLargeBlocks * kLargeBlock) << "slabs and large blocks";
         } else if (age == 3600) {
             EXPECT_EQ(total(r), 0u);
         }
@@ -255,6 +262,52 @@ TEST(Reader, HostileTablesStayInsideTheReservation) {
         for (auto& x : r) ASSERT_TRUE(h.inside(x)) << "round " << round << ": a range outside the reservation";
     }
     EXPECT_GT(accepted, 0u);
+}
+
+// The large-block table as this process presents it (the layout of a
+// real library's profile section), then with hostile counts and entries:
+// the reader takes only page-aligned live entries, refuses counts it would
+// have to allocate without bound, and never crashes.
+TEST(Reader, HostileLargeTable) {
+    btm_heap::Profile real;
+    {
+        Child c;
+        ASSERT_GT(c.pid, 0);
+        btm_heap::Located loc;
+        std::string why;
+        ASSERT_EQ(btm_heap::locate(c.pid, &loc, &why), btm_heap::Found::kYes) << why;
+        ASSERT_TRUE(loc.large) << "the profile section does not locate the large-block table";
+        ASSERT_TRUE(btm_heap::read_profile(c.pid, loc, &real));
+    }
+    constexpr size_t kSlots = 64;
+    std::vector<char> table(kSlots * real.large_stride);
+    uint64_t table_addr = reinterpret_cast<uintptr_t>(table.data()), capacity = kSlots;
+    btm_heap::Profile p = real;
+    p.large_table = reinterpret_cast<uintptr_t>(&table_addr);
+    p.large_capacity = reinterpret_cast<uintptr_t>(&capacity);
+    auto put = [&](size_t slot, uint64_t addr, uint64_t size) {
+        std::memcpy(table.data() + slot * p.large_stride + p.large_addr, &addr, 8);
+        std::memcpy(table.data() + slot * p.large_stride + p.large_size, &size, 8);
+    };
+    put(3, 0x7f0000000000, 0x300000);                      // live
+    put(9, 0x7f0000400000, 0x100000 | p.large_freed);      // freed
+    put(17, 0x7f0000800123, 0x100000);                     // torn: not page-aligned
+    std::vector<btm_heap::LargeBlock> blocks;
+    ASSERT_TRUE(btm_heap::read_large(getpid(), p, 12, &blocks));
+    ASSERT_EQ(blocks.size(), 1u);
+    EXPECT_EQ(blocks[0].addr, 0x7f0000000000u);
+    EXPECT_EQ(blocks[0].size, 0x300000u);
+    for (uint64_t bad : {uint64_t{0} + 63, uint64_t{1} << 40, ~uint64_t{0}}) {
+        capacity = bad;
+        EXPECT_FALSE(btm_heap::read_large(getpid(), p, 12, &blocks)) << "capacity " << bad;
+    }
+    capacity = kSlots;
+    std::mt19937_64 rng(20);
+    for (int round = 0; round < 2000; ++round) {
+        for (int m = 0; m < 1 + int(rng() % 8); ++m) table[rng() % table.size()] = char(rng());
+        if (btm_heap::read_large(getpid(), p, 12, &blocks))
+            for (const auto& b : blocks) ASSERT_TRUE(b.size && !((b.addr | b.size) & 4095) && b.addr + b.size > b.addr);
+    }
 }
 
 }  // namespace

@@ -284,7 +284,7 @@ std::string format_text(const Report& r) {
             continue;
         }
         rb += e.rss_before, sb += e.swap_before, paged += e.paged_bytes;
-        std::string cold = mib(e.paged_bytes) + " of cold slabs";
+        std::string cold = mib(e.paged_bytes) + " of cold memory";
         if (r.dry_run || !e.have_after) {
             out += (r.dry_run ? "would page out " : "paged   ") + who + ": " + cold + "; rss " +
                    mib(e.rss_before) + ", swap " + mib(e.swap_before) + "\n";
@@ -298,7 +298,7 @@ std::string format_text(const Report& r) {
     out += "total: " + std::to_string(targets) + " process(es)";
     if (failed) out += ", " + std::to_string(failed) + " failed";
     if (gone) out += ", " + std::to_string(gone) + " gone";
-    out += ", " + mib(paged) + " of cold slabs";
+    out += ", " + mib(paged) + " of cold memory";
     if (r.dry_run) out += " (dry run), rss " + mib(rb) + ", swap " + mib(sb) + "\n";
     else
         out += ", rss " + mib(rb) + " -> " + mib(ra) + " (" + delta(rb, ra) + "), swap " + mib(sb) + " -> " +

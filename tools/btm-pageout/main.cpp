@@ -1,8 +1,8 @@
-// btm-pageout: pages out the cold slabs of processes running with btmalloc,
-// from outside them (DESIGN.md §8).  Finds candidates (--pid, --unit through
-// libsystemd, --all), keeps those whose mapped library exports btmalloc's
-// introspection descriptor and accept pageout, optionally only the idle
-// ones; then, holding a pidfd, reads the heap tables (tools/common), checks
+// btm-pageout: pages out the cold slabs and large blocks of processes
+// running with btmalloc, from outside them (DESIGN.md §8).  Finds
+// candidates (--pid, --unit through libsystemd, --all), keeps those whose
+// mapped library exports btmalloc's introspection descriptor and accept
+// pageout, optionally only the idle ones; then, holding a pidfd, reads the heap tables (tools/common), checks
 // the process is still the one it read, hands the cold ranges to
 // process_madvise(MADV_PAGEOUT) and reports RSS and swap before and after.
 // No signal is sent to anyone.
@@ -312,7 +312,7 @@ int main(int argc, char** argv) {
                 switch (btm_heap::locate(pid, &t.loc, &why)) {
                     case btm_heap::Found::kYes:
                         if (!t.loc.d.accepts_pageout) e.reason = "refuses pageout by configuration (pageout = off)";
-                        else if (!t.loc.d.ready) e.reason = "no heap yet: nothing to page out";
+                        else if (!t.loc.d.ready && !t.loc.large) e.reason = "no heap yet: nothing to page out";
                         else if (st.rss < o.min_rss) e.reason = "resident memory below --min-rss";
                         else e.target = true;
                         break;

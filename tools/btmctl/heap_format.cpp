@@ -16,8 +16,16 @@ std::string share(uint64_t bytes, uint64_t total) {
     return buf;
 }
 
+// Where a site's blocks are: "slabs" of its partition, the "start-up"
+// arena, or "large" blocks (each its own mapping).
+const char* kind(const Site& s) {
+    if (s.partition == btm_heap::kStartupArena) return "start-up";
+    return s.partition == btm_heap::kLargeBlocks ? "large" : "slabs";
+}
+
 std::string site_label(const Site& s) {
     if (s.partition == btm_heap::kStartupArena) return btm_heap::describe(s.name) + "  [start-up arena]";
+    if (s.partition == btm_heap::kLargeBlocks) return btm_heap::describe(s.name) + "  [large blocks]";
     return btm_heap::describe(s.name) + (s.shared ? "  [partition " + std::to_string(s.partition) + " shared]" : "");
 }
 
@@ -63,7 +71,7 @@ void print_json(std::ostream& out, const std::vector<Snapshot>& all, size_t top)
                 << ", \"module_offset\": " << x.name.module_offset
                 << ", \"function\": " << json_string(x.name.function)
                 << ", \"function_offset\": " << x.name.function_offset << ", \"file\": " << json_string(x.name.file)
-                << ", \"line\": " << x.name.line << ", \"partition\": " << x.partition
+                << ", \"line\": " << x.name.line << ", \"kind\": \"" << kind(x) << "\", \"partition\": " << x.partition
                 << ", \"partition_shared\": " << (x.shared ? "true" : "false") << "}";
         }
         out << "]}";

@@ -18,7 +18,8 @@ std::string unit_of(pid_t pid);
 // /proc/PID/comm, "" if gone.
 std::string comm_of(pid_t pid);
 
-// "heap: live 12.3 MiB, committed 16.0 MiB (77% used)" or why not.
+// "heap: live 12.3 MiB, committed 16.0 MiB (77% of it live)", the live
+// bytes alone in the start-up phase, or why not.
 std::string heap_line(long pid);
 
 }  // namespace btmctl

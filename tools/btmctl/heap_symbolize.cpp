@@ -1,6 +1,8 @@
 // `btmctl heap --symbolize FILE`: names the call sites of a saved in-process
 // report (malloc_stats(), btm_heap_profile()), whose site lines read
-// "PART BYTES MODULE+0xOFF BUILD-ID PATH".  Other lines are copied.
+// "PART BYTES MODULE+0xOFF BUILD-ID PATH" (PART a partition's number, or
+// "start-up" or "large" for blocks outside the slabs).  Other lines are
+// copied.
 #include <algorithm>
 #include <fstream>
 #include <iostream>
@@ -17,7 +19,7 @@ int symbolize_report(const std::string& file, std::ostream& out, std::ostream& e
         err << "btmctl: heap: cannot read " << file << '\n';
         return 1;
     }
-    static const std::regex kSite(R"(^(\d+) (\d+) \S+\+0x([0-9a-f]+) ([0-9a-f]+|-) (/.*)$)");
+    static const std::regex kSite(R"(^(\d+|start-up|large) (\d+) \S+\+0x([0-9a-f]+) ([0-9a-f]+|-) (/.*)$)");
     btm_heap::Symbolizer names;
     struct Row {
         uint64_t bytes;

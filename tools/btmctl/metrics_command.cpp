@@ -100,9 +100,10 @@ struct Family {
 };
 
 const Family kFamilies[] = {
-    {"btmalloc_live_bytes", "gauge", "Bytes of small blocks out of their slabs (the program's, or its threads' caches).",
+    {"btmalloc_live_bytes", "gauge",
+     "Bytes of blocks handed out (small ones out of their slabs, start-up and large blocks).",
      [](const Figures& f) { return f.heap.live; }},
-    {"btmalloc_committed_bytes", "gauge", "Bytes of heap chunks committed for small blocks.",
+    {"btmalloc_committed_bytes", "gauge", "Bytes of heap chunks and large blocks' mappings committed.",
      [](const Figures& f) { return f.heap.committed; }},
     {"btmalloc_resident_bytes", "gauge", "Resident set of the process (VmRSS).", [](const Figures& f) { return f.rss; }},
     {"btmalloc_swapped_bytes", "gauge", "Swapped-out memory of the process (VmSwap).",

@@ -191,6 +191,12 @@ bool layout_ok(const Descriptor& d) {
            fits(d.slab_epoch, 4, d.slab_stride) && d.pagemap_offset_shift < 64;
 }
 
+bool large_layout_ok(const Profile& p) {
+    auto fits = [&](uint32_t off, uint32_t width) { return uint64_t(off) + width <= p.large_stride; };
+    return p.large_stride >= 16 && p.large_stride <= 256 && fits(p.large_addr, 8) && fits(p.large_size, 8) &&
+           fits(p.large_site, 8) && fits(p.large_epoch, 4) && p.large_freed != 0 && p.large_freed < 4096;
+}
+
 uint64_t timens_monotonic_offset(const std::string& proc_dir) {
     std::ifstream f(proc_dir + "/timens_offsets");
     std::string clock;
@@ -284,6 +290,8 @@ Found locate(pid_t pid, Located* out, std::string* why) {
                        "): this btm-pageout is older than the library";
                 return Found::kUnknownVersion;
             }
+            Profile p;
+            out->large = read_profile(pid, *out, &p) && p.boot_ready;
             return Found::kYes;
         }
     }
@@ -300,6 +308,51 @@ Found locate(pid_t pid, Located* out, std::string* why) {
     return Found::kNotBtmalloc;
 }
 
+bool read_profile(pid_t pid, const Located& loc, Profile* p) {
+    return loc.profile_addr && read_memory(pid, loc.profile_addr, p, sizeof *p) &&
+           p->magic == btm::introspect::kProfileMagic && p->version == btm::introspect::kProfileVersion &&
+           p->size == sizeof(Profile);
+}
+
+bool read_large(pid_t pid, const Profile& p, uint32_t page_shift, std::vector<LargeBlock>* out) {
+    out->clear();
+    if (!p.boot_ready) return true;
+    if (!large_layout_ok(p) || page_shift < 12 || page_shift > 16) return false;
+    const uint64_t page_mask = (uint64_t(1) << page_shift) - 1;
+    // The table moves when it grows (the old one is unmapped): read the
+    // pointer and the size around it, and again if either changed.
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        uint64_t table = 0, capacity = 0, table2 = 0, capacity2 = 0;
+        if (!read_memory(pid, p.large_table, &table, 8) || !read_memory(pid, p.large_capacity, &capacity, 8))
+            return false;
+        if (!table) return true;  // no large block yet
+        // A power of two, and at most 64 MiB to read: a hostile count must
+        // not make the tool allocate without bound.
+        if (capacity == 0 || (capacity & (capacity - 1)) != 0 || capacity > (uint64_t(64) << 20) / p.large_stride)
+            return false;
+        std::vector<char> buf(size_t(capacity) * p.large_stride);
+        bool whole = read_memory(pid, table, buf.data(), buf.size());
+        if (!read_memory(pid, p.large_table, &table2, 8) || !read_memory(pid, p.large_capacity, &capacity2, 8))
+            return false;
+        if (!whole || table2 != table || capacity2 != capacity) continue;
+        for (size_t i = 0; i < capacity; ++i) {
+            const char* e = buf.data() + i * p.large_stride;
+            LargeBlock b;
+            std::memcpy(&b.addr, e + p.large_addr, 8);
+            std::memcpy(&b.size, e + p.large_size, 8);
+            std::memcpy(&b.site, e + p.large_site, 8);
+            std::memcpy(&b.epoch, e + p.large_epoch, 4);
+            // Empty, freed, or torn (an entry being written): left out.
+            if (!b.addr || (b.size & p.large_freed) || !b.size || ((b.addr | b.size) & page_mask) ||
+                b.addr + b.size < b.addr)
+                continue;
+            out->push_back(b);
+        }
+        return true;
+    }
+    return false;
+}
+
 bool reread(pid_t pid, Located* loc) {
     Descriptor d;
     if (!read_value(pid, loc->addr, &d) || d.magic != btm::introspect::kMagic ||
@@ -309,10 +362,15 @@ bool reread(pid_t pid, Located* loc) {
     return true;
 }
 
-bool cold_ranges(pid_t pid, const Located& loc, unsigned min_age, std::vector<Range>* out, std::string* why) {
-    const Descriptor& d = loc.d;
-    out->clear();
-    if (!d.ready) return true;  // no heap yet
+namespace {
+
+// A stamp's second (0: before the clock started, read as `base`) is
+// earlier than `before`.
+bool stamped_before(uint32_t epoch, uint32_t base, uint32_t before) { return int32_t(before - (epoch ? epoch : base)) > 0; }
+
+// The slabs' part of cold_ranges.
+bool slab_ranges(pid_t pid, const Descriptor& d, uint32_t before, uint32_t base, std::vector<Range>* out,
+                 std::string* why) {
     if (!layout_ok(d)) {
         *why = "its heap descriptor does not add up (corrupted?): left alone";
         return false;
@@ -321,9 +379,8 @@ bool cold_ranges(pid_t pid, const Located& loc, unsigned min_age, std::vector<Ra
         *why = std::string("cannot read its heap tables: ") + what;
         return false;
     };
-    uint32_t nregions = 0, nchunks = 0, clock_base = 0;
-    if (!read_value(pid, d.nregions, &nregions) || !read_value(pid, d.nchunks, &nchunks) ||
-        !read_value(pid, d.clock_base, &clock_base))
+    uint32_t nregions = 0, nchunks = 0;
+    if (!read_value(pid, d.nregions, &nregions) || !read_value(pid, d.nchunks, &nchunks))
         return fail(std::strerror(errno));
     if (nregions == 0 || nregions > d.max_regions || nchunks > d.max_chunks) return fail("counts out of range");
     std::vector<char> rbuf(size_t(nregions) * d.region_stride);
@@ -347,10 +404,6 @@ bool cold_ranges(pid_t pid, const Located& loc, unsigned min_age, std::vector<Ra
         return false;
     };
 
-    uint32_t now = 0, started = 0;
-    process_clock(pid, &now, &started);
-    const uint32_t base = clock_base ? clock_base : started;
-    const uint32_t before = min_age ? now - min_age : now + 1;
     const uint32_t page_shift = d.page_shift;
 
     const uint32_t ngroups = (nchunks + d.group_entries - 1) / d.group_entries;
@@ -391,7 +444,7 @@ bool cold_ranges(pid_t pid, const Located& loc, unsigned min_age, std::vector<Ra
                 ++p;
                 continue;
             }
-            if (int32_t(before - (epoch ? epoch : base)) > 0) {
+            if (stamped_before(epoch, base, before)) {
                 uint64_t a = chunk + (uint64_t(p) << page_shift), len = uint64_t(sn) << page_shift;
                 if (!out->empty() && out->back().addr + out->back().len == a) out->back().len += len;
                 else out->push_back({a, len});
@@ -399,6 +452,33 @@ bool cold_ranges(pid_t pid, const Located& loc, unsigned min_age, std::vector<Ra
             p += sn;
         }
     }
+    return true;
+}
+
+}  // namespace
+
+bool cold_ranges(pid_t pid, const Located& loc, unsigned min_age, std::vector<Range>* out, std::string* why) {
+    const Descriptor& d = loc.d;
+    out->clear();
+    if (!d.ready && !loc.large) return true;  // nothing yet
+    uint32_t now = 0, started = 0, clock_base = 0;
+    process_clock(pid, &now, &started);
+    if (d.clock_base && !read_value(pid, d.clock_base, &clock_base)) {
+        *why = std::string("cannot read its heap tables: ") + std::strerror(errno);
+        return false;
+    }
+    const uint32_t base = clock_base ? clock_base : started;
+    const uint32_t before = min_age ? now - min_age : now + 1;
+    if (d.ready && !slab_ranges(pid, d, before, base, out, why)) return false;
+    Profile p;
+    std::vector<LargeBlock> blocks;
+    if (!loc.large) return true;
+    if (!read_profile(pid, loc, &p) || !read_large(pid, p, d.page_shift, &blocks)) {
+        *why = "cannot read its large-block table";
+        return false;
+    }
+    for (const LargeBlock& b : blocks)
+        if (stamped_before(b.epoch, base, before)) out->push_back({b.addr, b.size});
     return true;
 }
 

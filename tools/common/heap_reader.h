@@ -48,6 +48,7 @@ struct Located {
     Descriptor d{};
     std::string library;  // the mapped file that exports it
     uint64_t profile_addr = 0;  // of its profile section, 0 if it has none
+    bool large = false;  // its profile section locates the large-block table (even before the heap exists)
 };
 
 // Finds and reads the descriptor of `pid`.  `why` says what went wrong for
@@ -63,12 +64,26 @@ struct Range {
 };
 
 // The data pages of slabs untouched for at least min_age seconds, merged
-// where adjacent, as chunks::cold_ranges computes them in the process.
+// where adjacent, as chunks::cold_ranges computes them in the process, then
+// the large blocks made at least min_age seconds ago (large::cold_ranges).
 // Stamps are CLOCK_MONOTONIC_COARSE seconds in the process's time
 // namespace; a slab stamped before the process's clock started counts from
 // that start, or from the process's start time if the clock never started.
 // False with `why` if the tables cannot be read or do not add up.
 bool cold_ranges(pid_t pid, const Located& loc, unsigned min_age, std::vector<Range>* out, std::string* why);
+
+// The profile section of a located process, checked: false if it has
+// none, or one of another version.
+bool read_profile(pid_t pid, const Located& loc, Profile* p);
+
+// One live large block: its mapping, call site and allocation stamp.
+struct LargeBlock {
+    uint64_t addr = 0, size = 0, site = 0;
+    uint32_t epoch = 0;
+};
+// The live large blocks of a library whose profile section is `p` (from
+// read_profile); false if the table cannot be read whole or does not add up.
+bool read_large(pid_t pid, const Profile& p, uint32_t page_shift, std::vector<LargeBlock>* out);
 
 // Writes the result of a pageout into the descriptor's tool words.
 bool record_pageout(pid_t pid, const Located& loc, uint64_t bytes);

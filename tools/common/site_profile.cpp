@@ -72,6 +72,22 @@ bool boot_sites(pid_t pid, const Profile& p, std::vector<SiteUsage>* out) {
     return true;
 }
 
+// The large blocks by call site, appended to `out`.
+bool large_sites(pid_t pid, const Profile& p, uint32_t page_shift, std::vector<SiteUsage>* out) {
+    std::vector<LargeBlock> blocks;
+    if (!read_large(pid, p, page_shift, &blocks)) return false;
+    std::map<uint64_t, SiteUsage> by_site;
+    for (const LargeBlock& b : blocks) {
+        SiteUsage& u = by_site[b.site];
+        u.partition = kLargeBlocks;
+        u.site = b.site;
+        u.bytes += b.size;
+        ++u.blocks;
+    }
+    for (auto& [site, u] : by_site) out->push_back(u);
+    return true;
+}
+
 }  // namespace
 
 bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std::string* why, bool* gone) {
@@ -90,10 +106,13 @@ bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std:
     Profile p;
     if (!read_memory(pid, loc.profile_addr, &p, sizeof p))
         return fail("cannot read its profile section (" + std::string(std::strerror(errno)) + ")");
-    if (p.magic == btm::introspect::kProfileMagic && p.version == btm::introspect::kProfileVersion && !p.ready) {
-        // Still in its start-up phase: no heap tables yet, only the arena.
-        if (boot_sites(pid, p, out)) return true;
-        return fail("cannot read its start-up arena");
+    if (p.magic == btm::introspect::kProfileMagic && p.version == btm::introspect::kProfileVersion &&
+        p.size == sizeof(Profile) && !p.ready) {
+        // Still in its start-up phase: no heap tables yet, only the arena
+        // and large blocks.
+        if (!boot_sites(pid, p, out)) return fail("cannot read its start-up arena");
+        if (!large_sites(pid, p, loc.d.page_shift, out)) return fail("cannot read its large-block table");
+        return true;
     }
     if (!profile_ok(p)) {
         *why = "its profile section is of another version (" + std::to_string(p.version) +
@@ -133,6 +152,7 @@ bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std:
         out->push_back(per[part]);
     }
     if (!boot_sites(pid, p, out)) return fail("cannot read its start-up arena");
+    if (!large_sites(pid, p, loc.d.page_shift, out)) return fail("cannot read its large-block table");
     return true;
 }
 
@@ -140,7 +160,11 @@ bool read_totals(pid_t pid, const Located& loc, HeapTotals* out, std::string* wh
     *out = {};
     std::vector<SiteUsage> sites;
     if (!read_sites(pid, loc, &sites, why, gone)) return false;
-    for (const SiteUsage& s : sites) out->live += s.bytes;
+    // Large blocks are mappings of their own, committed whole.
+    for (const SiteUsage& s : sites) {
+        out->live += s.bytes;
+        if (s.partition == kLargeBlocks) out->committed += s.bytes;
+    }
     if (!loc.d.ready) return true;
     Profile p;
     uint32_t nchunks = 0;
@@ -155,7 +179,7 @@ bool read_totals(pid_t pid, const Located& loc, HeapTotals* out, std::string* wh
         *why = "its chunk count is out of range";
         return false;
     }
-    out->committed = uint64_t(nchunks) * loc.d.chunk_size;
+    out->committed += uint64_t(nchunks) * loc.d.chunk_size;
     return true;
 }
 

@@ -17,10 +17,11 @@
 
 namespace btm_heap {
 
-inline constexpr uint32_t kStartupArena = UINT32_MAX;  // the partition of start-up blocks
+inline constexpr uint32_t kStartupArena = UINT32_MAX;    // the partition of start-up blocks
+inline constexpr uint32_t kLargeBlocks = UINT32_MAX - 1;  // ... of large blocks (their own mappings)
 
 struct SiteUsage {
-    uint32_t partition = 0;  // kStartupArena: blocks of the boot arena (start-up phase)
+    uint32_t partition = 0;  // kStartupArena, kLargeBlocks: outside the partitions' slabs
     uint64_t site = 0;     // return address in the process; 0 = none recorded
     bool shared = false;   // other call sites fell into the partition too
     uint64_t bytes = 0, blocks = 0;
@@ -28,15 +29,16 @@ struct SiteUsage {
 
 // Partitions with live bytes, in partition order, then the call sites of
 // the live blocks of the start-up arena (a process in its start-up phase
-// has only those).  False with `why` if the
+// has only those and large blocks), then those of large blocks.  False
+// with `why` if the
 // library has no profile section, its tables do not add up, or the process
 // went away (then *gone is set).
 bool read_sites(pid_t pid, const Located& loc, std::vector<SiteUsage>* out, std::string* why, bool* gone);
 
-// The process's heap in two figures: the bytes of small blocks out of
-// their slabs (the sum of read_sites) and the chunk memory committed for
-// them (chunks * chunk size).  Large blocks are in neither.  With the
-// library's counts of foreign and invalid frees.
+// The process's heap in two figures: the bytes of live blocks (the sum of
+// read_sites) and the memory committed for them: chunks * chunk size, and
+// the large blocks' mappings.  With the library's counts of foreign and
+// invalid frees.
 struct HeapTotals {
     uint64_t live = 0, committed = 0;
     uint64_t foreign_frees = 0, invalid_frees = 0;
@@ -50,5 +52,6 @@ struct ModuleOffset {
     uint64_t offset = 0;
 };
 ModuleOffset module_of(const std::vector<Mapping>& maps, uint64_t addr);
+
 
 }  // namespace btm_heap
