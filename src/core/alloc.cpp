@@ -276,6 +276,7 @@ void do_init() {
         os::write_all(2, kWarn, sizeof kWarn - 1);
     }
     g.checks = g_cfg.hardening != 0;
+    if (kPartitioning) g_cfg.partitions = tcache::prepare_placeholder(round_pow2(g_cfg.partitions));
     large::init(g_cfg.large_cache);
     introspect::publish_boot();
     __register_atfork(fork_prepare, fork_parent, fork_child, &__dso_handle);
@@ -426,7 +427,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
     void* p;
     {
         Nested nested;
-        if (t.tc == &g_placeholder_tc && t.phase == Phase::kNone) tcache::thread_start();
+        if (t.tc == g_placeholder_tc && t.phase == Phase::kNone) tcache::thread_start();
         p = tcache::refill(bin, cls, ra);
         bool zero = false;
         if (!p && (p = tcache::run_pop(bin, true))) zero = true;  // the refill made a fresh run
