@@ -5,7 +5,7 @@
 # (bench/as_floor.sh), then the program must exit 0 with btmalloc preloaded
 # at that floor + 2048 KB and print what it prints under glibc there.
 # A program that is not installed is SKIPPED; all skipped exits 77.
-# Usage: as_floor_test.sh path/to/libbtmalloc.so path/to/bench/as_floor.sh
+# Usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT [python3|ls]...  (default: both)
 set -u
 lib=$(readlink -f "${1:?usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT}")
 floor=${2:?usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT}
@@ -44,7 +44,14 @@ check() {
   fi
 }
 
-check /usr/bin/python3 -c pass
-check /bin/ls -la /
+shift 2
+[ $# -eq 0 ] && set -- python3 ls
+for prog in "$@"; do
+  case $prog in
+    python3) check /usr/bin/python3 -c pass ;;
+    ls) check /bin/ls -la / ;;
+    *) echo "usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT [python3|ls]..." >&2; exit 2 ;;
+  esac
+done
 [ "$checked" -eq 0 ] && exit 77
 exit "$failed"
