@@ -334,9 +334,10 @@ void init_heap() {
     size_t table_bytes = cache_bytes + central_bytes + part_bytes;
     char* first_cache = static_cast<char*>(chunks::init(g_cfg.reserve, table_bytes));  // publishes g.base and g.size
     bool ok = first_cache != nullptr;
-    // Without a heap every request is a large block, but the tables still
-    // serve the partitions and the caches.
-    if (!first_cache) first_cache = static_cast<char*>(os::map(table_bytes));
+    // Without a heap no request reaches a cache, a central or a partition's
+    // table (malloc_slow serves it from the arena or a mapping first), so
+    // none is mapped: under RLIMIT_AS, where a heap is refused, they were
+    // 390 KiB of address space the program needed (issue 22).
     char* meta = first_cache ? first_cache + cache_bytes : nullptr;
     g_central = reinterpret_cast<Central*>(meta);
     if (meta) {
@@ -418,7 +419,15 @@ void* malloc_slow(size_t n, uintptr_t ra) {
         if (void* p = startup_alloc(n, 16, ra)) return p;  // zeros: calloc knows (boot::owns)
     }
     if (BTM_UNLIKELY(g_forward)) return g_real.malloc(n);
-    if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false);
+    // No heap (no address space for a reservation under RLIMIT_AS): small
+    // blocks go on filling the arena as in the start-up phase.  A mapping
+    // each took a page per malloc, and `ls -la /` ran out of address space
+    // on them at limits where glibc's heap fits (issue 22).
+    if (BTM_UNLIKELY(!g_heap_ok)) {
+        if (n < kStartupLarge)
+            if (void* p = boot::alloc(n, 16, ra, boot::kBytes - boot::kNestedReserve)) return p;  // zeros: calloc knows
+        return malloc_large(n, 0, false);
+    }
     uint32_t cls = class_for(n);
     uint32_t bin = partition::bits_of(ra) | cls;
     if (void* p = tcache::run_pop(bin, false)) return t.zeroed = p;  // zeros: not even the free mark to clear
