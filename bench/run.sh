@@ -12,8 +12,10 @@
 #   -q, --quick          shorter runs and 2 rounds (a few minutes): to check the harness
 #   -B, --bench LIST     benchmarks to run, comma-separated (default: all of
 #                        churn,sites,local,prodcons,latency,scatter16k,burst,startup,
-#                        hotpath,python,gcc,pss; pss: per-process memory under a
-#                        namespaced /etc/ld.so.preload, needs root); startup also runs with two empty
+#                        hotpath,python,gcc,pss,daemons; pss: per-process memory under a
+#                        namespaced /etc/ld.so.preload, needs root; daemons: ten idle
+#                        Debian services so, bench/install-daemons.sh installs them);
+#                        startup also runs with two empty
 #                        libraries built here with cc and preloaded (not allocators):
 #                        emptydso as cc links any library, emptydso_nocrt without
 #                        the C start files (-nostartfiles), the least that loading
@@ -42,7 +44,7 @@ bin=${BTM_BENCH_BIN:-}
 btm_lib=${BTMALLOC_LIB:-}
 rounds=""
 quick=0
-benches="churn,sites,local,prodcons,latency,scatter16k,burst,startup,hotpath,python,gcc,pss"
+benches="churn,sites,local,prodcons,latency,scatter16k,burst,startup,hotpath,python,gcc,pss,daemons"
 allocs="glibc,jemalloc,mimalloc,tcmalloc,btmalloc"
 out=""
 run_timeout=300
@@ -72,7 +74,7 @@ allocs=${allocs//,/ }
 
 for b in $benches; do
   case $b in
-    churn | sites | local | prodcons | latency | scatter16k | burst | startup | hotpath | python | gcc | pss) ;;
+    churn | sites | local | prodcons | latency | scatter16k | burst | startup | hotpath | python | gcc | pss | daemons) ;;
     *) echo "run.sh: unknown benchmark '$b'" >&2; exit 2 ;;
   esac
 done
@@ -324,6 +326,17 @@ bench_pss() {
     return 1
   fi
   record "$2" "$1" pss "$log.out"
+}
+
+# Ten idle Debian services under a machine-wide preload (issue 22):
+# daemons_probe.sh, the same namespace as pss_probe.sh.
+bench_daemons() {
+  local log=$out/logs/daemons-$1-r$2
+  if ! timeout -k 5 "$run_timeout" "${prio[@]}" "$here/daemons_probe.sh" "${lib[$1]}" >"$log.out" 2>"$log.err"; then
+    note "FAILED: daemons under $1, round $2, see logs/daemons-$1-r$2.err (needs root; bench/install-daemons.sh)"
+    return 1
+  fi
+  record "$2" "$1" daemons "$log.out"
 }
 
 bench_gcc() {
