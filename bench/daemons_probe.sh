@@ -13,22 +13,9 @@
 # named on stderr; one that is installed but does not start fails the probe.
 #   daemons_probe.sh LIB|""   (as root: unshare -m, mounts, setpriv)
 set -u
-lib=$1
 settle=${BTM_DAEMONS_SETTLE:-5}
-if [[ ${2:-} != --inner ]]; then
-  tmp=$(mktemp -d "${TMPDIR:-/tmp}/btm-daemons.XXXXXX")
-  chmod 755 "$tmp"
-  trap 'rm -rf "$tmp"' EXIT
-  mkdir -p "$tmp/upper" "$tmp/work"
-  unshare -m --propagation private bash "$0" "$lib" --inner "$tmp"
-  exit $?
-fi
-tmp=$3
-mount -t overlay overlay -o "lowerdir=/etc,upperdir=$tmp/upper,workdir=$tmp/work" /etc || exit 1
+. "$(dirname "$0")/preload_ns.sh" "$@"
 mount -t tmpfs tmpfs /run || exit 1
-rm -f /etc/ld.so.preload
-export BTM_CONF=
-unset LD_PRELOAD
 d=$tmp/d
 mkdir -p "$d"
 chmod 755 "$d"

@@ -317,27 +317,19 @@ bench_python() {
     /usr/bin/python3 "$here/workloads/pyalloc.py" $py_scale
 }
 
-# Per-process memory under a machine-wide preload (issue 22): pss_probe.sh
-# writes LIB into /etc/ld.so.preload in a private mount namespace.
-bench_pss() {
-  local log=$out/logs/pss-$1-r$2
-  if ! timeout -k 5 "$run_timeout" "${prio[@]}" "$here/pss_probe.sh" "${lib[$1]}" >"$log.out" 2>"$log.err"; then
-    note "FAILED: pss under $1, round $2, see logs/pss-$1-r$2.err (needs root for unshare -m)"
+# Probes of a machine-wide preload (issue 22): each writes LIB into
+# /etc/ld.so.preload in a private mount namespace (bench/preload_ns.sh).
+# pss: per-process memory of small programs; daemons: ten idle Debian services.
+run_probe() {  # run_probe BENCH ALLOC ROUND
+  local log=$out/logs/$1-$2-r$3
+  if ! timeout -k 5 "$run_timeout" "${prio[@]}" "$here/$1_probe.sh" "${lib[$2]}" >"$log.out" 2>"$log.err"; then
+    note "FAILED: $1 under $2, round $3, see logs/$1-$2-r$3.err (needs root; daemons: bench/install-daemons.sh)"
     return 1
   fi
-  record "$2" "$1" pss "$log.out"
+  record "$3" "$2" "$1" "$log.out"
 }
-
-# Ten idle Debian services under a machine-wide preload (issue 22):
-# daemons_probe.sh, the same namespace as pss_probe.sh.
-bench_daemons() {
-  local log=$out/logs/daemons-$1-r$2
-  if ! timeout -k 5 "$run_timeout" "${prio[@]}" "$here/daemons_probe.sh" "${lib[$1]}" >"$log.out" 2>"$log.err"; then
-    note "FAILED: daemons under $1, round $2, see logs/daemons-$1-r$2.err (needs root; bench/install-daemons.sh)"
-    return 1
-  fi
-  record "$2" "$1" daemons "$log.out"
-}
+bench_pss() { run_probe pss "$1" "$2"; }
+bench_daemons() { run_probe daemons "$1" "$2"; }
 
 bench_gcc() {
   run_wrapped "$2" "$1" gcc gcc --name gcc -- gcc -O2 -c "$out/work/big.c" -o "$out/work/big-$1.o"
