@@ -23,12 +23,12 @@ namespace btm {
 inline constexpr unsigned kStaticPartitions = 64;
 #define BTM_STATIC_PLACEHOLDER_BYTES 65536
 inline constexpr size_t kStaticPlaceholderBytes = (size_t(kStaticPartitions) << kClassBits) * sizeof(Bin);
+// As the compiler names the section of BTM_COLD_BSS data (the assembler
+// knows .lbss and .bss by name).
 #if defined(__x86_64__)
-#define BTM_PLACEHOLDER_SECTION ".lbss,\"awl\",@nobits"
-#elif defined(__aarch64__)
-#define BTM_PLACEHOLDER_SECTION ".bss,\"aw\",%nobits"
+#define BTM_PLACEHOLDER_SECTION ".lbss,\"aw\""
 #else
-#define BTM_PLACEHOLDER_SECTION ".bss,\"aw\",@nobits"
+#define BTM_PLACEHOLDER_SECTION ".bss,\"aw\""
 #endif
 #define BTM_STR2(x) #x
 #define BTM_STR(x) BTM_STR2(x)
