@@ -362,7 +362,10 @@ void init_heap() {
         end_coarse_phase();
     }
     arm_orphan_check();
-    __atomic_fetch_and(&g.divert, uint8_t(~kDivertNoHeap), __ATOMIC_RELAXED);
+    // Without a heap every malloc stays diverted to the slow path, in every
+    // mode: intern mode's inline path read a table never mapped (SIGSEGV
+    // under RLIMIT_AS, issue 22).
+    if (ok) __atomic_fetch_and(&g.divert, uint8_t(~kDivertNoHeap), __ATOMIC_RELAXED);
     __atomic_store_n(&g.initialized, true, __ATOMIC_RELEASE);
 }
 
