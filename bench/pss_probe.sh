@@ -13,20 +13,8 @@
 #                       perl -e 1, ls -la /usr/bin, sh -c true
 #   pss_probe.sh LIB|""   (as root: unshare -m and an overlay mount)
 set -u
-lib=$1
-if [[ ${2:-} != --inner ]]; then
-  tmp=$(mktemp -d "${TMPDIR:-/tmp}/btm-pss.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
-  mkdir -p "$tmp/upper" "$tmp/work"
-  unshare -m --propagation private bash "$0" "$lib" --inner "$tmp"
-  exit $?
-fi
-tmp=$3
-mount -t overlay overlay -o "lowerdir=/etc,upperdir=$tmp/upper,workdir=$tmp/work" /etc || exit 1
-rm -f /etc/ld.so.preload
+. "$(dirname "$0")/preload_ns.sh" "$@"
 [[ -n $lib ]] && echo "$lib" >/etc/ld.so.preload
-export BTM_CONF=
-unset LD_PRELOAD
 
 pss_of() {  # pss_of PID FIELD: the KB value of FIELD in smaps_rollup
   awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/smaps_rollup"

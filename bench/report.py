@@ -73,6 +73,12 @@ SECTIONS = [
      "asleep after its start (python3 -c, perl -e, sh -c, sleep, an idle dbus-daemon); "
      "`idle_sum_pss` their sum; `_maxrss`: peak RSS in KB of python3 -c pass, perl -e 1, "
      "ls -la /usr/bin, sh -c true (median of 5)."),
+    ("daemons", "Idle daemons (machine-wide preload)",
+     "Ten Debian services (cron, rsyslog, dbus-daemon, sshd, nginx, postgres, redis, memcached, "
+     "lighttpd, dnsmasq; bench/install-daemons.sh) started in the foreground with minimal "
+     "configurations under /etc/ld.so.preload in a private mount namespace "
+     "(bench/daemons_probe.sh); `d_<service>_pss`: Pss in KB of the service's process tree "
+     "5 s after the start, `daemons_sum_pss` their sum."),
     ("gcc", "Real program: gcc",
      "gcc -O2 -c of a generated C file (bench/workloads/gen_c.py): wall time and CPU time "
      "(driver, cc1 and as; user+system, and system alone) in ms, minor page faults, peak RSS (of the largest process, cc1) in MiB."),
@@ -102,6 +108,7 @@ TARGETS = [
     ("python3 asleep: Pss within 5% of glibc", "py_sleep_pss", "glibc", 1.05),
     ("perl asleep: Pss within 5% of glibc", "perl_sleep_pss", "glibc", 1.05),
     ("idle processes: summed Pss no more than glibc's", "idle_sum_pss", "glibc", 1.0),
+    ("idle daemons: summed Pss no more than glibc's", "daemons_sum_pss", "glibc", 1.0),
     ("ls -la: peak RSS within 5% of glibc", "ls_la_maxrss", "glibc", 1.05),
     ("sh -c true: peak RSS within 5% of glibc", "sh_true_maxrss", "glibc", 1.05),
 ]

@@ -12,8 +12,10 @@
 #   -q, --quick          shorter runs and 2 rounds (a few minutes): to check the harness
 #   -B, --bench LIST     benchmarks to run, comma-separated (default: all of
 #                        churn,sites,local,prodcons,latency,scatter16k,burst,startup,
-#                        hotpath,python,gcc,pss; pss: per-process memory under a
-#                        namespaced /etc/ld.so.preload, needs root); startup also runs with two empty
+#                        hotpath,python,gcc,pss,daemons; pss: per-process memory under a
+#                        namespaced /etc/ld.so.preload, needs root; daemons: ten idle
+#                        Debian services so, bench/install-daemons.sh installs them);
+#                        startup also runs with two empty
 #                        libraries built here with cc and preloaded (not allocators):
 #                        emptydso as cc links any library, emptydso_nocrt without
 #                        the C start files (-nostartfiles), the least that loading
@@ -42,7 +44,7 @@ bin=${BTM_BENCH_BIN:-}
 btm_lib=${BTMALLOC_LIB:-}
 rounds=""
 quick=0
-benches="churn,sites,local,prodcons,latency,scatter16k,burst,startup,hotpath,python,gcc,pss"
+benches="churn,sites,local,prodcons,latency,scatter16k,burst,startup,hotpath,python,gcc,pss,daemons"
 allocs="glibc,jemalloc,mimalloc,tcmalloc,btmalloc"
 out=""
 run_timeout=300
@@ -72,7 +74,7 @@ allocs=${allocs//,/ }
 
 for b in $benches; do
   case $b in
-    churn | sites | local | prodcons | latency | scatter16k | burst | startup | hotpath | python | gcc | pss) ;;
+    churn | sites | local | prodcons | latency | scatter16k | burst | startup | hotpath | python | gcc | pss | daemons) ;;
     *) echo "run.sh: unknown benchmark '$b'" >&2; exit 2 ;;
   esac
 done
@@ -315,16 +317,19 @@ bench_python() {
     /usr/bin/python3 "$here/workloads/pyalloc.py" $py_scale
 }
 
-# Per-process memory under a machine-wide preload (issue 22): pss_probe.sh
-# writes LIB into /etc/ld.so.preload in a private mount namespace.
-bench_pss() {
-  local log=$out/logs/pss-$1-r$2
-  if ! timeout -k 5 "$run_timeout" "${prio[@]}" "$here/pss_probe.sh" "${lib[$1]}" >"$log.out" 2>"$log.err"; then
-    note "FAILED: pss under $1, round $2, see logs/pss-$1-r$2.err (needs root for unshare -m)"
+# Probes of a machine-wide preload (issue 22): each writes LIB into
+# /etc/ld.so.preload in a private mount namespace (bench/preload_ns.sh).
+# pss: per-process memory of small programs; daemons: ten idle Debian services.
+run_probe() {  # run_probe BENCH ALLOC ROUND
+  local log=$out/logs/$1-$2-r$3
+  if ! timeout -k 5 "$run_timeout" "${prio[@]}" "$here/$1_probe.sh" "${lib[$2]}" >"$log.out" 2>"$log.err"; then
+    note "FAILED: $1 under $2, round $3, see logs/$1-$2-r$3.err (needs root; daemons: bench/install-daemons.sh)"
     return 1
   fi
-  record "$2" "$1" pss "$log.out"
+  record "$3" "$2" "$1" "$log.out"
 }
+bench_pss() { run_probe pss "$1" "$2"; }
+bench_daemons() { run_probe daemons "$1" "$2"; }
 
 bench_gcc() {
   run_wrapped "$2" "$1" gcc gcc --name gcc -- gcc -O2 -c "$out/work/big.c" -o "$out/work/big-$1.o"

@@ -3,13 +3,15 @@
 # most 2 MB of address space.  For each program, glibc's floor (the smallest
 # `ulimit -v` under which it exits 0) is found here by bisection
 # (bench/as_floor.sh), then the program must exit 0 with btmalloc preloaded
-# at that floor + 2048 KB and print what it prints under glibc there.
+# at that floor + 2048 KB, and at every 128 KB above it for 2 MB more, and
+# print what it prints under glibc there.
 # A program that is not installed is SKIPPED; all skipped exits 77.
-# Usage: as_floor_test.sh path/to/libbtmalloc.so path/to/bench/as_floor.sh
+# Usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT [python3|ls]...  (default: both)
+# AS_FLOOR_SWEEP: KB above the target also checked (default 2048; 0: the target only).
 set -u
 lib=$(readlink -f "${1:?usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT}")
 floor=${2:?usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT}
-margin=2048
+margin=2048 sweep=${AS_FLOOR_SWEEP:-2048} step=128
 failed=0 checked=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/btm-asfloor.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -27,24 +29,36 @@ check() {
   fi
   local base
   base=$(bash "$floor" "" "$@") || { echo "FAIL: no glibc floor for $*"; failed=1; return; }
-  local limit=$((base + margin))
   checked=$((checked + 1))
-  run_at "$limit" "" "$tmp/glibc" "$@" || { echo "FAIL: $* under glibc at $limit KB"; failed=1; return; }
-  local rc=0
-  run_at "$limit" "$lib" "$tmp/btm" "$@" || rc=$?
-  if [ "$rc" -ne 0 ]; then
-    echo "FAIL: $* exits $rc under btmalloc at $limit KB (glibc's floor $base KB + $margin):"
-    head -5 "$tmp/btm.err"
-    failed=1
-  elif ! cmp -s "$tmp/glibc" "$tmp/btm"; then
-    echo "FAIL: $* prints something else under btmalloc at $limit KB"
-    failed=1
-  else
-    echo "ok: $* at $limit KB (glibc's floor $base KB + $margin)"
-  fi
+  # Every limit from the floor + 2 MB on, not only that one: a reservation
+  # that fits, then leaves the program short, fails in a band above it.
+  local limit
+  for ((limit = base + margin; limit <= base + margin + sweep; limit += step)); do
+    run_at "$limit" "" "$tmp/glibc" "$@" || { echo "FAIL: $* under glibc at $limit KB"; failed=1; return; }
+    local rc=0
+    run_at "$limit" "$lib" "$tmp/btm" "$@" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+      echo "FAIL: $* exits $rc under btmalloc at $limit KB (glibc's floor $base KB + $((limit - base))):"
+      head -5 "$tmp/btm.err"
+      failed=1
+      return
+    elif ! cmp -s "$tmp/glibc" "$tmp/btm"; then
+      echo "FAIL: $* prints something else under btmalloc at $limit KB"
+      failed=1
+      return
+    fi
+  done
+  echo "ok: $* at $((base + margin))..$((base + margin + sweep)) KB (glibc's floor $base KB + $margin and up)"
 }
 
-check /usr/bin/python3 -c pass
-check /bin/ls -la /
+shift 2
+[ $# -eq 0 ] && set -- python3 ls
+for prog in "$@"; do
+  case $prog in
+    python3) check /usr/bin/python3 -c pass ;;
+    ls) check /bin/ls -la /usr/bin ;;
+    *) echo "usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT [python3|ls]..." >&2; exit 2 ;;
+  esac
+done
 [ "$checked" -eq 0 ] && exit 77
 exit "$failed"

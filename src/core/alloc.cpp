@@ -276,6 +276,7 @@ void do_init() {
         os::write_all(2, kWarn, sizeof kWarn - 1);
     }
     g.checks = g_cfg.hardening != 0;
+    if (kPartitioning) g_cfg.partitions = tcache::prepare_placeholder(round_pow2(g_cfg.partitions));
     large::init(g_cfg.large_cache);
     introspect::publish_boot(g_cfg.pageout != 0);
     __register_atfork(fork_prepare, fork_parent, fork_child, &__dso_handle);
@@ -333,9 +334,10 @@ void init_heap() {
     size_t table_bytes = cache_bytes + central_bytes + part_bytes;
     char* first_cache = static_cast<char*>(chunks::init(g_cfg.reserve, table_bytes));  // publishes g.base and g.size
     bool ok = first_cache != nullptr;
-    // Without a heap every request is a large block, but the tables still
-    // serve the partitions and the caches.
-    if (!first_cache) first_cache = static_cast<char*>(os::map(table_bytes));
+    // Without a heap no request reaches a cache, a central or a partition's
+    // table (malloc_slow serves it from the arena or a mapping first), so
+    // none is mapped: under RLIMIT_AS, where a heap is refused, they were
+    // 390 KiB of address space the program needed (issue 22).
     char* meta = first_cache ? first_cache + cache_bytes : nullptr;
     g_central = reinterpret_cast<Central*>(meta);
     if (meta) {
@@ -360,7 +362,10 @@ void init_heap() {
         end_coarse_phase();
     }
     arm_orphan_check();
-    __atomic_fetch_and(&g.divert, uint8_t(~kDivertNoHeap), __ATOMIC_RELAXED);
+    // Without a heap every malloc stays diverted to the slow path, in every
+    // mode: intern mode's inline path read a table never mapped (SIGSEGV
+    // under RLIMIT_AS, issue 22).
+    if (ok) __atomic_fetch_and(&g.divert, uint8_t(~kDivertNoHeap), __ATOMIC_RELAXED);
     __atomic_store_n(&g.initialized, true, __ATOMIC_RELEASE);
 }
 
@@ -417,7 +422,15 @@ void* malloc_slow(size_t n, uintptr_t ra) {
         if (void* p = startup_alloc(n, 16, ra)) return p;  // zeros: calloc knows (boot::owns)
     }
     if (BTM_UNLIKELY(g_forward)) return g_real.malloc(n);
-    if (BTM_UNLIKELY(!g_heap_ok)) return malloc_large(n, 0, false, ra);
+    // No heap (no address space for a reservation under RLIMIT_AS): small
+    // blocks go on filling the arena as in the start-up phase.  A mapping
+    // each took a page per malloc, and `ls -la /` ran out of address space
+    // on them at limits where glibc's heap fits (issue 22).
+    if (BTM_UNLIKELY(!g_heap_ok)) {
+        if (n < kStartupLarge)
+            if (void* p = boot::alloc(n, 16, ra, boot::kBytes - boot::kNestedReserve)) return p;  // zeros: calloc knows
+        return malloc_large(n, 0, false, ra);
+    }
     uint32_t cls = class_for(n);
     uint32_t bin = partition::bits_of(ra) | cls;
     if (void* p = tcache::run_pop(bin, false)) return t.zeroed = p;  // zeros: not even the free mark to clear
@@ -426,7 +439,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
     void* p;
     {
         Nested nested;
-        if (t.tc == &g_placeholder_tc && t.phase == Phase::kNone) tcache::thread_start();
+        if (t.tc == g_placeholder_tc && t.phase == Phase::kNone) tcache::thread_start();
         p = tcache::refill(bin, cls, ra);
         bool zero = false;
         if (!p && (p = tcache::run_pop(bin, true))) zero = true;  // the refill made a fresh run

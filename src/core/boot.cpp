@@ -6,9 +6,10 @@ namespace btm::boot {
 namespace {
 
 // The start-up phase's largest budget (knob startup_bytes, 512 KiB) and
-// 128 KiB for nested calls after it.  Address space under RLIMIT_AS: 1 MiB
-// kept `ls` from loading where it loads under glibc (issue 22).
-inline constexpr size_t kArenaBytes = 640 << 10;
+// 128 KiB for nested calls after it; a process without a heap fills all but
+// kNestedReserve.  Address space under RLIMIT_AS: 1 MiB kept `ls` from
+// loading where it loads under glibc (issue 22).
+inline constexpr size_t kArenaBytes = kBytes;
 inline constexpr size_t kGranule = 16;
 inline constexpr size_t kMarkSpan = 64 * kGranule;  // arena bytes one pair of mark words covers
 

@@ -26,6 +26,12 @@
 
 namespace btm::boot {
 
+// The arena's size, and the bytes at its end kept for nested calls when a
+// process without a heap fills the rest (alloc.cpp: malloc_slow).  The
+// start-up phase takes at most 512 KiB of it (knob startup_bytes).
+inline constexpr size_t kBytes = 640 << 10;
+inline constexpr size_t kNestedReserve = 16 << 10;
+
 // Null if the block would end past `limit` bytes into the arena.
 void* alloc(size_t n, size_t align, uintptr_t site = 0, size_t limit = SIZE_MAX);
 size_t used();    // bytes handed out so far

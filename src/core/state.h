@@ -114,7 +114,9 @@ struct ThreadState {
     void* zeroed;          // the last slot malloc took from a fresh run (calloc needs not clear it)
 };
 extern __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
-extern ThreadCache g_placeholder_tc;
+// The empty cache every thread starts with (thread_cache.cpp); fixed once
+// init has read the configuration.
+extern ThreadCache* g_placeholder_tc;
 
 // Safe-linking: a free slot's first word holds the next pointer mixed with a
 // per-process secret and the slot's own address, so an overflow that writes a

@@ -12,8 +12,39 @@
 
 namespace btm {
 
-__thread ThreadState t_state __attribute__((tls_model("initial-exec"))) = {&g_placeholder_tc, 0, Phase::kNone, 0, nullptr};
-alignas(64) BTM_COLD_BSS ThreadCache g_placeholder_tc;
+// The placeholder only has to read as empty (null heads, max 0) for the bins
+// the fast paths can index: npart << kClassBits of them.  The static one is
+// sized for the default 64 partitions (64 KiB of .lbss), not for the 1,024
+// the knob allows (1 MiB: address space every process paid for, and under
+// RLIMIT_AS what kept small programs from starting where they start under
+// glibc, issue 22).  Its storage is declared in assembly because the type
+// the fast paths index, ThreadCache, is the 1 MiB one.  A configuration with
+// more partitions maps a larger one at init (prepare_placeholder).
+inline constexpr unsigned kStaticPartitions = 64;
+#define BTM_STATIC_PLACEHOLDER_BYTES 65536
+inline constexpr size_t kStaticPlaceholderBytes = (size_t(kStaticPartitions) << kClassBits) * sizeof(Bin);
+// As the compiler names the section of BTM_COLD_BSS data (the assembler
+// knows .lbss and .bss by name).
+#if defined(__x86_64__)
+#define BTM_PLACEHOLDER_SECTION ".lbss,\"aw\""
+#else
+#define BTM_PLACEHOLDER_SECTION ".bss,\"aw\""
+#endif
+#define BTM_STR2(x) #x
+#define BTM_STR(x) BTM_STR2(x)
+extern "C" ThreadCache btm_static_placeholder __attribute__((visibility("hidden")));
+__asm__(".pushsection " BTM_PLACEHOLDER_SECTION "\n"
+        ".p2align 12\n"
+        ".hidden btm_static_placeholder\n"
+        ".type btm_static_placeholder, @object\n"
+        ".size btm_static_placeholder, " BTM_STR(BTM_STATIC_PLACEHOLDER_BYTES) "\n"
+        "btm_static_placeholder:\n"
+        ".zero " BTM_STR(BTM_STATIC_PLACEHOLDER_BYTES) "\n"
+        ".popsection");
+static_assert(kStaticPlaceholderBytes == BTM_STATIC_PLACEHOLDER_BYTES);
+
+__thread ThreadState t_state __attribute__((tls_model("initial-exec"))) = {&btm_static_placeholder, 0, Phase::kNone, 0, nullptr};
+ThreadCache* g_placeholder_tc = &btm_static_placeholder;
 
 namespace tcache {
 namespace {
@@ -53,7 +84,7 @@ void on_thread_exit(void* arg) {
     if (t.tc != tc || orphaned()) return;  // orphaned: the cache and its slots leak
     ++t.depth;
     flush_all();
-    t.tc = &g_placeholder_tc;
+    t.tc = g_placeholder_tc;
     t.phase = Phase::kDead;
     Header* h = header_of(tc);
     {
@@ -120,6 +151,25 @@ void note_event(ThreadCache* tc, bool freeing) {
 
 }  // namespace
 
+// Before any thread but the caller exists (init runs in the first malloc,
+// and glibc's pthread_create allocates before it clones), so the calling
+// thread is the only one that took the static placeholder from the image.
+BTM_COLD uint32_t prepare_placeholder(uint32_t npart) {
+    size_t bytes = (size_t(npart) << kClassBits) * sizeof(Bin);
+    if (bytes <= kStaticPlaceholderBytes) return npart;
+    auto* big = static_cast<ThreadCache*>(os::map(bytes));
+    if (big && os::retarget_tls_word(reinterpret_cast<uintptr_t>(&btm_static_placeholder),
+                                     reinterpret_cast<uintptr_t>(big))) {
+        g_placeholder_tc = big;
+        if (t_state.tc == &btm_static_placeholder) t_state.tc = big;
+        return npart;
+    }
+    if (big) os::unmap(big, bytes);
+    static const char kWarn[] = "btmalloc: no memory for the empty thread cache of that many partitions: using 64\n";
+    os::write_all(2, kWarn, sizeof kWarn - 1);
+    return kStaticPartitions;
+}
+
 size_t cache_bytes() {
     return sizeof(Header) + nbins() * sizeof(Bin) + (nbins() - (1u << kClassBits)) * sizeof(FreshRun);
 }
@@ -171,7 +221,7 @@ bool thread_start() {
 
 void* refill(uint32_t bin, uint32_t cls, uintptr_t ra) {
     ThreadCache* tc = t_state.tc;
-    if (tc == &g_placeholder_tc) return central::alloc_one(bin, cls, ra);
+    if (tc == g_placeholder_tc) return central::alloc_one(bin, cls, ra);
     Bin* b = &tc->bins[bin];
     if (b->head) {  // the cache was just created by our caller's retry
         void* p = b->head;
@@ -191,7 +241,7 @@ void* refill(uint32_t bin, uint32_t cls, uintptr_t ra) {
 
 void* run_pop(uint32_t bin, bool first) {
     ThreadCache* tc = t_state.tc;
-    if (tc == &g_placeholder_tc) return nullptr;
+    if (tc == g_placeholder_tc) return nullptr;
     FreshRun& r = *run_of(header_of(tc), bin);
     if (!r.left) return nullptr;
     char* p = r.next;
@@ -218,13 +268,13 @@ void free_slow(void* p, uint64_t entry) {
     ThreadState& t = t_state;
     // A thread that only frees (a consumer) needs a cache as much as one that
     // allocates: without it every free would be one CAS on the slab.
-    if (t.tc == &g_placeholder_tc && t.phase == Phase::kNone && t.depth == 0) {
+    if (t.tc == g_placeholder_tc && t.phase == Phase::kNone && t.depth == 0) {
         ++t.depth;
         thread_start();
         --t.depth;
     }
     ThreadCache* tc = t.tc;
-    if (tc == &g_placeholder_tc) {
+    if (tc == g_placeholder_tc) {
         central::free_home(p, entry);
         return;
     }
@@ -246,7 +296,7 @@ void free_slow(void* p, uint64_t entry) {
 
 void flush_all() {
     ThreadCache* tc = t_state.tc;
-    if (tc == &g_placeholder_tc) return;
+    if (tc == g_placeholder_tc) return;
     Header* h = header_of(tc);
     size_t n = h->overflow ? nbins() : h->nactive;
     for (size_t i = 0; i < n; ++i) {
@@ -266,7 +316,7 @@ void fork_child() {
     // Only the forking thread survives; its cache stays valid.  The other
     // threads' caches are lost with their cached slots (bounded by
     // tcache_bytes each), as with every thread-caching allocator.
-    nlive.store(t_state.tc == &g_placeholder_tc ? 0 : 1, std::memory_order_relaxed);
+    nlive.store(t_state.tc == g_placeholder_tc ? 0 : 1, std::memory_order_relaxed);
 }
 
 }  // namespace tcache

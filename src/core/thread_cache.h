@@ -33,6 +33,10 @@ void free_slow(void* p, uint64_t entry);
 void flush_all();
 uint64_t live_caches();
 
+// Makes the placeholder (the empty cache of a thread without one) cover
+// `npart` partitions' bins; returns npart, or the partitions it covers if it
+// cannot grow (with a warning).  Once, at init, before other threads exist.
+uint32_t prepare_placeholder(uint32_t npart);
 // Bytes of one thread's cache.  init() is given that much memory for the
 // first thread's cache (inside the process-wide tables' mapping, so a
 // single-threaded process makes no mapping of its own for it), or null.

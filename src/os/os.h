@@ -49,6 +49,10 @@ void populate(void* p, size_t size);
 // Asks the kernel to page [p, p+size) out now (MADV_PAGEOUT); contents stay
 // valid and fault back in on access.  Returns false on failure.
 bool page_out(void* p, size_t size);
+// Changes the initial value of this object's thread-local word that holds
+// `from` to `to`, for the threads created from now on (os/tls_image.cpp);
+// false if no such word is found or its page cannot be made writable.
+bool retarget_tls_word(uintptr_t from, uintptr_t to);
 // Seconds of CLOCK_MONOTONIC_COARSE (cheap: no system call).
 uint32_t coarse_seconds();
 
