@@ -11,9 +11,6 @@
 // drawn before the clock starts.  Reports the wall time from the start signal
 // to the last thread's end, in ms, and (`_cpu`) the threads' CPU time summed,
 // which a busy machine disturbs less.
-#include <thread>
-#include <vector>
-
 #include "common.h"
 
 using namespace bench;
@@ -57,12 +54,9 @@ int main(int argc, char** argv) {
 
   std::vector<std::atomic<char*>> shared(kShared);
   for (auto& s : shared) s.store(nullptr);
-  std::atomic<int> ready{0};
-  std::atomic<bool> go{false};
-  std::atomic<uint64_t> cpu_ns{0};
-
-  auto worker = [&](int t) {
-    pin_to_cpu(t);
+  char name[32];
+  std::snprintf(name, sizeof name, "mtstress_%dt", threads);
+  run_timed_workers(name, threads, [&](int t, auto begin) {
     Rng rng(seed + uint64_t(t) * 7919);
     std::vector<Op> plan(static_cast<size_t>(ops));
     for (Op& op : plan) {
@@ -74,10 +68,7 @@ int main(int argc, char** argv) {
     std::vector<char*> short_lived(kShort), long_lived(live);
     for (auto& p : short_lived) p = make(draw_size(rng));
     for (auto& p : long_lived) p = make(draw_size(rng));
-    ready.fetch_add(1);
-    while (!go.load(std::memory_order_acquire)) {
-    }
-    const uint64_t cpu_start = thread_cpu_ns();
+    begin();
     for (const Op& op : plan) {
       uint32_t slot = op.kind_slot & ((1u << 30) - 1);
       switch (op.kind_slot >> 30) {
@@ -96,22 +87,7 @@ int main(int argc, char** argv) {
     }
     for (char* p : short_lived) std::free(p);
     for (char* p : long_lived) std::free(p);
-    cpu_ns.fetch_add(thread_cpu_ns() - cpu_start);
-  };
-
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back(worker, t);
-  while (ready.load() < threads) std::this_thread::yield();
-  const uint64_t start = now_ns();
-  go.store(true, std::memory_order_release);
-  for (auto& th : pool) th.join();
-  const double ms = double(now_ns() - start) * 1e-6;
+  });
   for (auto& s : shared) std::free(s.load());
-
-  char name[32];
-  std::snprintf(name, sizeof name, "mtstress_%dt", threads);
-  report(name, ms, "ms");
-  std::snprintf(name, sizeof name, "mtstress_%dt_cpu", threads);
-  report(name, double(cpu_ns.load()) * 1e-6, "ms");
   return 0;
 }

@@ -13,9 +13,6 @@
 // (`_cpu`) their CPU time summed, which a busy machine disturbs less; the
 // allocator's own work is a small part of either, where its memory lands is
 // all.
-#include <thread>
-#include <vector>
-
 #include "common.h"
 
 using namespace bench;
@@ -52,35 +49,16 @@ int main(int argc, char** argv) {
   std::vector<char*> handed(size_t(threads), nullptr);
   for (auto& p : handed) p = new char[size];
 
-  std::atomic<int> ready{0};
-  std::atomic<bool> go{false};
-  std::atomic<uint64_t> cpu_ns{0};
-  auto worker = [&](int t) {
-    pin_to_cpu(t);
-    ready.fetch_add(1);
-    while (!go.load(std::memory_order_acquire)) {
-    }
-    const uint64_t cpu_start = thread_cpu_ns();
+  char name[32];
+  std::snprintf(name, sizeof name, "scratch_%dt", threads);
+  run_timed_workers(name, threads, [&](int t, auto begin) {
+    begin();
     delete[] handed[size_t(t)];
     for (long i = 0; i < iterations; ++i) {
       char* obj = new char[size];
       touch(obj, size, reps);
       delete[] obj;
     }
-    cpu_ns.fetch_add(thread_cpu_ns() - cpu_start);
-  };
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) pool.emplace_back(worker, t);
-  while (ready.load() < threads) std::this_thread::yield();
-  const uint64_t start = now_ns();
-  go.store(true, std::memory_order_release);
-  for (auto& th : pool) th.join();
-  const double ms = double(now_ns() - start) * 1e-6;
-
-  char name[32];
-  std::snprintf(name, sizeof name, "scratch_%dt", threads);
-  report(name, ms, "ms");
-  std::snprintf(name, sizeof name, "scratch_%dt_cpu", threads);
-  report(name, double(cpu_ns.load()) * 1e-6, "ms");
+  });
   return 0;
 }

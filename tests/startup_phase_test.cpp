@@ -37,6 +37,17 @@ struct btm_stats stats() {
 
 bool in_phase() { return stats().chunks == 0; }
 
+// Runs fn in a child process (which may end the phase: this one stays in
+// it); the child must exit with 0.
+void expect_child_succeeds(int (*fn)()) {
+    pid_t pid = fork();
+    ASSERT_NE(pid, -1);
+    if (pid == 0) _exit(fn());
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+}
+
 TEST(StartupPhase, AProcessStartsWithoutAHeap) {
     struct btm_stats s = stats();
     EXPECT_EQ(s.chunks, 0u) << "the heap was made before main: gtest took more than BTM_STARTUP_BYTES?";
@@ -209,12 +220,7 @@ int second_thread_child() {
 
 TEST(StartupPhase, AnotherThreadsFirstMallocEndsIt) {
     ASSERT_TRUE(in_phase());
-    pid_t pid = fork();
-    ASSERT_NE(pid, -1);
-    if (pid == 0) _exit(second_thread_child());
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    expect_child_succeeds(second_thread_child);
     EXPECT_TRUE(in_phase());
 }
 
@@ -285,12 +291,7 @@ int medium_block_child() {
 
 TEST(StartupPhase, AMediumBlockThatDoesNotFitEndsItAndEarlierBlocksStayValid) {
     ASSERT_TRUE(in_phase());
-    pid_t pid = fork();
-    ASSERT_NE(pid, -1);
-    if (pid == 0) _exit(medium_block_child());
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    expect_child_succeeds(medium_block_child);
 }
 
 // Next to last, because the death test's own bookkeeping in this process
