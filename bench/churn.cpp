@@ -3,7 +3,9 @@
 // A window of `--window` live objects; each operation frees a random slot and
 // refills it with a new allocation of `--size` bytes (one malloc + one free).
 // The random slot order keeps the allocator off a pure LIFO path, which is
-// what a real program's small objects look like. `--api new` uses
+// what a real program's small objects look like. `--size 0` draws each
+// allocation's size from the mixed small sizes (common.h) instead, in a
+// precomputed stream like the slots. `--api new` uses
 // ::operator new and sized ::operator delete instead, the path a C++ program
 // takes. Reports ns per operation, of the fastest of 10 time slices
 // (common.h says why).
@@ -27,26 +29,38 @@ struct NewApi {
   static void release(void* p, size_t n) { ::operator delete(p, n); }
 };
 
-template <class Api>
+// Mixed: each allocation's size comes from a precomputed stream too, and the
+// size each slot holds is remembered for the sized delete; the fixed-size loop
+// stays as it was, without those loads.
+template <class Api, bool Mixed>
 SlicedResult churn(size_t size, uint32_t window, double target_s, uint64_t seed) {
   // Precomputed slot stream so the generator's cost is a load, not arithmetic.
   constexpr uint32_t kStream = 1u << 16;
-  std::vector<uint32_t> stream(kStream);
+  std::vector<uint32_t> stream(kStream), sizes(kStream, uint32_t(size));
   Rng rng(seed);
   for (auto& s : stream) s = rng.below(window);
+  if constexpr (Mixed)
+    for (auto& s : sizes) s = mixed_small_size(rng);
+  std::vector<uint32_t> held(window);
+  for (uint32_t i = 0; i < window; ++i) held[i] = sizes[i % kStream];
 
   std::vector<void*> slots(window);
-  for (auto& p : slots) {
-    p = Api::alloc(size);
-    static_cast<char*>(p)[0] = 1;
+  for (uint32_t i = 0; i < window; ++i) {
+    slots[i] = Api::alloc(held[i]);
+    static_cast<char*>(slots[i])[0] = 1;
   }
 
   uint64_t k = 0;
   auto run_batch = [&] {
     for (uint32_t j = 0; j < kStream; ++j, ++k) {
       uint32_t i = stream[j];
-      Api::release(slots[i], size);
-      char* p = static_cast<char*>(Api::alloc(size));
+      if constexpr (Mixed) {
+        Api::release(slots[i], held[i]);
+        held[i] = sizes[j];
+      } else {
+        Api::release(slots[i], size);
+      }
+      char* p = static_cast<char*>(Api::alloc(Mixed ? held[i] : size));
       p[0] = char(k);
       escape(p);
       slots[i] = p;
@@ -55,7 +69,7 @@ SlicedResult churn(size_t size, uint32_t window, double target_s, uint64_t seed)
 
   run_batch();  // warm-up: reach the allocator's steady state first
   const SlicedResult r = run_sliced(target_s, 10, kStream, run_batch);
-  for (void* p : slots) Api::release(p, size);
+  for (uint32_t i = 0; i < window; ++i) Api::release(slots[i], held[i]);
   return r;
 }
 
@@ -74,12 +88,15 @@ int main(int argc, char** argv) {
   }
   report_provider();
 
-  const SlicedResult r = api == "new" ? churn<NewApi>(size, window, target_s, seed)
-                                      : churn<MallocApi>(size, window, target_s, seed);
+  const bool mixed = size == 0;
+  const SlicedResult r = api == "new" ? (mixed ? churn<NewApi, true> : churn<NewApi, false>)(size, window, target_s, seed)
+                                      : (mixed ? churn<MallocApi, true> : churn<MallocApi, false>)(size, window, target_s, seed);
 
   char name[64];
   const char* suffix = api == "new" ? "_new" : "";
-  if (size >= 1024 && size % 1024 == 0)
+  if (mixed)
+    std::snprintf(name, sizeof name, "churn_mixed%s", suffix);
+  else if (size >= 1024 && size % 1024 == 0)
     std::snprintf(name, sizeof name, "churn_%zuKiB%s", size / 1024, suffix);
   else
     std::snprintf(name, sizeof name, "churn_%zuB%s", size, suffix);

@@ -21,6 +21,8 @@
 #include <initializer_list>
 #include <ctime>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 namespace bench {
 
@@ -162,6 +164,40 @@ inline void pin_to_cpu(int cpu) {
 inline void report(const char* metric, double value, const char* unit) {
   std::printf("%s %.6g %s\n", metric, value, unit);
   std::fflush(stdout);
+}
+
+// Fixed work on `threads` threads, thread t pinned to CPU t: worker(t, begin)
+// does its set-up, calls begin(), which waits until every worker is ready,
+// then does the timed work.  Reports `name` (wall ms from the start signal to
+// the last worker's end) and `name`_cpu (the workers' CPU ms after begin(),
+// summed: a busy machine disturbs it less).
+template <class Worker>
+void run_timed_workers(const char* name, int threads, Worker&& worker) {
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::atomic<uint64_t> cpu_ns{0};
+  auto body = [&](int t) {
+    pin_to_cpu(t);
+    uint64_t cpu_start = 0;
+    auto begin = [&] {
+      ready.fetch_add(1);
+      while (!go.load(std::memory_order_acquire)) {
+      }
+      cpu_start = thread_cpu_ns();
+    };
+    worker(t, begin);
+    cpu_ns.fetch_add(thread_cpu_ns() - cpu_start);
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back(body, t);
+  while (ready.load() < threads) std::this_thread::yield();
+  const uint64_t start = now_ns();
+  go.store(true, std::memory_order_release);
+  for (auto& th : pool) th.join();
+  report(name, double(now_ns() - start) * 1e-6, "ms");
+  char cpu_name[64];
+  std::snprintf(cpu_name, sizeof cpu_name, "%s_cpu", name);
+  report(cpu_name, double(cpu_ns.load()) * 1e-6, "ms");
 }
 
 // Which object provides malloc in this process: lets run.sh check that the

@@ -31,7 +31,8 @@ INFO_METRICS = {"burst_settled_live"}
 SECTIONS = [
     ("churn", "Single-thread churn",
      "A ring of 256 live objects of one size; each operation frees a random slot and mallocs "
-     "its replacement (`_new`: operator new and sized delete). ns per malloc+free, thread CPU "
+     "its replacement (`_new`: operator new and sized delete; `mixed`: each size drawn from "
+     "the mixed small sizes, 16-1024 B). ns per malloc+free, thread CPU "
      "time, in the fastest of 10 slices of a run."),
     ("sites", "Many call sites",
      "64 B churn as above (window 1024) with the mallocs spread over 1, 256 or 1024 distinct call "
@@ -43,6 +44,14 @@ SECTIONS = [
     ("prodcons", "Producer/consumer (cross-thread free)",
      "One thread mallocs, passes the pointer through a lock-free ring, the other frees. "
      "Millions of objects per second, in the best of 10 time windows."),
+    ("scratch", "Handed-over objects, touched (cache-scratch)",
+     "The main thread allocates one 1-byte object per worker and hands it over; each worker frees "
+     "it, then 1000 times allocates a 1-byte object, writes and reads it 200k times, frees it. "
+     "Wall time in ms of 1 and 2 workers: where the allocator puts the object is all of it."),
+    ("mtstress", "Mixed sizes and lifetimes, 2 threads",
+     "Each thread does 1M operations: 70% replace one of 64 short-lived objects, 20% one of 4000 "
+     "long-lived ones, 10% swap a new object into a table shared by the threads and free what "
+     "comes out; sizes 90% 16-1024 B, 9% 1-16 KiB, 1% 16-128 KiB. Wall time in ms."),
     ("latency", "malloc latency",
      "Per-call latency of malloc under a mixed workload whose live set swings between 3k and "
      "60k objects (sizes 16 B-1 MiB, mostly small), TSC-timed, timer cost subtracted. The TSC "

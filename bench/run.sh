@@ -11,9 +11,9 @@
 #                        allocator, the allocators alternating (default 5, quick 2)
 #   -q, --quick          shorter runs and 2 rounds (a few minutes): to check the harness
 #   -B, --bench LIST     benchmarks to run, comma-separated (default: all of
-#                        churn,sites,local,prodcons,latency,scatter16k,burst,startup,
-#                        hotpath,python,gcc,pss,daemons; pss: per-process memory under a
-#                        namespaced /etc/ld.so.preload, needs root; daemons: ten idle
+#                        churn,sites,local,prodcons,scratch,mtstress,latency,scatter16k,
+#                        burst,startup,hotpath,python,gcc,pss,daemons; pss: per-process memory
+#                        under a namespaced /etc/ld.so.preload, needs root; daemons: ten idle
 #                        Debian services so, bench/install-daemons.sh installs them);
 #                        startup also runs with two empty
 #                        libraries built here with cc and preloaded (not allocators):
@@ -44,7 +44,7 @@ bin=${BTM_BENCH_BIN:-}
 btm_lib=${BTMALLOC_LIB:-}
 rounds=""
 quick=0
-benches="churn,sites,local,prodcons,latency,scatter16k,burst,startup,hotpath,python,gcc,pss,daemons"
+benches="churn,sites,local,prodcons,scratch,mtstress,latency,scatter16k,burst,startup,hotpath,python,gcc,pss,daemons"
 allocs="glibc,jemalloc,mimalloc,tcmalloc,btmalloc"
 out=""
 run_timeout=300
@@ -74,7 +74,8 @@ allocs=${allocs//,/ }
 
 for b in $benches; do
   case $b in
-    churn | sites | local | prodcons | latency | scatter16k | burst | startup | hotpath | python | gcc | pss | daemons) ;;
+    churn | sites | local | prodcons | scratch | mtstress | latency | scatter16k | burst | startup | hotpath | python | gcc \
+      | pss | daemons) ;;
     *) echo "run.sh: unknown benchmark '$b'" >&2; exit 2 ;;
   esac
 done
@@ -164,11 +165,13 @@ fi
 # ---------------------------------------------------------------- parameters
 if ((quick)); then
   t_churn=0.1 t_local=0.2 t_pc=0.2 lat_ops=1000000 scatter_cycles=3
+  scratch_reps=50000 mt_ops=300000
   burst_args=(--settle-s 1 --drain-wait-s 0.5)
   true_n=200 pipe_n=10 py_scale=0.4 gcc_functions=80
   hot_n1=100000 hot_n2=200000
 else
   t_churn=0.5 t_local=1 t_pc=1 lat_ops=4000000 scatter_cycles=8
+  scratch_reps=200000 mt_ops=1000000
   burst_args=(--settle-s 3 --drain-wait-s 1)
   true_n=1000 pipe_n=100 py_scale=1 gcc_functions=200
   hot_n1=200000 hot_n2=400000
@@ -247,6 +250,7 @@ bench_churn() {
     run_preloaded "$2" "$1" churn "churn$size" "$bin/bench_churn" --size $size --time $t_churn
   done
   run_preloaded "$2" "$1" churn churn64new "$bin/bench_churn" --size 64 --api new --time $t_churn
+  run_preloaded "$2" "$1" churn churnmixed "$bin/bench_churn" --size 0 --time $t_churn
 }
 
 bench_sites() {
@@ -263,6 +267,20 @@ bench_local() {
 bench_prodcons() {
   run_preloaded "$2" "$1" prodcons prodcons64 "$bin/bench_prodcons" --size 64 --time $t_pc
   run_preloaded "$2" "$1" prodcons prodconsmixed "$bin/bench_prodcons" --size 0 --time $t_pc
+}
+
+# One-byte objects, as the classic cache-scratch runs it: the touch loop is all
+# of the time, so what counts is where the allocator puts the object.
+bench_scratch() {
+  local t
+  for t in 1 2; do
+    run_preloaded "$2" "$1" scratch "scratch$t" "$bin/bench_scratch" --threads $t --size 1 --iterations 1000 \
+      --reps $scratch_reps
+  done
+}
+
+bench_mtstress() {
+  run_preloaded "$2" "$1" mtstress mtstress2 "$bin/bench_mtstress" --threads 2 --ops $mt_ops
 }
 
 bench_latency() {

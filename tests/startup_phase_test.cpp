@@ -3,7 +3,7 @@
 // until a block below 64 KiB does not fit in what is left of startup_bytes,
 // or it asks for an alignment the arena cannot give.  ctest runs this with
 // BTM_STARTUP_BYTES=512k, so gtest's own start leaves room; the tests run in
-// file order and the last one ends the phase.
+// file order and the last two end the phase.
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -36,6 +36,17 @@ struct btm_stats stats() {
 }
 
 bool in_phase() { return stats().chunks == 0; }
+
+// Runs fn in a child process (which may end the phase: this one stays in
+// it); the child must exit with 0.
+void expect_child_succeeds(int (*fn)()) {
+    pid_t pid = fork();
+    ASSERT_NE(pid, -1);
+    if (pid == 0) _exit(fn());
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+}
 
 TEST(StartupPhase, AProcessStartsWithoutAHeap) {
     struct btm_stats s = stats();
@@ -201,51 +212,34 @@ TEST(StartupPhase, AnInteriorPointerIsCountedAndIgnored) {
     free(next);
 }
 
-// A second thread allocates while the main thread forks: the child can
-// allocate and free (its phase blocks and new heap blocks alike).
-TEST(StartupPhase, ForkWhileAnotherThreadAllocates) {
-    ASSERT_TRUE(in_phase());
-    std::atomic<bool> stop{false};
-    // Bounded: every block the thread frees stays taken (300 x 48 bytes).
+// In a child: another thread's first malloc ends the phase, so no two
+// threads' blocks are packed onto one cache line (bench_scratch: each write
+// of one thread evicted the other's block).  The first thread's blocks stay
+// valid.
+int second_thread_child() {
+    char* mine = static_cast<char*>(malloc(opaque(size_t{24})));
+    memset(mine, 'm', 24);
+    if (!in_phase()) return 100;
+    char* theirs = nullptr;
     std::thread t([&] {
-        for (int i = 0; i < 300 && !stop.load(); ++i) {
-            std::this_thread::yield();
-            void* p = malloc(opaque(size_t{32}));
-            escape(p);
-            free(p);
-            void* big = malloc(opaque(size_t{70000}));
-            escape(big);
-            free(big);
-        }
+        theirs = static_cast<char*>(malloc(opaque(size_t{24})));
+        memset(theirs, 't', 24);
     });
-    std::vector<char*> kept;
-    for (int i = 0; i < 20; ++i) {
-        kept.push_back(static_cast<char*>(malloc(opaque(size_t{40}))));
-        memset(kept.back(), 'k', 40);
-    }
-    for (int round = 0; round < 20; ++round) {
-        pid_t pid = fork();
-        ASSERT_NE(pid, -1);
-        if (pid == 0) {
-            int bad = 0;
-            for (char* k : kept) {
-                for (int i = 0; i < 40; ++i) bad += k[i] != 'k';
-                free(k);
-            }
-            for (int i = 0; i < 2000; ++i) {  // past the phase: the child makes its heap
-                void* p = malloc(opaque(size_t(16 + (i * 37) % 20000)));
-                if (!p) ++bad;
-                free(p);
-            }
-            _exit(bad ? 1 : 0);
-        }
-        int status = 0;
-        ASSERT_EQ(waitpid(pid, &status, 0), pid);
-        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "round " << round << " status " << status;
-    }
-    stop = true;
     t.join();
-    for (char* k : kept) free(k);
+    if (in_phase()) return 101;
+    uintptr_t a = reinterpret_cast<uintptr_t>(mine), b = reinterpret_cast<uintptr_t>(theirs);
+    if (a / 64 == b / 64) return 102;
+    int bad = 0;
+    for (int i = 0; i < 24; ++i) bad += mine[i] != 'm' || theirs[i] != 't';
+    free(theirs);
+    free(mine);
+    return bad ? 1 : 0;
+}
+
+TEST(StartupPhase, AnotherThreadsFirstMallocEndsIt) {
+    ASSERT_TRUE(in_phase());
+    expect_child_succeeds(second_thread_child);
+    EXPECT_TRUE(in_phase());
 }
 
 // In a child: small blocks until the heap appears.  The phase takes about
@@ -317,16 +311,11 @@ int medium_block_child() {
 
 TEST(StartupPhase, AMediumBlockThatDoesNotFitEndsItAndEarlierBlocksStayValid) {
     ASSERT_TRUE(in_phase());
-    pid_t pid = fork();
-    ASSERT_NE(pid, -1);
-    if (pid == 0) _exit(medium_block_child());
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    expect_child_succeeds(medium_block_child);
 }
 
-// Last, because the death test's own bookkeeping in this process may end
-// the phase: the child it forks is still in it.
+// Next to last, because the death test's own bookkeeping in this process
+// may end the phase: the child it forks is still in it.
 __attribute__((noipa)) void* allocate_victim(size_t n) { return malloc(opaque(n)); }
 __attribute__((noipa)) void free_once(void* p) {
     free(p);
@@ -345,6 +334,53 @@ TEST(StartupPhase, DoubleFreeAbortsNamingTheCallSites) {
     EXPECT_EXIT(body(), ::testing::KilledBySignal(SIGABRT),
                 "btmalloc: double free of 0x[0-9a-f]+ \\(a start-up block of 80 bytes\\) in free\\(\\) called from "
                 "startup_phase_test\\+0x[0-9a-f]+; allocated from call site startup_phase_test\\+0x[0-9a-f]+");
+}
+
+// Last, because a second thread ends the phase: it allocates (and so ends
+// the phase, racing the forks) while the main thread forks; the child can
+// allocate and free (the phase's blocks and new heap blocks alike).
+TEST(StartupPhase, ForkWhileAnotherThreadAllocates) {
+    std::atomic<bool> stop{false};
+    // Bounded: every block the thread frees stays taken (300 x 48 bytes).
+    std::thread t([&] {
+        for (int i = 0; i < 300 && !stop.load(); ++i) {
+            std::this_thread::yield();
+            void* p = malloc(opaque(size_t{32}));
+            escape(p);
+            free(p);
+            void* big = malloc(opaque(size_t{70000}));
+            escape(big);
+            free(big);
+        }
+    });
+    std::vector<char*> kept;
+    for (int i = 0; i < 20; ++i) {
+        kept.push_back(static_cast<char*>(malloc(opaque(size_t{40}))));
+        memset(kept.back(), 'k', 40);
+    }
+    for (int round = 0; round < 20; ++round) {
+        pid_t pid = fork();
+        ASSERT_NE(pid, -1);
+        if (pid == 0) {
+            int bad = 0;
+            for (char* k : kept) {
+                for (int i = 0; i < 40; ++i) bad += k[i] != 'k';
+                free(k);
+            }
+            for (int i = 0; i < 2000; ++i) {  // past the phase: the child makes its heap
+                void* p = malloc(opaque(size_t(16 + (i * 37) % 20000)));
+                if (!p) ++bad;
+                free(p);
+            }
+            _exit(bad ? 1 : 0);
+        }
+        int status = 0;
+        ASSERT_EQ(waitpid(pid, &status, 0), pid);
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "round " << round << " status " << status;
+    }
+    stop = true;
+    t.join();
+    for (char* k : kept) free(k);
 }
 
 }  // namespace

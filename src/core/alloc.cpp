@@ -52,6 +52,9 @@ SpinLock init_lock;
 // the slow path (one compare-and-swap each).
 bool g_startup;
 uint64_t g_startup_bytes;
+// The thread whose first malloc made the process (its state's address: no
+// system call to ask who we are).
+const ThreadState* g_startup_thread;
 // Blocks in the phase: below kStartupLarge from the arena while they fit in
 // startup_bytes (`rev`'s 32 KiB line buffer, opendir's 32 KiB one: with a
 // 16 KiB limit these made a heap in half the commands that still did);
@@ -285,6 +288,7 @@ void do_init() {
     bool startup = g_cfg.startup_bytes != 0 && g_cfg.partition_after != 0 && !intern_configured();
     if (startup) {
         g_startup_bytes = g_cfg.startup_bytes;
+        g_startup_thread = &t_state;
         __atomic_store_n(&g_startup, true, __ATOMIC_RELAXED);
         __atomic_store_n(&g.initialized, true, __ATOMIC_RELEASE);
         return;
@@ -396,11 +400,17 @@ BTM_NOINLINE void end_startup() {
 }
 
 // A block of the start-up phase (zeros: the arena is never reused), or null
-// once the phase is over, which this call may decide.
+// once the phase is over, which this call may decide.  Another thread's
+// first malloc ends the phase: the arena packs blocks back to back whoever
+// asks, so two threads' blocks would share cache lines and every write of
+// one would evict the other's (bench_scratch with two threads, whose whole
+// run fits in the arena: 1.28x the best peer's CPU time).  The phase is
+// for short-lived processes, which seldom start threads.
 BTM_NOINLINE void* startup_alloc(size_t n, size_t align, uintptr_t ra) {
     // No event counter here: after each fork a shell's next malloc would
     // copy the counter's page (stats count the arena's blocks instead).
-    if (void* p = boot::alloc(n, align, ra, g_startup_bytes)) return p;
+    if (&t_state == g_startup_thread)
+        if (void* p = boot::alloc(n, align, ra, g_startup_bytes)) return p;
     end_startup();
     return nullptr;
 }

@@ -8,7 +8,9 @@
 // - The bytes a thread keeps cached are bounded in total (knob tcache_bytes):
 //   each bin holds at most 2 batches, and after every kScavengePeriod
 //   slow-path events the next free's slow path (a malloc's, for a thread that
-//   stopped freeing) counts its active bins and trims them when over budget.
+//   stopped freeing) counts its active bins and trims them when over the
+//   thread's budget, which starts at 1 MiB and grows towards the knob while
+//   the cache thrashes (thread_cache.cpp, scavenge).
 #pragma once
 
 #include "core/state.h"
