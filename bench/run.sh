@@ -14,7 +14,7 @@
 #                        churn,sites,local,prodcons,scratch,mtstress,latency,scatter16k,
 #                        burst,startup,hotpath,python,gcc,pss,daemons; pss: per-process memory
 #                        under a namespaced /etc/ld.so.preload, needs root; daemons: ten idle
-#                        Debian services so, bench/install-daemons.sh installs them);
+#                        Debian services, which bench/install-daemons.sh installs them);
 #                        startup also runs with two empty
 #                        libraries built here with cc and preloaded (not allocators):
 #                        emptydso as cc links any library, emptydso_nocrt without
