@@ -19,6 +19,7 @@
 #include "core/reclaim.h"
 #include "core/thread_cache.h"
 #include "features/introspect.h"
+#include "features/mesh.h"
 #include "features/report.h"
 #include "os/os.h"
 
@@ -278,6 +279,7 @@ void do_init() {
     g.checks = g_cfg.hardening != 0;
     large::init(g_cfg.large_cache);
     introspect::publish_boot();
+    if (g_cfg.mesh) mesh::register_fork();  // first: its parent handler waits before ours unlock
     __register_atfork(fork_prepare, fork_parent, fork_child, &__dso_handle);
     // Per-site partitions from the first block (intern mode, or
     // partition_after 0) leave no room for a start-up phase.
@@ -331,6 +333,7 @@ void init_heap() {
     size_t central_bytes = nbins * sizeof(Central) + ((npart * sizeof(uint64_t) + 63) & ~size_t(63));
     size_t part_bytes = partition::table_bytes(npart);
     size_t table_bytes = cache_bytes + central_bytes + part_bytes;
+    mesh::configure();  // memfd backing, before the first reservation
     char* first_cache = static_cast<char*>(chunks::init(g_cfg.reserve, table_bytes));  // publishes g.base and g.size
     bool ok = first_cache != nullptr;
     // Without a heap every request is a large block, but the tables still

@@ -154,6 +154,26 @@ Slab* pick(Slab* head) {
     return best;
 }
 
+// With mesh = on, a slab's never-used slots go out in random order (the
+// Mesh paper's randomised allocation): survivors of a later mass free are
+// then spread at random over each slab, which is what makes two sparse
+// slabs likely to have disjoint live slots.  Fills order[0, k) with a
+// random permutation of [0, k) (k cut to kShuffleMax); returns k.
+inline constexpr uint32_t kShuffleMax = 256;
+BTM_COLD uint32_t shuffled(uint16_t* order, uint32_t k, const Slab* s) {
+    if (k > kShuffleMax) k = kShuffleMax;
+    uint64_t x = (g.secret ^ reinterpret_cast<uintptr_t>(s) ^ (uint64_t(s->bump) << 48)) | 1;
+    for (uint32_t i = 0; i < k; ++i) order[i] = uint16_t(i);
+    for (uint32_t i = k; i > 1; --i) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint32_t j = uint32_t(x % i);
+        uint16_t t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    return k;
+}
+
 // Takes up to `want` slots from the pair's slabs into the chain at *head
 // (central lock held).  Returns how many it took.  With `run`, the first slab
 // whose never-used slots are zero gives them all to the run instead, and the
@@ -227,8 +247,10 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
                 if (k > budget) k = budget;
                 carve_left = budget == k ? 0 : carve_left - k * ci.size;
             }
+            uint16_t order[kShuffleMax];
+            if (BTM_UNLIKELY(g.mesh)) k = shuffled(order, k, s);
             for (uint32_t i = 0; i < k; ++i) {
-                void* p = base + size_t(s->bump + i) * ci.size;
+                void* p = base + size_t(s->bump + (g.mesh ? order[i] : i)) * ci.size;
                 link_encode(p, *head);
                 if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;  // malloc checks it
                 *head = p;
@@ -278,7 +300,7 @@ void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra, Fr
     use(c);
     void* head = nullptr;
     uint32_t got;
-    if (run && run->left) run = nullptr;
+    if ((run && run->left) || g.mesh) run = nullptr;  // mesh: runs hand slots out in order
     {
         LockGuard guard(c.lock);
         ++c.refills;
@@ -425,7 +447,17 @@ bool flush(Bin* b, uint32_t bin, uint32_t keep) {
     return shrinking;
 }
 
+namespace {
+// A slot on a meshed source page, as its target's slot (and its entry).
+BTM_COLD void* to_target(void* p, uint64_t* entry) {
+    uintptr_t a = mesh_target(reinterpret_cast<uintptr_t>(p), *entry);
+    *entry = chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift];
+    return reinterpret_cast<void*>(a);
+}
+}  // namespace
+
 void free_home(void* p, uint64_t entry) {
+    if (pe_kind(entry) == kPageMeshed) p = to_target(p, &entry);
     if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
     Central& c = g_central[pe_bin(entry)];
     if (c.lock.try_lock()) {
@@ -437,6 +469,22 @@ void free_home(void* p, uint64_t entry) {
         push_remote(slab_of(reinterpret_cast<uintptr_t>(p), entry), p, p, 1);
     }
 }
+
+[[gnu::cold]] uint32_t mesh_candidates(Central& c, Slab** out, uint32_t max) {
+    drain(c);
+    uint32_t n = 0;
+    for (Slab* head : {c.partial, c.sparse})
+        for (Slab* s = head; s && n < max; s = s->next) out[n++] = s;
+    return n;
+}
+
+[[gnu::cold]] void mesh_retire(Central& c, Slab* s) {
+    if (s->list == kListSparse) set_draining(s, false);
+    if (s->list != kListNone) list_remove(c, s);
+    --c.nslabs;
+}
+
+[[gnu::cold]] void mesh_settle(Central& c, Slab* t) { reposition(c, t); }
 
 void drain_all(bool all) {
     g_remote_queued_bytes.store(0, std::memory_order_relaxed);

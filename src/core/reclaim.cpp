@@ -13,6 +13,7 @@
 #include "core/lock.h"
 #include "core/orphan.h"
 #include "core/state.h"
+#include "os/memfd.h"
 #include "os/os.h"
 #include "os/syscall.h"
 #include "os/uring.h"
@@ -93,10 +94,16 @@ size_t release_batch(chunks::Collect mode, bool use_ring, size_t* nranges = null
     size_t bytes = 0;
     for (size_t i = 0; i < n; ++i) bytes += r[i].len;
     static_assert(sizeof(chunks::Range) == sizeof(os::PageRange));
-    use_ring = use_ring && ring_allowed();
+    // memfd-backed chunks (mesh = on) are released by punching the file:
+    // the ring's MADV_DONTNEED would keep their pages and contents.
+    use_ring = use_ring && ring_allowed() && !g.mesh;
     size_t via_ring = use_ring ? ring.release(reinterpret_cast<const os::PageRange*>(r), n) : 0;
     if (!use_ring)
-        for (size_t i = 0; i < n; ++i) os::release(reinterpret_cast<void*>(r[i].addr), r[i].len);
+        for (size_t i = 0; i < n; ++i) {
+            void* p = reinterpret_cast<void*>(r[i].addr);
+            if (g.mesh) os::memfd::release(p, r[i].len);
+            else os::release(p, r[i].len);
+        }
     chunks::finish_release(r, n);
     released_async.fetch_add(via_ring, std::memory_order_relaxed);
     released_sync.fetch_add(bytes - via_ring, std::memory_order_relaxed);
