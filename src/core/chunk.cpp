@@ -132,8 +132,13 @@ ChunkHeader* chunk_new() {
         Region& r = regions[n - 1];
         if (r.used + kChunkSize <= r.size) {
             void* p = reinterpret_cast<void*>(r.base + r.used);
-            bool backed = backing_fd1[n - 1] && os::memfd::map(p, kChunkSize, backing_fd1[n - 1] - 1, r.used);
-            if (!backed && !first_committed && !os::commit(p, kChunkSize)) return nullptr;
+            // A memfd region's chunks all come from its file (fork's child
+            // copies the file, not the memory): no anonymous fallback.
+            if (backing_fd1[n - 1]) {
+                if (!os::memfd::map(p, kChunkSize, backing_fd1[n - 1] - 1, r.used)) return nullptr;
+            } else if (!first_committed && !os::commit(p, kChunkSize)) {
+                return nullptr;
+            }
             first_committed = false;
             // Published after the commit: an owner test that accepts the
             // new chunk finds it readable.

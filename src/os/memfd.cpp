@@ -5,8 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstring>
-
+#include "os/os.h"
 #include "os/syscall.h"
 
 namespace btm::os::memfd {
@@ -59,9 +58,9 @@ bool punch(int fd, uint64_t off, size_t len) {
 }
 
 bool release(void* p, size_t len) {
-    bool ok = sys::madvise(p, len, MADV_REMOVE) == 0;
-    if (!ok) memset(p, 0, len);
-    return ok;
+    // Refused (an anonymous chunk of a region whose memfd failed): the
+    // anonymous way, which also keeps the zeros promise.
+    return sys::madvise(p, len, MADV_REMOVE) == 0 || os::release(p, len);
 }
 
 bool copy(int from, int to, uint64_t len, void* scratch, size_t scratch_len) {

@@ -25,7 +25,7 @@ bool punch(int fd, uint64_t off, size_t len);
 // Releases [p, p + len) of a shared mapping (MADV_REMOVE: the file range
 // under it is punched, so it reads back as zeros, as os::release promises;
 // MADV_DONTNEED would keep the file's pages and their contents).  Where the
-// kernel refuses, the zeros are written and false is returned.
+// kernel refuses, os::release() (anonymous memory, or zeros written).
 bool release(void* p, size_t len);
 // Copies the data of [0, len) of `from` into `to` at the same offsets,
 // holes left as holes.  `scratch` is page-aligned room for bounce copies of

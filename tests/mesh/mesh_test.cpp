@@ -271,4 +271,16 @@ TEST(Mesh, RefusedWithAnotherThread) {
     free_all(&s);
 }
 
+// mesh = off (the default): nothing is meshed and the caller is told why.
+TEST(MeshOff, CompactsNothing) {
+    Survivors s;
+    make_sparse_heap(50000, &s);
+    ASSERT_NO_FATAL_FAILURE();
+    errno = 0;
+    EXPECT_EQ(btm_compact(), 0u);
+    EXPECT_EQ(errno, ENOTSUP);
+    expect_intact(s);
+    free_all(&s);
+}
+
 }  // namespace
