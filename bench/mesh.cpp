@@ -23,20 +23,6 @@ using namespace bench;
 
 namespace {
 
-volatile uint32_t g_site_sink;
-
-template <int N>
-__attribute__((noinline)) void* site_alloc(size_t n) {
-  g_site_sink = N;
-  void* p = std::malloc(n);
-  escape(p);
-  return p;
-}
-
-using SiteFn = void* (*)(size_t);
-constexpr SiteFn kSites[8] = {site_alloc<0>, site_alloc<1>, site_alloc<2>, site_alloc<3>,
-                              site_alloc<4>, site_alloc<5>, site_alloc<6>, site_alloc<7>};
-
 constexpr double kMiB = 1024.0 * 1024.0;
 
 uint8_t pattern(uint32_t index, uint32_t off) { return uint8_t(index * 131u + off * 7u + 1u); }

@@ -98,6 +98,15 @@ size_t count_meshed(const Survivors& s) {
     return n;
 }
 
+// A sparse heap of 200,000 objects, compacted: some survivors now share
+// physical pages.
+void make_meshed_heap(Survivors* s) {
+    make_sparse_heap(200000, s);
+    ASSERT_NO_FATAL_FAILURE();
+    ASSERT_GT(btm_compact(), 0u);
+    ASSERT_GT(count_meshed(*s), 0u);
+}
+
 void free_all(Survivors* s) {
     for (size_t i = 0; i < s->n; ++i) free(s->ptr[i]);
     s->n = 0;
@@ -130,10 +139,7 @@ TEST(Mesh, Compact64ByteRandom90) {
 // new objects from the merged slabs without overlap.
 TEST(Mesh, BothAddressesWork) {
     Survivors s;
-    make_sparse_heap(200000, &s);
-    ASSERT_NO_FATAL_FAILURE();
-    ASSERT_GT(btm_compact(), 0u);
-    ASSERT_GT(count_meshed(s), 0u);
+    ASSERT_NO_FATAL_FAILURE(make_meshed_heap(&s));
     for (size_t i = 0; i < s.n; ++i) {
         ASSERT_EQ(malloc_usable_size(s.ptr[i]), kSize);
         ASSERT_EQ(realloc(s.ptr[i], opaque(size_t(48))), s.ptr[i]) << i;
@@ -166,9 +172,7 @@ TEST(Mesh, BothAddressesWork) {
 TEST(Mesh, DoubleFreeAfterMeshDetected) {
     if (!kHardening) GTEST_SKIP() << "SKIPPED: built without BTM_HARDENING";
     Survivors s;
-    make_sparse_heap(200000, &s);
-    ASSERT_NO_FATAL_FAILURE();
-    ASSERT_GT(btm_compact(), 0u);
+    ASSERT_NO_FATAL_FAILURE(make_meshed_heap(&s));
     unsigned tried = 0;
     for (size_t i = 0; i < s.n && tried < 4; ++i) {
         if (mapped_once(s.ptr[i])) continue;
@@ -190,9 +194,7 @@ TEST(Mesh, DoubleFreeAfterMeshDetected) {
 // survivor, neither sees the other's writes, both free everything.
 TEST(Mesh, ForkGivesChildPrivateHeap) {
     Survivors s;
-    make_sparse_heap(200000, &s);
-    ASSERT_NO_FATAL_FAILURE();
-    ASSERT_GT(btm_compact(), 0u);
+    ASSERT_NO_FATAL_FAILURE(make_meshed_heap(&s));
     int to_child[2], to_parent[2];
     ASSERT_EQ(pipe(to_child), 0);
     ASSERT_EQ(pipe(to_parent), 0);
@@ -223,9 +225,7 @@ TEST(Mesh, ForkGivesChildPrivateHeap) {
 // Cold tiering pages meshed slabs out; they come back intact.
 TEST(Mesh, PageoutAfterMesh) {
     Survivors s;
-    make_sparse_heap(200000, &s);
-    ASSERT_NO_FATAL_FAILURE();
-    ASSERT_GT(btm_compact(), 0u);
+    ASSERT_NO_FATAL_FAILURE(make_meshed_heap(&s));
     EXPECT_GT(btm_pageout_cold(0), 0u);
     expect_intact(s);
     free_all(&s);
