@@ -148,23 +148,29 @@ TEST(Mesh, BothAddressesWork) {
     // New objects land in the merged slabs' free slots: none may overlap a
     // survivor (fill them, then check the survivors again).
     Survivors fresh;
-    fresh.cap = s.n * 4;
+    fresh.cap = 200000;  // enough to reuse every page the heap had
     fresh.ptr = static_cast<void**>(map_array(fresh.cap * sizeof(void*)));
-    for (size_t i = 0; i < fresh.cap; ++i) {
+    for (size_t i = 0; i < s.n * 4; ++i) {
         fresh.ptr[fresh.n++] = malloc(opaque(kSize));
         fill_pattern(fresh.ptr[i], kSize, ~uint64_t(i));
     }
     expect_intact(s);
     for (size_t i = 0; i < fresh.n; ++i) ASSERT_EQ(check_pattern(fresh.ptr[i], kSize, ~uint64_t(i)), kSize) << i;
+    const size_t n = fresh.cap;
     free_all(&fresh);
     free_all(&s);
-    // Everything meshed is free again: the merged slabs emptied and their
-    // pages went back, each to its own address.
-    void* p = malloc(opaque(kSize));
-    ASSERT_NE(p, nullptr);
-    fill_pattern(p, kSize, 7);
-    EXPECT_EQ(check_pattern(p, kSize, 7), kSize);
-    free(p);
+    // Everything meshed is free again: the merged slabs emptied, each source
+    // got its own (zeroed) pages back, and trim released them.  Reused, no
+    // two addresses may still share memory.
+    malloc_trim(0);
+    for (size_t i = 0; i < n; ++i) {
+        fresh.ptr[fresh.n++] = malloc(opaque(kSize));
+        fill_pattern(fresh.ptr[i], kSize, i);
+    }
+    size_t bad = 0;
+    for (size_t i = 0; i < n; ++i) bad += check_pattern(fresh.ptr[i], kSize, i) != kSize;
+    EXPECT_EQ(bad, 0u);
+    free_all(&fresh);
 }
 
 // A second free of an object on a meshed page is caught, through either
