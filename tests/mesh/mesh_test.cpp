@@ -277,6 +277,75 @@ TEST(Mesh, RefusedWithAnotherThread) {
     free_all(&s);
 }
 
+// Rounds of allocating mixed sizes, freeing at random, reallocating
+// (through meshed addresses too), compacting and forking: after every step
+// every live object holds its own pattern, in the parent and in each child.
+TEST(Mesh, RepeatedRounds) {
+    constexpr size_t kSlots = 60000;
+    auto** ptr = static_cast<unsigned char**>(map_array(kSlots * sizeof(void*)));
+    auto* size = static_cast<size_t*>(map_array(kSlots * sizeof(size_t)));
+    auto* tag = static_cast<uint64_t*>(map_array(kSlots * sizeof(uint64_t)));
+    uint64_t x = 0x9E3779B97F4A7C15ull, next_tag = 1;
+    auto rnd = [&x] { return x ^= x << 13, x ^= x >> 7, x ^= x << 17; };
+    auto check_all = [&] {
+        size_t bad = 0;
+        for (size_t i = 0; i < kSlots; ++i)
+            if (ptr[i]) bad += check_pattern(ptr[i], size[i], tag[i]) != size[i];
+        return bad;
+    };
+    size_t meshed_total = 0;
+    for (int round = 0; round < 12; ++round) {
+        for (size_t i = 0; i < kSlots; ++i) {
+            if (ptr[i] && rnd() % 4 == 0) {
+                // Grow or shrink: in place or moved, from any address.
+                size_t n = 16 + rnd() % 500;
+                auto* q = static_cast<unsigned char*>(realloc(ptr[i], n));
+                ASSERT_NE(q, nullptr);
+                ASSERT_EQ(check_pattern(q, n < size[i] ? n : size[i], tag[i]), n < size[i] ? n : size[i]) << i;
+                ptr[i] = q;
+                size[i] = n;
+                tag[i] = next_tag++;
+                fill_pattern(q, n, tag[i]);
+            } else if (!ptr[i]) {
+                size[i] = 16 + rnd() % 500;
+                ptr[i] = static_cast<unsigned char*>(malloc(size[i]));
+                ASSERT_NE(ptr[i], nullptr);
+                tag[i] = next_tag++;
+                fill_pattern(ptr[i], size[i], tag[i]);
+            }
+        }
+        for (size_t i = 0; i < kSlots; ++i)
+            if (ptr[i] && rnd() % 10 != 0) {
+                free(ptr[i]);
+                ptr[i] = nullptr;
+            }
+        meshed_total += btm_compact();
+        ASSERT_EQ(check_all(), 0u) << "round " << round;
+        if (round % 4 == 3) {
+            pid_t pid = fork();
+            ASSERT_GE(pid, 0);
+            if (pid == 0) {
+                if (check_all()) _exit(3);
+                for (size_t i = 0; i < kSlots; ++i) {
+                    if (!ptr[i]) continue;
+                    fill_pattern(ptr[i], size[i], tag[i] ^ 0xff);
+                    free(ptr[i]);
+                }
+                _exit(0);
+            }
+            int status = 0;
+            ASSERT_EQ(waitpid(pid, &status, 0), pid);
+            ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+            ASSERT_EQ(check_all(), 0u) << "after fork, round " << round;
+        }
+    }
+    EXPECT_GT(meshed_total, 0u);
+    for (size_t i = 0; i < kSlots; ++i) free(ptr[i]);
+    munmap(ptr, kSlots * sizeof(void*));
+    munmap(size, kSlots * sizeof(size_t));
+    munmap(tag, kSlots * sizeof(uint64_t));
+}
+
 // mesh = off (the default): nothing is meshed and the caller is told why.
 TEST(MeshOff, CompactsNothing) {
     Survivors s;
