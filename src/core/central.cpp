@@ -19,6 +19,23 @@ namespace {
 inline constexpr uint32_t kWarmSlabMax = 16 * 1024;
 inline constexpr uint32_t kCarveBytes = 4096;  // see take()
 
+// A slot on a meshed source page, as its target's slot (and its entry).
+BTM_COLD void* to_target(void* p, uint64_t* entry) {
+    uintptr_t a = mesh_target(reinterpret_cast<uintptr_t>(p), *entry);
+    *entry = chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift];
+    return reinterpret_cast<void*>(a);
+}
+
+// The slab a slot goes home to.  A slot cached under a source's address
+// from before its slab was meshed (other threads' bins, remote lists) goes
+// to the target, under the target's address (*p changes).
+BTM_INLINE Slab* home_of(void** p) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(*p);
+    uint64_t e = chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift];
+    if (BTM_UNLIKELY(pe_kind(e) == kPageMeshed)) *p = to_target(*p, &e);
+    return slab_of(reinterpret_cast<uintptr_t>(*p), e);
+}
+
 void list_push(Slab*& head, Slab* s, SlabList which) {
     s->prev = nullptr;
     s->next = head;
@@ -93,6 +110,24 @@ void reposition(Central& c, Slab* s) {
     }
 }
 
+// Remote frees pushed to a source slab before it was meshed (a thread read
+// its page entry first): into the target's free list, as target slots.
+BTM_COLD void drain_meshed(Central& c, Slab* s, void* chain, uint32_t n) {
+    Slab* t = s->prev;
+    for (uint32_t i = 0; i < n; ++i) {
+        void* p = chain;
+        chain = i + 1 < n ? link_decode(p) : nullptr;
+        void* q = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(slab_base(t)) +
+                                          (reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(slab_base(s))));
+        link_encode(q, t->free);
+        t->free = q;
+    }
+    t->free_count = uint16_t(t->free_count + n);
+    t->used = uint16_t(t->used - n);
+    c.out_bytes -= uint64_t(n) * g_class[t->cls].size;
+    reposition(c, t);
+}
+
 // Moves every remote free queued for this pair into its slab's local list.
 void drain(Central& c) {
     if (!c.remote_q.load(std::memory_order_relaxed)) return;
@@ -103,7 +138,9 @@ void drain(Central& c) {
         // slab again.
         uint64_t r = s->remote.exchange(0, std::memory_order_acq_rel);
         uint32_t n = uint32_t(r >> 48);
-        if (n) {
+        if (n && BTM_UNLIKELY(s->list == kListMeshed)) {
+            drain_meshed(c, s, reinterpret_cast<void*>(r & kRemotePtrMask), n);
+        } else if (n) {
             void* chain = reinterpret_cast<void*>(r & kRemotePtrMask);
             if (s->free) {
                 void* tail = chain;
@@ -350,8 +387,7 @@ uint32_t free_local(Central& c, void* chain, uint32_t n) {
     for (uint32_t i = 0; i < n; ++i) {
         void* p = chain;
         chain = i + 1 < n ? link_decode(p) : nullptr;
-        uintptr_t a = reinterpret_cast<uintptr_t>(p);
-        Slab* s = slab_of(a, chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift]);
+        Slab* s = home_of(&p);
         link_encode(p, s->free);
         s->free = p;
         ++s->free_count;
@@ -381,8 +417,7 @@ void free_remote(void* chain, uint32_t n) {
     for (uint32_t i = 0; i < n; ++i) {
         void* p = chain;
         chain = i + 1 < n ? link_decode(p) : nullptr;
-        uintptr_t a = reinterpret_cast<uintptr_t>(p);
-        Slab* s = slab_of(a, chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift]);
+        Slab* s = home_of(&p);
         unsigned j = 0;
         while (j < nopen && open[j].slab != s) ++j;
         if (j == nopen) {
@@ -446,15 +481,6 @@ bool flush(Bin* b, uint32_t bin, uint32_t keep) {
     c.lock.unlock();
     return shrinking;
 }
-
-namespace {
-// A slot on a meshed source page, as its target's slot (and its entry).
-BTM_COLD void* to_target(void* p, uint64_t* entry) {
-    uintptr_t a = mesh_target(reinterpret_cast<uintptr_t>(p), *entry);
-    *entry = chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift];
-    return reinterpret_cast<void*>(a);
-}
-}  // namespace
 
 void free_home(void* p, uint64_t entry) {
     if (pe_kind(entry) == kPageMeshed) p = to_target(p, &entry);

@@ -1,6 +1,8 @@
 #include "features/mesh.h"
 
+#include <linux/userfaultfd.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 
 #include <cerrno>
@@ -153,25 +155,86 @@ bool disjoint(const uint64_t* a, const uint64_t* b, uint32_t words) {
     return true;
 }
 
+// Other threads of the program run during this compaction: every source
+// is write-protected while it is meshed.
+BTM_COLD_BSS bool shared_world;
+
+// The write barrier: userfaultfd write-protection of the source while it is
+// copied and remapped.  A thread writing it meanwhile (in user mode or in a
+// system call) blocks in the kernel until the remap is done and is then
+// woken; its write lands in the target's page.  No signal is involved.
+// Usable only without UFFD_USER_MODE_ONLY (vm.unprivileged_userfaultfd = 1
+// or CAP_SYS_PTRACE: a read(2) into the page must block, not fail with
+// EFAULT) and with write-protection of shmem pages, present or not.
+BTM_COLD_BSS int uffd;          // + 1; 0: none
+BTM_COLD_BSS bool uffd_probed;
+constexpr uint64_t kWpUnpopulated = uint64_t(1) << 13;  // UFFD_FEATURE_WP_UNPOPULATED (6.4)
+
+long uffd_ioctl(int fd, unsigned long op, void* arg) { return sys::call(SYS_ioctl, fd, long(op), sys::arg(arg)); }
+
+int barrier() {
+    if (uffd_probed) return uffd - 1;
+    uffd_probed = true;
+    const uint64_t want = UFFD_FEATURE_WP_HUGETLBFS_SHMEM | kWpUnpopulated;
+    // The first handshake asks what the kernel offers, the second takes it
+    // (a descriptor allows one).
+    for (int round = 0; round < 2; ++round) {
+        long fd = sys::call(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+        if (sys::failed(fd)) return -1;
+        uffdio_api api{};
+        api.api = UFFD_API;
+        api.features = round ? want : 0;
+        bool ok = uffd_ioctl(int(fd), UFFDIO_API, &api) == 0 && (api.features & want) == want &&
+                  (api.ioctls & (uint64_t(1) << _UFFDIO_REGISTER));
+        if (!ok || round == 0) sys::close(int(fd));
+        if (!ok) return -1;
+        if (round) uffd = int(fd) + 1;
+    }
+    return uffd - 1;
+}
+
+bool protect(int fd, void* p, size_t len) {
+    uffdio_register reg{};
+    reg.range = {reinterpret_cast<uintptr_t>(p), len};
+    reg.mode = UFFDIO_REGISTER_MODE_WP;
+    if (uffd_ioctl(fd, UFFDIO_REGISTER, &reg) != 0) return false;
+    uffdio_writeprotect wp{};
+    wp.range = reg.range;
+    wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+    if (uffd_ioctl(fd, UFFDIO_WRITEPROTECT, &wp) == 0) return true;
+    uffd_ioctl(fd, UFFDIO_UNREGISTER, &reg.range);
+    return false;
+}
+
+// After the remap (the registered mapping is gone): wakes the writers that
+// blocked on the old one; they fault again on the target's page.
+void wake(int fd, void* p, size_t len) {
+    uffdio_range r{reinterpret_cast<uintptr_t>(p), len};
+    uffd_ioctl(fd, UFFDIO_WAKE, &r);
+}
+
 // Meshes source s into target t (central lock held); false if the remap
 // failed, with s untouched.
 bool mesh_one(Central& c, Slab* s, Slab* t, const uint64_t* sbits, uint32_t cls) {
     const ClassInfo& ci = g_class[cls];
     char* sb = slab_base(s);
     char* tb = slab_base(t);
+    size_t len = size_t(s->npages) << g.page_shift;
+    const int wp = shared_world ? barrier() : -1;
+    if (shared_world && (wp < 0 || !protect(wp, sb, len))) return false;
     for (uint32_t w = 0; w < (ci.capacity + 63u) / 64; ++w)
         for (uint64_t m = sbits[w]; m; m &= m - 1) {
             size_t off = size_t(w * 64 + unsigned(__builtin_ctzll(m))) * ci.size;
             memcpy(tb + off, sb + off, ci.size);
         }
-    size_t len = size_t(s->npages) << g.page_shift;
     uintptr_t sa = reinterpret_cast<uintptr_t>(sb), ta = reinterpret_cast<uintptr_t>(tb);
     unsigned rs = chunks::region_of(sa), rt = chunks::region_of(ta);
-    if (!os::memfd::map(sb, len, chunks::backing_fd(rt), file_offset(ta, rt))) {
-        if (!os::memfd::map(sb, len, chunks::backing_fd(rs), file_offset(sa, rs)))
-            fatal("a failed remap left a slab unmapped");
-        return false;
-    }
+    bool moved = os::memfd::map(sb, len, chunks::backing_fd(rt), file_offset(ta, rt));
+    // Failed: the source's own pages again (unprotected: a fresh mapping).
+    if (!moved && !os::memfd::map(sb, len, chunks::backing_fd(rs), file_offset(sa, rs)))
+        fatal("a failed remap left a slab unmapped");
+    if (wp >= 0) wake(wp, sb, len);
+    if (!moved) return false;
     os::memfd::punch(chunks::backing_fd(rs), file_offset(sa, rs), len);
     central::mesh_retire(c, s);
     s->prev = t;
@@ -297,7 +360,7 @@ void say(const char* what, long n = -1) {
     if (!g_cfg.verbose) return;
     report::Line line;
     line.str("btmalloc: ").str(what);
-    if (n > 0) line.dec(uint64_t(n)).str(" other thread(s) run and no write barrier protects them");
+    if (n > 0) line.dec(uint64_t(n)).str(" other thread(s) run and no write barrier (userfaultfd write-protection of shared memory, without UFFD_USER_MODE_ONLY) is available");
     if (n < 0) line.str("the threads cannot be counted (/proc/self/task)");
     line.emit();
 }
@@ -401,10 +464,11 @@ size_t compact() {
     tcache::flush_all();
     long others = other_threads();
     size_t released = 0;
-    if (others != 0) {
+    if (others != 0 && (others < 0 || barrier() < 0)) {
         say("btm_compact: not meshing: ", others);
         errno = EBUSY;
     } else {
+        shared_world = others != 0;
         if (!table) table = static_cast<Record*>(os::map(kTableSlots * sizeof(Record)));
         if (!scratch) scratch = static_cast<Scratch*>(os::map(sizeof(Scratch)));
         if (table && scratch) {
