@@ -73,8 +73,8 @@ size_t btm_pageout_cold(unsigned min_age_seconds);
 size_t btm_trim(void);
 
 /* Mesh compaction (BTM_MESH=1); returns bytes of physical memory freed.
- * Meshes only while the caller is the program's only thread: otherwise 0 with
- * errno EBUSY (ENOTSUP with mesh off).  Every pointer stays valid. */
+ * Beside other threads only where userfaultfd write-protection is allowed;
+ * else 0 with errno EBUSY (ENOTSUP with mesh off).  Pointers stay valid. */
 size_t btm_compact(void);
 
 /* The partition the calling site maps to (diagnostics and tests). */

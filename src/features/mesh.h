@@ -7,9 +7,10 @@
 // valid: the source's page-map entries say kPageMeshed and frees through
 // them go to the target's descriptor, which serves both.
 //
-// Safety without a write barrier: a write to a source slot between its copy
-// and the remap would be lost, so compact() meshes only while no other
-// thread of the program exists (docs/DESIGN.md, "Mesh compaction").
+// A write to a source slot between its copy and the remap would be lost:
+// beside other threads compact() write-protects each source (userfaultfd)
+// where the process may, and otherwise meshes only while no other thread
+// of the program exists (docs/DESIGN.md, "Mesh compaction").
 #pragma once
 
 #include <cstddef>
