@@ -1,6 +1,7 @@
 // mesh: what btm_compact() (Mesh compaction, issue 19) gives back after a
 // random mass free, on one thread (the only case it meshes without a write
-// barrier).
+// barrier; `--idle-thread 1` adds a sleeping thread, so that it takes the
+// barrier's path).
 //
 // `--sizes 64` (the issue's case) or `--sizes burst` (16-1024 B uniform from
 // 8 call sites, the burst benchmark's mix): `--objects` objects, each filled
@@ -11,6 +12,7 @@
 // every survivor byte for byte (exit 1 on a mismatch).  Without btmalloc
 // preloaded (no btm_compact) the compaction step is skipped.
 #include <malloc.h>
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include <cstring>
@@ -36,7 +38,7 @@ void* map_anon(size_t bytes) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Args args(argc, argv, {"--objects", "--keep", "--sizes", "--seed"});
+  Args args(argc, argv, {"--objects", "--keep", "--sizes", "--seed", "--idle-thread"});
   const uint32_t n = uint32_t(args.integer("--objects", 1000000));
   const double keep = args.num("--keep", 0.10);
   const bool burst = std::string_view(args.str("--sizes", "64")) == "burst";
@@ -44,6 +46,11 @@ int main(int argc, char** argv) {
   using CompactFn = size_t (*)();
   auto compact = reinterpret_cast<CompactFn>(dlsym(RTLD_DEFAULT, "btm_compact"));
   report_provider();
+  // A second thread (asleep) makes btm_compact() use its write barrier, or
+  // refuse where there is none.
+  pthread_t idle;
+  if (args.integer("--idle-thread", 0))
+    pthread_create(&idle, nullptr, [](void*) -> void* { for (;;) pause(); }, nullptr);
 
   auto** ptr = static_cast<unsigned char**>(map_anon(size_t(n) * sizeof(void*)));
   auto* size = static_cast<uint32_t*>(map_anon(size_t(n) * sizeof(uint32_t)));

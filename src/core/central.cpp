@@ -26,14 +26,24 @@ BTM_COLD void* to_target(void* p, uint64_t* entry) {
     return reinterpret_cast<void*>(a);
 }
 
-// The slab a slot goes home to.  A slot cached under a source's address
-// from before its slab was meshed (other threads' bins, remote lists) goes
-// to the target, under the target's address (*p changes).
-BTM_INLINE Slab* home_of(void** p) {
-    uintptr_t a = reinterpret_cast<uintptr_t>(*p);
+// The slab a slot goes home to, and the slot's address there.  A slot
+// cached under a source's address from before its slab was meshed (other
+// threads' bins, remote lists) goes to the target, as the target's slot.
+// Returned by value (two registers): a slot whose address were taken would
+// live on the stack in the flush loops.
+struct Home {
+    Slab* slab;
+    void* slot;
+};
+BTM_COLD Home home_meshed(void* p, uint64_t e) {
+    void* q = to_target(p, &e);
+    return Home{slab_of(reinterpret_cast<uintptr_t>(q), e), q};
+}
+BTM_INLINE Home home_of(void* p) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
     uint64_t e = chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift];
-    if (BTM_UNLIKELY(pe_kind(e) == kPageMeshed)) *p = to_target(*p, &e);
-    return slab_of(reinterpret_cast<uintptr_t>(*p), e);
+    if (BTM_UNLIKELY(pe_kind(e) == kPageMeshed)) return home_meshed(p, e);
+    return Home{slab_of(a, e), p};
 }
 
 void list_push(Slab*& head, Slab* s, SlabList which) {
@@ -385,9 +395,10 @@ uint32_t free_local(Central& c, void* chain, uint32_t n) {
     uint32_t thin = 0;
     Slab* prev = nullptr;
     for (uint32_t i = 0; i < n; ++i) {
-        void* p = chain;
-        chain = i + 1 < n ? link_decode(p) : nullptr;
-        Slab* s = home_of(&p);
+        Home h = home_of(chain);
+        chain = i + 1 < n ? link_decode(chain) : nullptr;
+        void* p = h.slot;
+        Slab* s = h.slab;
         link_encode(p, s->free);
         s->free = p;
         ++s->free_count;
@@ -415,9 +426,10 @@ void free_remote(void* chain, uint32_t n) {
     Group open[kOpen];
     unsigned nopen = 0, victim = 0;
     for (uint32_t i = 0; i < n; ++i) {
-        void* p = chain;
-        chain = i + 1 < n ? link_decode(p) : nullptr;
-        Slab* s = home_of(&p);
+        Home h = home_of(chain);
+        chain = i + 1 < n ? link_decode(chain) : nullptr;
+        void* p = h.slot;
+        Slab* s = h.slab;
         unsigned j = 0;
         while (j < nopen && open[j].slab != s) ++j;
         if (j == nopen) {
