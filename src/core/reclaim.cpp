@@ -42,6 +42,9 @@ std::atomic<uint32_t> free_run{0};
 std::atomic<uint64_t> clean_seen{0};  // chunks::clean_taken_pages() at the thread's last look
 std::atomic<uint64_t> prefaulted{0};   // bytes faulted in ahead of demand  // free slow paths since the last malloc one
 std::atomic<uint64_t> released_sync{0}, released_async{0}, nticks{0};
+}  // namespace
+BTM_COLD_BSS void (*background_hook)();
+namespace {
 // Used by the tick holder only; no constructor runs at load.  In .lbss: only
 // the background thread touches it, and .bss must stay on .data's page.
 BTM_COLD_BSS constinit os::AsyncRelease ring;
@@ -169,7 +172,11 @@ void* thread_main(void*) {
                 timespec ts{0, long(kGrowNs)};  // growing: look again soon
                 futex_wait(seen, &ts);
             } else if (pending_bytes() == 0) {
-                futex_wait(seen, nullptr);  // nothing to age, no growth: sleep until woken
+                // Nothing to age, no growth: sleep until woken (or look again
+                // in a second for the background mesh, which a heap made
+                // sparse without emptying any page gives no other reason).
+                timespec mesh_look{1, 0};
+                futex_wait(seen, background_hook ? &mesh_look : nullptr);
             }
             sleeping.store(false, std::memory_order_relaxed);
         } else {
@@ -187,7 +194,10 @@ void* thread_main(void*) {
             prefault();
         }
         LockGuard guard(tick_lock);
-        if (tick_due()) tick(false, ring.is_open());
+        if (tick_due()) {
+            tick(false, ring.is_open());
+            if (background_hook) background_hook();
+        }
         else release(chunks::Collect::kExcess, ring.is_open());  // woken early: over budget
     }
     return nullptr;
@@ -316,7 +326,9 @@ void poll(bool freeing) {
         free_run.store(++run, std::memory_order_relaxed);
     }
     uint64_t pending = pending_bytes();
-    if (pending == 0) {
+    // The background mesh needs the thread even with nothing to release.
+    bool mesh_start = BTM_UNLIKELY(g.mesh) && background_hook && async_wanted && !started.load(std::memory_order_relaxed);
+    if (pending == 0 && !mesh_start) {
         if (!async_wanted) set_tick_divert(false);
         return;
     }
@@ -336,7 +348,7 @@ void poll(bool freeing) {
             if (excess && freeing && run >= kHelpRun) help();
             return;
         }
-        if (pending < kStartThreadBytes && !excess) return;
+        if (pending < kStartThreadBytes && !excess && !mesh_start) return;
         bool expected = false;
         if (!started.compare_exchange_strong(expected, true)) return;
         if (start_thread()) return;

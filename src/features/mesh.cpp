@@ -433,6 +433,48 @@ void fork_child() {
     table_lock.reset();
 }
 
+// One compaction at a time (the scratch, the barrier's probe).
+BTM_COLD_BSS SpinLock compact_lock;
+
+// Meshes every pair; `shared`: other threads run (the barrier is there).
+size_t mesh_all(bool shared) {
+    size_t released = 0;
+    if (!table) table = static_cast<Record*>(os::map(kTableSlots * sizeof(Record)));
+    if (!scratch) scratch = static_cast<Scratch*>(os::map(sizeof(Scratch)));
+    if (table && scratch) {
+        chunks::unmesh_hook = unmesh;
+        shared_world = shared;
+        // A signal handler writing an object between its copy and the
+        // remap would lose the write (without the barrier), or wait for its
+        // own thread's wake (with it): none runs meanwhile.
+        sigset_t old;
+        block_signals(&old);
+        central::for_each_used([&](Central& c) { released += mesh_pair(c); });
+        restore_signals(&old);
+    }
+    // The scratch is megabytes for a big pair: not kept resident.
+    if (scratch) os::unmap(scratch, sizeof(Scratch));
+    scratch = nullptr;
+    return released;
+}
+
+// The background thread's pass after an aging tick (knob mesh_below): when
+// live bytes are below the threshold's share of the bytes in slabs, and
+// they changed since the last pass.  Always beside the program's threads,
+// so only with the barrier.
+BTM_COLD_BSS uint64_t bg_seen;
+
+void background() {
+    uint64_t slab = chunks::slab_bytes();
+    uint64_t live = 0;
+    central::for_each_used([&](Central& c) { live += __atomic_load_n(&c.out_bytes, __ATOMIC_RELAXED); });
+    if (slab < (uint64_t(1) << 20) || live * 100 >= slab * g_cfg.mesh_below || live == bg_seen) return;
+    bg_seen = live;
+    if (!compact_lock.try_lock()) return;
+    if (barrier() >= 0) mesh_all(true);
+    compact_lock.unlock();
+}
+
 }  // namespace
 
 void configure() {
@@ -448,6 +490,7 @@ void configure() {
     }
     os::memfd::close(fd);
     g.mesh = true;
+    if (g_cfg.mesh_below) reclaim::background_hook = background;
 }
 
 void register_fork() { __register_atfork(fork_prepare, fork_parent, fork_child, &__dso_handle); }
@@ -464,26 +507,14 @@ size_t compact() {
     tcache::flush_all();
     long others = other_threads();
     size_t released = 0;
+    compact_lock.lock();
     if (others != 0 && (others < 0 || barrier() < 0)) {
         say("btm_compact: not meshing: ", others);
         errno = EBUSY;
     } else {
-        shared_world = others != 0;
-        if (!table) table = static_cast<Record*>(os::map(kTableSlots * sizeof(Record)));
-        if (!scratch) scratch = static_cast<Scratch*>(os::map(sizeof(Scratch)));
-        if (table && scratch) {
-            chunks::unmesh_hook = unmesh;
-            // A signal handler writing an object between its copy and the
-            // remap would lose the write: none runs meanwhile.
-            sigset_t old;
-            block_signals(&old);
-            central::for_each_used([&](Central& c) { released += mesh_pair(c); });
-            restore_signals(&old);
-        }
-        // The scratch is megabytes for a big pair: not kept resident.
-        if (scratch) os::unmap(scratch, sizeof(Scratch));
-        scratch = nullptr;
+        released = mesh_all(others != 0);
     }
+    compact_lock.unlock();
     --t_state.depth;
     return released;
 }

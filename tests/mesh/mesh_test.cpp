@@ -413,6 +413,23 @@ TEST(Mesh, WritersKeepTheirWrites) {
     free_all(&again);
 }
 
+// mesh_below = 50: after a random mass free the background thread meshes
+// by itself (beside the program's thread: with the barrier only).
+TEST(MeshBackground, MeshesAfterMassFree) {
+    if (!barrier_available()) GTEST_SKIP() << "SKIPPED: no userfaultfd write-protection without UFFD_USER_MODE_ONLY";
+    Survivors s;
+    make_sparse_heap(200000, &s);
+    ASSERT_NO_FATAL_FAILURE();
+    size_t meshed = 0;
+    for (int i = 0; i < 200 && !meshed; ++i) {
+        usleep(50000);
+        meshed = count_meshed(s);
+    }
+    EXPECT_GT(meshed, 0u) << "nothing meshed within 10 s";
+    expect_intact(s);
+    free_all(&s);
+}
+
 // Rounds of allocating mixed sizes, freeing at random, reallocating
 // (through meshed addresses too), compacting and forking: after every step
 // every live object holds its own pattern, in the parent and in each child.
