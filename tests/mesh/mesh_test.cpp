@@ -7,8 +7,11 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -497,6 +500,46 @@ TEST(Mesh, RepeatedRounds) {
     munmap(ptr, kSlots * sizeof(void*));
     munmap(size, kSlots * sizeof(size_t));
     munmap(tag, kSlots * sizeof(uint64_t));
+}
+
+// Under a seccomp filter mesh stays off (one verbose line) and
+// btm_compact() says ENOTSUP.  The test re-runs itself under an allow-all
+// filter: the library decides when the heap is made, before main.
+TEST(MeshSeccomp, StaysOffUnderFilter) {
+    if (getenv("BTM_TEST_UNDER_FILTER")) {
+        errno = 0;
+        size_t r = btm_compact();
+        printf("under filter: btm_compact %zu errno %d\n", r, errno);
+        EXPECT_EQ(r, 0u);
+        EXPECT_EQ(errno, ENOTSUP);
+        return;
+    }
+    int out[2];
+    ASSERT_EQ(pipe(out), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+        sock_fprog prog{1, allow};
+        dup2(out[1], 1);
+        dup2(out[1], 2);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+            _exit(5);
+        setenv("BTM_TEST_UNDER_FILTER", "1", 1);
+        setenv("BTM_VERBOSE", "on", 1);
+        execl("/proc/self/exe", "mesh_test", "--gtest_filter=MeshSeccomp.*", static_cast<char*>(nullptr));
+        _exit(6);
+    }
+    close(out[1]);
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) text.append(buf, size_t(n));
+    close(out[0]);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << text;
+    EXPECT_NE(text.find("btmalloc: mesh = on, but a seccomp filter"), std::string::npos) << text;
+    EXPECT_NE(text.find("under filter: btm_compact 0 errno"), std::string::npos) << text;
 }
 
 // mesh = off (the default): nothing is meshed and the caller is told why.
