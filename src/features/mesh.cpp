@@ -398,6 +398,11 @@ void fork_parent() {
 
 void fork_child() {
     if (!g.mesh) return;
+    // A userfaultfd acts on the address space that made it (the parent's):
+    // the child probes for its own when it needs one.
+    if (uffd) os::memfd::close(uffd - 1);
+    uffd = 0;
+    uffd_probed = false;
     constexpr size_t kBounce = size_t(1) << 20;
     void* bounce = os::map(kBounce);
     unsigned n = chunks::nregions.load(std::memory_order_relaxed);

@@ -123,6 +123,26 @@ void make_meshed_heap(Survivors* s) {
     ASSERT_GT(count_meshed(*s), 0u);
 }
 
+void* wait_for_pipe(void* fd) {
+    char c;
+    return reinterpret_cast<void*>(read(int(reinterpret_cast<intptr_t>(fd)), &c, 1));
+}
+
+// btm_compact() with a second (sleeping) thread: meshes with the barrier,
+// or refuses.  False if the thread could not be made.
+bool compact_beside_a_thread() {
+    int fds[2];
+    pthread_t t;
+    if (pipe(fds) != 0 || pthread_create(&t, nullptr, wait_for_pipe, reinterpret_cast<void*>(intptr_t(fds[0]))) != 0)
+        return false;
+    btm_compact();
+    bool ok = write(fds[1], "x", 1) == 1;
+    pthread_join(t, nullptr);
+    close(fds[0]);
+    close(fds[1]);
+    return ok;
+}
+
 void free_all(Survivors* s) {
     for (size_t i = 0; i < s->n; ++i) free(s->ptr[i]);
     s->n = 0;
@@ -221,10 +241,19 @@ TEST(Mesh, ForkGivesChildPrivateHeap) {
     ASSERT_EQ(pipe(to_child), 0);
     ASSERT_EQ(pipe(to_parent), 0);
     const uint64_t kParentTag = 1ull << 40, kChildTag = 2ull << 40;
+    ASSERT_TRUE(compact_beside_a_thread());  // the parent's barrier, if any, is probed
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     char c = 0;
     if (pid == 0) {
+        // Half the survivors die in the child and it compacts again, beside
+        // a thread of its own where the barrier is (the parent's userfaultfd
+        // must not be the one used: it acts on the parent's memory).
+        for (size_t i = 0; i < s.n; i += 2) {
+            free(s.ptr[i]);
+            s.ptr[i] = alloc_object();
+        }
+        if (!compact_beside_a_thread()) _exit(6);
         for (size_t i = 0; i < s.n; ++i) fill_pattern(s.ptr[i], kSize, kChildTag + i);
         if (write(to_parent[1], "c", 1) != 1 || read(to_child[0], &c, 1) != 1) _exit(3);
         for (size_t i = 0; i < s.n; ++i)
@@ -251,11 +280,6 @@ TEST(Mesh, PageoutAfterMesh) {
     EXPECT_GT(btm_pageout_cold(0), 0u);
     expect_intact(s);
     free_all(&s);
-}
-
-void* wait_for_pipe(void* fd) {
-    char c;
-    return reinterpret_cast<void*>(read(int(reinterpret_cast<intptr_t>(fd)), &c, 1));
 }
 
 // Whether this process may use userfaultfd write-protection of shared
