@@ -31,20 +31,6 @@ namespace {
 enum Phase : int { kStart, kGrow, kChurn, kShrink, kSettle, kDrain, kDone };
 const char* const kPhaseName[] = {"start", "grow", "churn", "shrink", "settle", "drain", "done"};
 
-volatile uint32_t g_site_sink;
-
-template <int N>
-__attribute__((noinline)) void* site_alloc(size_t n) {
-  g_site_sink = N;
-  void* p = std::malloc(n);
-  escape(p);
-  return p;
-}
-
-using SiteFn = void* (*)(size_t);
-constexpr SiteFn kSites[8] = {site_alloc<0>, site_alloc<1>, site_alloc<2>, site_alloc<3>,
-                              site_alloc<4>, site_alloc<5>, site_alloc<6>, site_alloc<7>};
-
 struct Sample {
   uint64_t t_ns;
   uint64_t rss;

@@ -54,6 +54,23 @@ struct Rng {
   double unit() { return double(next() >> 11) * 0x1.0p-53; }
 };
 
+// Eight distinct call sites of malloc (for partitioning by call site).  The
+// programs that use them compile with -fno-ipa-icf, so that identical-code
+// folding does not merge them into one.
+inline volatile uint32_t g_site_sink;
+
+template <int N>
+__attribute__((noinline)) void* site_alloc(size_t n) {
+  g_site_sink = N;
+  void* p = std::malloc(n);
+  escape(p);
+  return p;
+}
+
+using SiteFn = void* (*)(size_t);
+inline constexpr SiteFn kSites[8] = {site_alloc<0>, site_alloc<1>, site_alloc<2>, site_alloc<3>,
+                                     site_alloc<4>, site_alloc<5>, site_alloc<6>, site_alloc<7>};
+
 // "Mixed small sizes" as the benchmarks use the phrase: skewed towards the
 // small end the way real heaps are (half 16-64 B, 30% 65-256 B, 20% 257-1024 B).
 inline uint32_t mixed_small_size(Rng& rng) {

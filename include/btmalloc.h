@@ -72,7 +72,9 @@ size_t btm_pageout_cold(unsigned min_age_seconds);
 /* Returns free memory to the OS now; returns the number of bytes released. */
 size_t btm_trim(void);
 
-/* Mesh compaction (BTM_MESH=1); returns bytes of physical memory freed. */
+/* Mesh compaction (BTM_MESH=1); returns bytes of physical memory freed.
+ * Beside other threads only where userfaultfd write-protection is allowed;
+ * else 0 with errno EBUSY (ENOTSUP with mesh off).  Pointers stay valid. */
 size_t btm_compact(void);
 
 /* The partition the calling site maps to (diagnostics and tests). */

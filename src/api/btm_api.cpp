@@ -4,6 +4,7 @@
 #include "btmalloc.h"
 #include "core/globals.h"
 #include "features/cold.h"
+#include "features/mesh.h"
 #include "features/stats.h"
 
 using namespace btm;
@@ -36,9 +37,10 @@ BTM_EXPORT size_t btm_trim(void) { return trim_impl(); }
 
 BTM_EXPORT size_t btm_pageout_cold(unsigned min_age_seconds) { return cold::pageout(min_age_seconds); }
 
-// Mesh compaction lands with its own issue; until then it compacts nothing
-// and says so by returning 0.
-BTM_EXPORT size_t btm_compact(void) { return 0; }
+BTM_EXPORT size_t btm_compact(void) {
+    if (!g.initialized) init();
+    return mesh::compact();
+}
 
 BTM_EXPORT unsigned btm_partition_of_caller(void) {
     if (!g.initialized) init();

@@ -19,6 +19,7 @@
 #include "core/reclaim.h"
 #include "core/thread_cache.h"
 #include "features/introspect.h"
+#include "features/mesh.h"
 #include "features/report.h"
 #include "os/os.h"
 
@@ -282,6 +283,7 @@ void do_init() {
     if (kPartitioning) g_cfg.partitions = tcache::prepare_placeholder(round_pow2(g_cfg.partitions));
     large::init(g_cfg.large_cache);
     introspect::publish_boot(g_cfg.pageout != 0);
+    if (g_cfg.mesh) mesh::register_fork();  // first: its parent handler waits before ours unlock
     __register_atfork(fork_prepare, fork_parent, fork_child, &__dso_handle);
     // Per-site partitions from the first block (intern mode, or
     // partition_after 0) leave no room for a start-up phase.
@@ -336,6 +338,7 @@ void init_heap() {
     size_t central_bytes = nbins * sizeof(Central) + ((npart * sizeof(uint64_t) + 63) & ~size_t(63));
     size_t part_bytes = partition::table_bytes(npart);
     size_t table_bytes = cache_bytes + central_bytes + part_bytes;
+    mesh::configure();  // memfd backing, before the first reservation
     char* first_cache = static_cast<char*>(chunks::init(g_cfg.reserve, table_bytes));  // publishes g.base and g.size
     bool ok = first_cache != nullptr;
     // Without a heap no request reaches a cache, a central or a partition's

@@ -19,6 +19,33 @@ namespace {
 inline constexpr uint32_t kWarmSlabMax = 16 * 1024;
 inline constexpr uint32_t kCarveBytes = 4096;  // see take()
 
+// A slot on a meshed source page, as its target's slot (and its entry).
+BTM_COLD void* to_target(void* p, uint64_t* entry) {
+    uintptr_t a = mesh_target(reinterpret_cast<uintptr_t>(p), *entry);
+    *entry = chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift];
+    return reinterpret_cast<void*>(a);
+}
+
+// The slab a slot goes home to, and the slot's address there.  A slot
+// cached under a source's address from before its slab was meshed (other
+// threads' bins, remote lists) goes to the target, as the target's slot.
+// Returned by value (two registers): a slot whose address were taken would
+// live on the stack in the flush loops.
+struct Home {
+    Slab* slab;
+    void* slot;
+};
+BTM_COLD Home home_meshed(void* p, uint64_t e) {
+    void* q = to_target(p, &e);
+    return Home{slab_of(reinterpret_cast<uintptr_t>(q), e), q};
+}
+BTM_INLINE Home home_of(void* p) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    uint64_t e = chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift];
+    if (BTM_UNLIKELY(pe_kind(e) == kPageMeshed)) return home_meshed(p, e);
+    return Home{slab_of(a, e), p};
+}
+
 void list_push(Slab*& head, Slab* s, SlabList which) {
     s->prev = nullptr;
     s->next = head;
@@ -93,6 +120,24 @@ void reposition(Central& c, Slab* s) {
     }
 }
 
+// Remote frees pushed to a source slab before it was meshed (a thread read
+// its page entry first): into the target's free list, as target slots.
+BTM_COLD void drain_meshed(Central& c, Slab* s, void* chain, uint32_t n) {
+    Slab* t = s->prev;
+    for (uint32_t i = 0; i < n; ++i) {
+        void* p = chain;
+        chain = i + 1 < n ? link_decode(p) : nullptr;
+        void* q = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(slab_base(t)) +
+                                          (reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(slab_base(s))));
+        link_encode(q, t->free);
+        t->free = q;
+    }
+    t->free_count = uint16_t(t->free_count + n);
+    t->used = uint16_t(t->used - n);
+    c.out_bytes -= uint64_t(n) * g_class[t->cls].size;
+    reposition(c, t);
+}
+
 // Moves every remote free queued for this pair into its slab's local list.
 void drain(Central& c) {
     if (!c.remote_q.load(std::memory_order_relaxed)) return;
@@ -103,7 +148,9 @@ void drain(Central& c) {
         // slab again.
         uint64_t r = s->remote.exchange(0, std::memory_order_acq_rel);
         uint32_t n = uint32_t(r >> 48);
-        if (n) {
+        if (n && BTM_UNLIKELY(s->list == kListMeshed)) {
+            drain_meshed(c, s, reinterpret_cast<void*>(r & kRemotePtrMask), n);
+        } else if (n) {
             void* chain = reinterpret_cast<void*>(r & kRemotePtrMask);
             if (s->free) {
                 void* tail = chain;
@@ -152,6 +199,26 @@ Slab* pick(Slab* head) {
     for (Slab* s = head ? head->next : nullptr; s && ++i < kLook; s = s->next)
         if (s->used > best->used || (s->used == best->used && s < best)) best = s;
     return best;
+}
+
+// With mesh = on, a slab's never-used slots go out in random order (the
+// Mesh paper's randomised allocation): survivors of a later mass free are
+// then spread at random over each slab, which is what makes two sparse
+// slabs likely to have disjoint live slots.  Fills order[0, k) with a
+// random permutation of [0, k) (k cut to kShuffleMax); returns k.
+inline constexpr uint32_t kShuffleMax = 256;
+BTM_COLD uint32_t shuffled(uint16_t* order, uint32_t k, const Slab* s) {
+    if (k > kShuffleMax) k = kShuffleMax;
+    uint64_t x = (g.secret ^ reinterpret_cast<uintptr_t>(s) ^ (uint64_t(s->bump) << 48)) | 1;
+    for (uint32_t i = 0; i < k; ++i) order[i] = uint16_t(i);
+    for (uint32_t i = k; i > 1; --i) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint32_t j = uint32_t(x % i);
+        uint16_t t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    return k;
 }
 
 // Takes up to `want` slots from the pair's slabs into the chain at *head
@@ -227,8 +294,10 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
                 if (k > budget) k = budget;
                 carve_left = budget == k ? 0 : carve_left - k * ci.size;
             }
+            uint16_t order[kShuffleMax];
+            if (BTM_UNLIKELY(g.mesh)) k = shuffled(order, k, s);
             for (uint32_t i = 0; i < k; ++i) {
-                void* p = base + size_t(s->bump + i) * ci.size;
+                void* p = base + size_t(s->bump + (g.mesh ? order[i] : i)) * ci.size;
                 link_encode(p, *head);
                 if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;  // malloc checks it
                 *head = p;
@@ -278,7 +347,7 @@ void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra, Fr
     use(c);
     void* head = nullptr;
     uint32_t got;
-    if (run && run->left) run = nullptr;
+    if ((run && run->left) || g.mesh) run = nullptr;  // mesh: runs hand slots out in order
     {
         LockGuard guard(c.lock);
         ++c.refills;
@@ -326,10 +395,10 @@ uint32_t free_local(Central& c, void* chain, uint32_t n) {
     uint32_t thin = 0;
     Slab* prev = nullptr;
     for (uint32_t i = 0; i < n; ++i) {
-        void* p = chain;
-        chain = i + 1 < n ? link_decode(p) : nullptr;
-        uintptr_t a = reinterpret_cast<uintptr_t>(p);
-        Slab* s = slab_of(a, chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift]);
+        Home h = home_of(chain);
+        chain = i + 1 < n ? link_decode(chain) : nullptr;
+        void* p = h.slot;
+        Slab* s = h.slab;
         link_encode(p, s->free);
         s->free = p;
         ++s->free_count;
@@ -357,10 +426,10 @@ void free_remote(void* chain, uint32_t n) {
     Group open[kOpen];
     unsigned nopen = 0, victim = 0;
     for (uint32_t i = 0; i < n; ++i) {
-        void* p = chain;
-        chain = i + 1 < n ? link_decode(p) : nullptr;
-        uintptr_t a = reinterpret_cast<uintptr_t>(p);
-        Slab* s = slab_of(a, chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift]);
+        Home h = home_of(chain);
+        chain = i + 1 < n ? link_decode(chain) : nullptr;
+        void* p = h.slot;
+        Slab* s = h.slab;
         unsigned j = 0;
         while (j < nopen && open[j].slab != s) ++j;
         if (j == nopen) {
@@ -426,6 +495,7 @@ bool flush(Bin* b, uint32_t bin, uint32_t keep) {
 }
 
 void free_home(void* p, uint64_t entry) {
+    if (pe_kind(entry) == kPageMeshed) p = to_target(p, &entry);
     if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
     Central& c = g_central[pe_bin(entry)];
     if (c.lock.try_lock()) {
@@ -437,6 +507,22 @@ void free_home(void* p, uint64_t entry) {
         push_remote(slab_of(reinterpret_cast<uintptr_t>(p), entry), p, p, 1);
     }
 }
+
+[[gnu::cold]] uint32_t mesh_candidates(Central& c, Slab** out, uint32_t max) {
+    drain(c);
+    uint32_t n = 0;
+    for (Slab* head : {c.partial, c.sparse})
+        for (Slab* s = head; s && n < max; s = s->next) out[n++] = s;
+    return n;
+}
+
+[[gnu::cold]] void mesh_retire(Central& c, Slab* s) {
+    if (s->list == kListSparse) set_draining(s, false);
+    if (s->list != kListNone) list_remove(c, s);
+    --c.nslabs;
+}
+
+[[gnu::cold]] void mesh_settle(Central& c, Slab* t) { reposition(c, t); }
 
 void drain_all(bool all) {
     g_remote_queued_bytes.store(0, std::memory_order_relaxed);

@@ -102,6 +102,15 @@ void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra);
 // that had no refill since the last call.
 void drain_all(bool all);
 
+// Mesh compaction (features/mesh.h), all with c.lock held.  Drains the
+// pair's remote frees and lists up to `max` of its slabs that have both
+// live and free slots (partial and sparse ones).
+uint32_t mesh_candidates(Central& c, Slab** out, uint32_t max);
+// A source meshed away: off its list, no longer the pair's.
+void mesh_retire(Central& c, Slab* s);
+// A target whose slots changed: onto the list its state calls for.
+void mesh_settle(Central& c, Slab* t);
+
 extern std::atomic<uint64_t>* g_used;  // g.npart words
 static_assert(kClassBits == 6, "one word of g_used per partition");
 

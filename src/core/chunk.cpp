@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "core/lock.h"
+#include "os/memfd.h"
 #include "os/os.h"
 
 namespace btm {
@@ -29,6 +30,7 @@ Group* registry;
 unsigned nchunks;
 unsigned max_chunks;
 std::atomic<uint32_t> clock_base{0};
+BTM_COLD_BSS void (*unmesh_hook)(Slab*);
 
 namespace {
 
@@ -43,6 +45,7 @@ uint32_t header_pages;
 // + 1, indexed by ChunkHeader::owner).  Untouched in hash mode, and out of
 // the small globals' page (4 KiB).
 BTM_COLD_BSS uint32_t owned_head[kMaxPartitions + 1];
+BTM_COLD_BSS int backing_fd1[kMaxRegions];  // memfd + 1 (0: anonymous)
 
 // The reservation asked for under the address-space limit, where reserved
 // but unused address space is lost to the program: the primary one takes a
@@ -78,6 +81,10 @@ char* reserve_region(uint64_t want, size_t below, uint64_t limit) {
             first_committed = true;
         }
         regions[n] = Region{reinterpret_cast<uintptr_t>(p), want, 0};
+        if (g.mesh) {
+            int fd = os::memfd::create(want);
+            backing_fd1[n] = fd >= 0 ? fd + 1 : 0;
+        }
         nregions.store(n + 1, std::memory_order_release);
         return p - below;
     }
@@ -125,7 +132,13 @@ ChunkHeader* chunk_new() {
         Region& r = regions[n - 1];
         if (r.used + kChunkSize <= r.size) {
             void* p = reinterpret_cast<void*>(r.base + r.used);
-            if (!first_committed && !os::commit(p, kChunkSize)) return nullptr;
+            // A memfd region's chunks all come from its file (fork's child
+            // copies the file, not the memory): no anonymous fallback.
+            if (backing_fd1[n - 1]) {
+                if (!os::memfd::map(p, kChunkSize, backing_fd1[n - 1] - 1, r.used)) return nullptr;
+            } else if (!first_committed && !os::commit(p, kChunkSize)) {
+                return nullptr;
+            }
             first_committed = false;
             // Published after the commit: an owner test that accepts the
             // new chunk finds it readable.
@@ -344,6 +357,7 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
 }
 
 void slab_free(Slab* s) {
+    if (BTM_UNLIKELY(g.mesh) && unmesh_hook) unmesh_hook(s);
     LockGuard guard(heap_lock);
     ChunkHeader* c = chunk_of(s);
     uint32_t first = slab_first_page(s);
@@ -598,6 +612,8 @@ void start_clock() {
         ChunkHeader* c = entry(*cursor).chunk;
         if (c->released) continue;
         for_each_slab(c, [&](uint32_t p, const Slab& s) {
+            // A meshed source's pages are its target's: they age with it.
+            if (s.list == kListMeshed) return;
             if (int32_t(before - (s.epoch ? s.epoch : base)) <= 0) return;
             uintptr_t a = reinterpret_cast<uintptr_t>(c) + (uintptr_t(p) << g.page_shift);
             size_t len = size_t(s.npages) << g.page_shift;
@@ -618,6 +634,24 @@ void start_clock() {
             ++list[s.list & 3];
         });
     }
+}
+
+[[gnu::cold]] int backing_fd(unsigned region) { return backing_fd1[region] - 1; }
+[[gnu::cold]] void set_backing_fd(unsigned region, int fd) { backing_fd1[region] = fd + 1; }
+
+[[gnu::cold]] unsigned region_of(uintptr_t a) {
+    unsigned n = nregions.load(std::memory_order_acquire);
+    unsigned i = 0;
+    while (i + 1 < n && a - regions[i].base >= regions[i].size) ++i;
+    return i;
+}
+
+[[gnu::cold]] void mark_meshed(Slab* s) {
+    LockGuard guard(heap_lock);
+    ChunkHeader* c = chunk_of(s);
+    uint32_t first = slab_first_page(s);
+    for (uint32_t i = 0; i < s->npages; ++i)
+        c->pagemap[first + i] = (c->pagemap[first + i] & ~kKindMask) | (kPageMeshed << 24);
 }
 
 [[gnu::cold]] Counters counters() {

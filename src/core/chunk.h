@@ -37,6 +37,12 @@ namespace btm {
 // the central lock of the slab's pair.
 inline constexpr uint64_t kPageSlab = 1;
 inline constexpr uint64_t kPageDraining = 2;
+// Kind kPageMeshed: the page's slab (the source) was meshed into another of
+// its pair (the target, features/mesh.h): its virtual pages show the
+// target's physical pages, and the target's descriptor serves both.  Bin,
+// class and offset stay, so size and slot checks read the entry as before;
+// a free translates the pointer to the target (mesh_target).
+inline constexpr uint64_t kPageMeshed = 3;
 inline constexpr uint64_t kKindMask = uint64_t(0xff) << 24;
 
 BTM_INLINE constexpr uint64_t page_entry(uint32_t bin, uint32_t page_in_slab, uint32_t cls, uint32_t page_shift) {
@@ -76,7 +82,9 @@ struct Slab {
 // free the pages they sit on are most of what an almost empty chunk keeps.
 static_assert(sizeof(Slab) == 64);
 
-enum SlabList : uint8_t { kListNone = 0, kListPartial = 1, kListSparse = 2, kListEmpty = 3 };
+// kListMeshed: a meshed source, on no list; `prev` is its target and `next`
+// the target's next source.
+enum SlabList : uint8_t { kListNone = 0, kListPartial = 1, kListSparse = 2, kListEmpty = 3, kListMeshed = 4 };
 
 struct ChunkHeader {
     uint64_t magic;
@@ -111,6 +119,13 @@ BTM_INLINE Slab* slab_of(uintptr_t a, uint64_t entry) {
     ChunkHeader* c = chunk_of(a);
     uint32_t page = uint32_t((a - reinterpret_cast<uintptr_t>(c)) >> g.page_shift);
     return &c->slabs[page - (pe_offset(entry) >> g.page_shift)];
+}
+
+// The address in the target slab that pointer a, on a meshed source page
+// (entry e), shows.
+inline uintptr_t mesh_target(uintptr_t a, uint64_t e) {
+    Slab* s = slab_of(a, e);
+    return reinterpret_cast<uintptr_t>(slab_base(s->prev)) + (a - reinterpret_cast<uintptr_t>(slab_base(s)));
 }
 
 // Hash mode: the partition mask to publish once the heap passes
@@ -238,6 +253,20 @@ void occupancy(uint64_t hist[10], uint64_t list[4]);
 void lock_all();
 void unlock_all(bool child);
 bool lock_held();  // see SpinLock::is_locked
+
+// Mesh compaction's file backing (knob mesh): with g.mesh set before the
+// heap exists, each reservation gets a memfd and its chunks are mapped
+// MAP_SHARED from it at file offset = address - region base.  backing_fd()
+// is -1 for a region left anonymous (memfd failed there).  Released pages
+// are then punched out of the file (os/memfd.h), not MADV_DONTNEED'd, and
+// slab_free() first calls `unmesh_hook` (the target gives its sources back).
+extern void (*unmesh_hook)(Slab*);
+int backing_fd(unsigned region);
+void set_backing_fd(unsigned region, int fd);  // fork's child: the new file
+// The region holding a (of ours), and the file offset of a in it.
+unsigned region_of(uintptr_t a);
+// Marks a meshed source's pages kPageMeshed (heap lock: frees read them).
+void mark_meshed(Slab* s);
 
 struct Counters {
     uint64_t chunks, slabs, committed, reserved, dirty, free_chunks;

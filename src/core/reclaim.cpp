@@ -13,6 +13,7 @@
 #include "core/lock.h"
 #include "core/orphan.h"
 #include "core/state.h"
+#include "os/memfd.h"
 #include "os/os.h"
 #include "os/syscall.h"
 #include "os/uring.h"
@@ -41,6 +42,9 @@ std::atomic<uint32_t> free_run{0};
 std::atomic<uint64_t> clean_seen{0};  // chunks::clean_taken_pages() at the thread's last look
 std::atomic<uint64_t> prefaulted{0};   // bytes faulted in ahead of demand  // free slow paths since the last malloc one
 std::atomic<uint64_t> released_sync{0}, released_async{0}, nticks{0};
+}  // namespace
+BTM_COLD_BSS void (*background_hook)();
+namespace {
 // Used by the tick holder only; no constructor runs at load.  In .lbss: only
 // the background thread touches it, and .bss must stay on .data's page.
 BTM_COLD_BSS constinit os::AsyncRelease ring;
@@ -93,10 +97,16 @@ size_t release_batch(chunks::Collect mode, bool use_ring, size_t* nranges = null
     size_t bytes = 0;
     for (size_t i = 0; i < n; ++i) bytes += r[i].len;
     static_assert(sizeof(chunks::Range) == sizeof(os::PageRange));
-    use_ring = use_ring && ring_allowed();
+    // memfd-backed chunks (mesh = on) are released by punching the file:
+    // the ring's MADV_DONTNEED would keep their pages and contents.
+    use_ring = use_ring && ring_allowed() && !g.mesh;
     size_t via_ring = use_ring ? ring.release(reinterpret_cast<const os::PageRange*>(r), n) : 0;
     if (!use_ring)
-        for (size_t i = 0; i < n; ++i) os::release(reinterpret_cast<void*>(r[i].addr), r[i].len);
+        for (size_t i = 0; i < n; ++i) {
+            void* p = reinterpret_cast<void*>(r[i].addr);
+            if (g.mesh) os::memfd::release(p, r[i].len);
+            else os::release(p, r[i].len);
+        }
     chunks::finish_release(r, n);
     released_async.fetch_add(via_ring, std::memory_order_relaxed);
     released_sync.fetch_add(bytes - via_ring, std::memory_order_relaxed);
@@ -162,7 +172,11 @@ void* thread_main(void*) {
                 timespec ts{0, long(kGrowNs)};  // growing: look again soon
                 futex_wait(seen, &ts);
             } else if (pending_bytes() == 0) {
-                futex_wait(seen, nullptr);  // nothing to age, no growth: sleep until woken
+                // Nothing to age, no growth: sleep until woken (or look again
+                // in a second for the background mesh, which a heap made
+                // sparse without emptying any page gives no other reason).
+                timespec mesh_look{1, 0};
+                futex_wait(seen, background_hook ? &mesh_look : nullptr);
             }
             sleeping.store(false, std::memory_order_relaxed);
         } else {
@@ -180,7 +194,10 @@ void* thread_main(void*) {
             prefault();
         }
         LockGuard guard(tick_lock);
-        if (tick_due()) tick(false, ring.is_open());
+        if (tick_due()) {
+            tick(false, ring.is_open());
+            if (background_hook) background_hook();
+        }
         else release(chunks::Collect::kExcess, ring.is_open());  // woken early: over budget
     }
     return nullptr;
@@ -309,7 +326,9 @@ void poll(bool freeing) {
         free_run.store(++run, std::memory_order_relaxed);
     }
     uint64_t pending = pending_bytes();
-    if (pending == 0) {
+    // The background mesh needs the thread even with nothing to release.
+    bool mesh_start = BTM_UNLIKELY(g.mesh) && background_hook && async_wanted && !started.load(std::memory_order_relaxed);
+    if (pending == 0 && !mesh_start) {
         if (!async_wanted) set_tick_divert(false);
         return;
     }
@@ -329,7 +348,7 @@ void poll(bool freeing) {
             if (excess && freeing && run >= kHelpRun) help();
             return;
         }
-        if (pending < kStartThreadBytes && !excess) return;
+        if (pending < kStartThreadBytes && !excess && !mesh_start) return;
         bool expected = false;
         if (!started.compare_exchange_strong(expected, true)) return;
         if (start_thread()) return;

@@ -38,6 +38,10 @@ struct Counters {
 };
 Counters counters();
 
+// Run by the background thread after each aging tick when set (mesh
+// compaction's background pass, features/mesh.h).
+extern void (*background_hook)();
+
 void fork_prepare();
 void fork_parent();
 void fork_child();

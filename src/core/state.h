@@ -35,6 +35,7 @@ struct alignas(64) Globals {
     bool intern = false;              // partition_mode = intern
     uint8_t divert = kDivertNoHeap;   // kDivert* bits: malloc leaves its inline path
     bool checks = false;              // runtime hardening checks (knob `hardening`)
+    bool mesh = false;                // chunks are memfd-backed (knob mesh: features/mesh.h)
     bool initialized = false;
 };
 extern Globals g;
