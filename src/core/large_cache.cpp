@@ -254,15 +254,19 @@ bool contains(uintptr_t a) {
     return false;
 }
 
-size_t decay() {
+namespace {
+
+// Unmaps the oldest ranges while the cache is over its capacity (`all`: over
+// 0), in batches of Evicted::kMax, the lock dropped for each batch's munmaps.
+size_t shrink(bool all) {
     if (total.load(std::memory_order_relaxed) == 0) return 0;
     size_t sum = 0;
     for (;;) {
         Evicted ev{};
         {
             LockGuard guard(cache_lock);
-            roll();
-            evict(capacity(), false, &ev);
+            if (!all) roll();
+            evict(all ? 0 : capacity(), false, &ev);
         }
         unmap(ev);
         for (unsigned i = 0; i < ev.n; ++i) sum += ev.size[i];
@@ -270,20 +274,10 @@ size_t decay() {
     }
 }
 
-size_t trim() {
-    if (total.load(std::memory_order_relaxed) == 0) return 0;
-    size_t sum = 0;
-    for (;;) {
-        Evicted ev{};
-        {
-            LockGuard guard(cache_lock);
-            evict(0, false, &ev);
-        }
-        unmap(ev);
-        for (unsigned i = 0; i < ev.n; ++i) sum += ev.size[i];
-        if (ev.n < Evicted::kMax) return sum;
-    }
-}
+}  // namespace
+
+size_t decay() { return shrink(false); }
+size_t trim() { return shrink(true); }
 
 uint64_t bytes() { return total.load(std::memory_order_relaxed); }
 uint64_t released_bytes() { return released.load(std::memory_order_relaxed); }
