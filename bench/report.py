@@ -105,6 +105,8 @@ TARGETS = [
     ("16 KiB scattered free no slower than 2x glibc", "scatter16k_free", "glibc", 2.0),
     ("large blocks reused: no slower than glibc", "large_reuse_wall", "glibc", 1.0),
     ("large blocks reused: within 1.1x of the best peer", "large_reuse_wall", "best", 1.1),
+    ("large blocks reused, CPU time: no more than glibc", "large_reuse_cpu", "glibc", 1.0),
+    ("large blocks reused, CPU time: within 1.1x of the best peer", "large_reuse_cpu", "best", 1.1),
     ("python3 asleep: Pss within 5% of glibc", "py_sleep_pss", "glibc", 1.05),
     ("perl asleep: Pss within 5% of glibc", "perl_sleep_pss", "glibc", 1.05),
     ("idle processes: summed Pss no more than glibc's", "idle_sum_pss", "glibc", 1.0),
