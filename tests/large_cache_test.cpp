@@ -41,6 +41,13 @@ size_t first_nonzero(const unsigned char* p, size_t n) {
     return n;
 }
 
+// The cache starts at the first sign of reuse, a large malloc after a large
+// free: tests that look at it alone (gtest_filter) show that sign first.
+void show_reuse() {
+    free(malloc(2 * kMiB));
+    free(malloc(2 * kMiB));
+}
+
 uint64_t next(uint64_t& s) {
     s ^= s << 13;
     s ^= s >> 7;
@@ -76,6 +83,7 @@ TEST(LargeCache, ReplacedBuffersReuseFreedBlocks) {
 // A freed block serves a smaller request (its tail stays cached) and a larger
 // one (grown); what comes back is whole and writable.
 TEST(LargeCache, ReuseDownAndUp) {
+    show_reuse();
     malloc_trim(0);  // no range left by other tests to fit better
     auto* a = static_cast<unsigned char*>(malloc(16 * kMiB));
     ASSERT_NE(a, nullptr);
@@ -133,6 +141,7 @@ TEST(LargeCache, CallocIsZeroFreshAndRecycled) {
 
 // Children of fork inherit the cache: reuse there must work and stay apart.
 TEST(LargeCache, ForkChildReusesItsCopy) {
+    show_reuse();
     void* p = malloc(10 * kMiB);
     ASSERT_NE(p, nullptr);
     memset(p, 0x77, 10 * kMiB);
@@ -189,6 +198,7 @@ TEST(LargeCache, ThreadsReplaceConcurrently) {
 }
 
 TEST(LargeCache, TrimReturnsCachedBlocks) {
+    show_reuse();
     void* p = malloc(20 * kMiB);
     ASSERT_NE(p, nullptr);
     memset(p, 1, 20 * kMiB);
@@ -200,6 +210,7 @@ TEST(LargeCache, TrimReturnsCachedBlocks) {
 
 // An idle process gives its cached blocks back by itself within 10 s.
 TEST(LargeCache, IdleProcessReturnsCachedBlocks) {
+    show_reuse();
     std::vector<void*> held;
     // 3 MiB: the old fixed cache kept one of these forever.
     for (int i = 0; i < 8; ++i) {

@@ -40,6 +40,9 @@ struct Cold {
     std::atomic<uint64_t> released{0}, live{0}, peak_cur{0};
     uint64_t peak_prev = 0, seq = 0;
     uint32_t epoch_start = 0;  // coarse seconds; 0 until the first free
+    // A large block was freed; and one was allocated after that, the first
+    // sign of reuse, without which nothing is cached (see put()).
+    std::atomic<bool> freed{false}, reusing{false};
 };
 BTM_COLD_BSS constinit Cold cold;
 auto& slots = cold.slots;
@@ -49,6 +52,8 @@ auto& peak_cur = cold.peak_cur;
 auto& peak_prev = cold.peak_prev;
 auto& seq = cold.seq;
 auto& epoch_start = cold.epoch_start;
+auto& freed = cold.freed;
+auto& reusing = cold.reusing;
 
 void add_total(int64_t d) { total.store(total.load(std::memory_order_relaxed) + uint64_t(d), std::memory_order_relaxed); }
 
@@ -204,7 +209,11 @@ void note_live(uint64_t l) {
 }
 
 void* take(size_t size, size_t align, size_t* got, size_t* dirty) {
-    if (total.load(std::memory_order_relaxed) == 0) return nullptr;  // leaves the slots' page untouched
+    if (total.load(std::memory_order_relaxed) == 0) {
+        if (freed.load(std::memory_order_relaxed) && !reusing.load(std::memory_order_relaxed))
+            reusing.store(true, std::memory_order_relaxed);
+        return nullptr;
+    }
     Range pieces[kMaxPieces];
     unsigned n;
     {
@@ -232,6 +241,16 @@ void* take(size_t size, size_t align, size_t* got, size_t* dirty) {
 
 void put(uintptr_t a, size_t size, Evicted* out) {
     LockGuard guard(cache_lock);
+    // Until a large allocation has followed a large free, a freed block is
+    // unmapped: a process that frees one buffer on its way out (sort does)
+    // keeps nothing and starts no thread to decay it.
+    freed.store(true, std::memory_order_relaxed);
+    if (!reusing.load(std::memory_order_relaxed)) {
+        out->addr[0] = a;  // out is empty on entry
+        out->size[0] = size;
+        out->n = 1;
+        return;
+    }
     roll();
     evict(~uint64_t(0), true, out);  // a slot comes free: out is empty on entry
     store(Range{a, size, size, ++seq});

@@ -15,7 +15,8 @@
 // highest live figure over the last two epochs of kEpochSeconds; an idle
 // process's peak falls to its live bytes within two epochs and the cache
 // empties.  The epochs roll on frees and on decay(), which the reclaim ticks
-// call (the background thread's, or inline ones without it).
+// call (the background thread's, or inline ones without it).  Nothing is
+// cached until a large allocation has followed a large free.
 #pragma once
 
 #include <cstddef>
