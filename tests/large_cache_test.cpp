@@ -48,6 +48,16 @@ void show_reuse() {
     free(malloc(2 * kMiB));
 }
 
+// Frees a block of n bytes written with `byte` after showing reuse: it is
+// then in the cache.
+void free_written_block(size_t n, int byte) {
+    show_reuse();
+    void* p = malloc(n);
+    ASSERT_NE(p, nullptr);
+    memset(p, byte, n);
+    free(p);
+}
+
 uint64_t next(uint64_t& s) {
     s ^= s << 13;
     s ^= s >> 7;
@@ -141,11 +151,7 @@ TEST(LargeCache, CallocIsZeroFreshAndRecycled) {
 
 // Children of fork inherit the cache: reuse there must work and stay apart.
 TEST(LargeCache, ForkChildReusesItsCopy) {
-    show_reuse();
-    void* p = malloc(10 * kMiB);
-    ASSERT_NE(p, nullptr);
-    memset(p, 0x77, 10 * kMiB);
-    free(p);
+    free_written_block(10 * kMiB, 0x77);
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
@@ -198,11 +204,7 @@ TEST(LargeCache, ThreadsReplaceConcurrently) {
 }
 
 TEST(LargeCache, TrimReturnsCachedBlocks) {
-    show_reuse();
-    void* p = malloc(20 * kMiB);
-    ASSERT_NE(p, nullptr);
-    memset(p, 1, 20 * kMiB);
-    free(p);
+    free_written_block(20 * kMiB, 1);
     EXPECT_GT(cached_bytes(), 0u) << "a freed 20 MiB block was not cached";
     malloc_trim(0);
     EXPECT_EQ(cached_bytes(), 0u);
