@@ -66,12 +66,7 @@ void* sampler(void*) {
                       g_phase.load(std::memory_order_relaxed)};
       g_n_samples.store(i + 1, std::memory_order_release);
     }
-    next.tv_nsec += g_sample_ns;
-    while (next.tv_nsec >= 1000000000) {
-      next.tv_nsec -= 1000000000;
-      ++next.tv_sec;
-    }
-    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr);
+    sleep_to_next(next, g_sample_ns);
   }
   return nullptr;
 }

@@ -34,6 +34,17 @@ inline uint64_t now_ns() {
 
 inline double seconds_since(uint64_t start_ns) { return double(now_ns() - start_ns) * 1e-9; }
 
+// Sleeps until `next` advanced by step_ns (CLOCK_MONOTONIC): a sampler's
+// period that does not drift by the time each sample takes.
+inline void sleep_to_next(timespec& next, long step_ns) {
+  next.tv_nsec += step_ns;
+  while (next.tv_nsec >= 1000000000) {
+    next.tv_nsec -= 1000000000;
+    ++next.tv_sec;
+  }
+  clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr);
+}
+
 // Keeps the compiler from proving an allocation dead and deleting a
 // malloc/free pair (GCC does that for malloc and for new/delete).
 inline void escape(void* p) { asm volatile("" : : "r"(p) : "memory"); }

@@ -64,6 +64,10 @@ SECTIONS = [
      "survivors replaced at a steady pace (settle), then everything freed; no malloc_trim. RSS in "
      "MiB at each point; ratios are RSS over the live bytes at that point; drained is measured "
      "after a pause, drained_over_start is drained minus the RSS before the burst."),
+    ("large_reuse", "Large blocks reused",
+     "20 live buffers of 5-25 MiB, one replaced at random 2,000 times, each value-initialised "
+     "(`new char[n]()`; `large_calloc_`: calloc); then all freed and idle. Wall and CPU time of the "
+     "replacements in ms, their minor page faults, peak RSS and RSS at the end of the idle in MiB."),
     ("startup", "Short-lived processes",
      "/bin/true (1000 runs) and a 20-command shell pipeline (100 runs), every process preloaded: "
      "median wall time of a run in ms, mean CPU time (user+system) and system time of a run in ms, "
@@ -114,6 +118,10 @@ TARGETS = [
     ("burst: drained within 10 MiB of the starting RSS", "burst_drained_over_start", "abs", 10.0),
     ("burst: drained RSS below every peer", "burst_drained_rss", "best", 1.0),
     ("16 KiB scattered free no slower than 2x glibc", "scatter16k_free", "glibc", 2.0),
+    ("large blocks reused: no slower than glibc", "large_reuse_wall", "glibc", 1.0),
+    ("large blocks reused: within 1.1x of the best peer", "large_reuse_wall", "best", 1.1),
+    ("large blocks reused, CPU time: no more than glibc", "large_reuse_cpu", "glibc", 1.0),
+    ("large blocks reused, CPU time: within 1.1x of the best peer", "large_reuse_cpu", "best", 1.1),
     ("python3 asleep: Pss within 5% of glibc", "py_sleep_pss", "glibc", 1.05),
     ("perl asleep: Pss within 5% of glibc", "perl_sleep_pss", "glibc", 1.05),
     ("idle processes: summed Pss no more than glibc's", "idle_sum_pss", "glibc", 1.0),

@@ -12,10 +12,10 @@
 #   -q, --quick          shorter runs and 2 rounds (a few minutes): to check the harness
 #   -B, --bench LIST     benchmarks to run, comma-separated (default: all of
 #                        churn,sites,local,prodcons,scratch,mtstress,latency,scatter16k,
-#                        burst,startup,hotpath,python,gcc,pss,daemons; pss: per-process memory
-#                        under a namespaced /etc/ld.so.preload, needs root; daemons: ten idle
-#                        Debian services, which bench/install-daemons.sh installs them);
-#                        startup also runs with two empty
+#                        burst,large_reuse,startup,hotpath,python,gcc,pss,daemons; pss:
+#                        per-process memory under a namespaced /etc/ld.so.preload, needs
+#                        root; daemons: ten idle Debian services, which
+#                        bench/install-daemons.sh installs); startup also runs with two empty
 #                        libraries built here with cc and preloaded (not allocators):
 #                        emptydso as cc links any library, emptydso_nocrt without
 #                        the C start files (-nostartfiles), the least that loading
@@ -29,7 +29,8 @@
 #   -h, --help
 #
 # Writes DIR/results.md (also printed on stdout), DIR/raw.tsv (every value of
-# every round), DIR/logs/ (each run's output), DIR/burst.png and the burst series.
+# every round), DIR/logs/ (each run's output), DIR/burst.png and the RSS series of
+# burst and large_reuse.
 # Peers are the Debian packages' libraries; an allocator whose library is missing,
 # or that fails a start-up check, is skipped with a note. A run that fails or
 # times out is noted and the rest goes on. Nothing is built here but the empty
@@ -44,7 +45,7 @@ bin=${BTM_BENCH_BIN:-}
 btm_lib=${BTMALLOC_LIB:-}
 rounds=""
 quick=0
-benches="churn,sites,local,prodcons,scratch,mtstress,latency,scatter16k,burst,startup,hotpath,python,gcc,pss,daemons"
+benches="churn,sites,local,prodcons,scratch,mtstress,latency,scatter16k,burst,large_reuse,startup,hotpath,python,gcc,pss,daemons"
 allocs="glibc,jemalloc,mimalloc,tcmalloc,btmalloc"
 out=""
 run_timeout=300
@@ -74,8 +75,8 @@ allocs=${allocs//,/ }
 
 for b in $benches; do
   case $b in
-    churn | sites | local | prodcons | scratch | mtstress | latency | scatter16k | burst | startup | hotpath | python | gcc \
-      | pss | daemons) ;;
+    churn | sites | local | prodcons | scratch | mtstress | latency | scatter16k | burst | large_reuse | startup | hotpath \
+      | python | gcc | pss | daemons) ;;
     *) echo "run.sh: unknown benchmark '$b'" >&2; exit 2 ;;
   esac
 done
@@ -167,12 +168,14 @@ if ((quick)); then
   t_churn=0.1 t_local=0.2 t_pc=0.2 lat_ops=1000000 scatter_cycles=3
   scratch_reps=50000 mt_ops=300000
   burst_args=(--settle-s 1 --drain-wait-s 0.5)
+  large_reps=300 large_idle=2
   true_n=200 pipe_n=10 py_scale=0.4 gcc_functions=80
   hot_n1=100000 hot_n2=200000
 else
   t_churn=0.5 t_local=1 t_pc=1 lat_ops=4000000 scatter_cycles=8
   scratch_reps=200000 mt_ops=1000000
   burst_args=(--settle-s 3 --drain-wait-s 1)
+  large_reps=2000 large_idle=6
   true_n=1000 pipe_n=100 py_scale=1 gcc_functions=200
   hot_n1=200000 hot_n2=400000
 fi
@@ -294,6 +297,13 @@ bench_scatter16k() {
 bench_burst() {
   run_preloaded "$2" "$1" burst burst "$bin/bench_burst" "${burst_args[@]}" \
     --series "$out/series/burst-$1-r$2.tsv"
+}
+
+bench_large_reuse() {
+  run_preloaded "$2" "$1" large_reuse large_reuse "$bin/bench_large_reuse" --replacements $large_reps \
+    --idle-s $large_idle --series "$out/series/large_reuse-$1-r$2.tsv"
+  run_preloaded "$2" "$1" large_reuse large_calloc "$bin/bench_large_reuse" --replacements $large_reps \
+    --idle-s 0 --api calloc
 }
 
 bench_startup() {
@@ -431,13 +441,15 @@ done
 
 # ---------------------------------------------------------------- report
 echo "load after run: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
-if [[ " $benches " == *" burst "* ]]; then
+if [[ " $benches " == *" burst "* || " $benches " == *" large_reuse "* ]]; then
   mkdir -p "$out/plot"
   for a in "${active[@]}"; do
-    f=$out/series/burst-$a-r$rounds.tsv
-    [[ -s $f ]] && cp "$f" "$out/plot/burst-$a.tsv"
+    for kind in burst large_reuse; do
+      f=$out/series/$kind-$a-r$rounds.tsv
+      [[ -s $f ]] && cp "$f" "$out/plot/$kind-$a.tsv"
+    done
   done
-  if ls "$out"/plot/burst-*.tsv >/dev/null 2>&1; then
+  if ls "$out"/plot/*.tsv >/dev/null 2>&1; then
     "$here/plot_burst.sh" "$out/burst.png" "$out/plot" >/dev/null || note "burst plot failed"
   fi
 fi

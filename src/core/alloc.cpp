@@ -282,6 +282,8 @@ void do_init() {
     g.checks = g_cfg.hardening != 0;
     if (kPartitioning) g_cfg.partitions = tcache::prepare_placeholder(round_pow2(g_cfg.partitions));
     large::init(g_cfg.large_cache);
+    // Before the heap: large blocks freed in the start-up phase decay too.
+    reclaim::init(g_cfg.async != 0, g_cfg.seccomp_async != 0, uint32_t(g_cfg.warm_chunks));
     introspect::publish_boot(g_cfg.pageout != 0);
     if (g_cfg.mesh) mesh::register_fork();  // first: its parent handler waits before ours unlock
     __register_atfork(fork_prepare, fork_parent, fork_child, &__dso_handle);
@@ -358,7 +360,6 @@ void init_heap() {
     g.intern = intern_configured();
     ok = ok && partition::init(npart, g.intern, meta + central_bytes);
     tcache::init(g_cfg.tcache_bytes, first_cache);
-    reclaim::init(g_cfg.async != 0, g_cfg.seccomp_async != 0, uint32_t(g_cfg.warm_chunks));
     g_heap_ok = ok;
     if (ok) introspect::publish();
     if (g.intern) __atomic_fetch_or(&g.divert, kDivertIntern, __ATOMIC_RELAXED);
@@ -537,12 +538,15 @@ void free_outside(void* p, uintptr_t ra) {
     } else if (orphaned()) {
         if (!orphan::release(p)) count_foreign(p);
     } else {
-        Nested nested;
-        size_t size = 0;
-        bool cached = false;
-        large::Free r = large::free(p, &size, &cached);
-        if (r == large::Free::kFreedBefore && kHardening && g.checks) large_freed_before(p, size, cached, ra);
-        if (r != large::Free::kFreed) count_foreign(p);
+        {
+            Nested nested;
+            size_t size = 0;
+            bool cached = false;
+            large::Free r = large::free(p, &size, &cached);
+            if (r == large::Free::kFreedBefore && kHardening && g.checks) large_freed_before(p, size, cached, ra);
+            if (r != large::Free::kFreed) count_foreign(p);
+        }
+        reclaim::poll(true);  // the cache's decay: starts the thread, or runs a due tick without one
     }
     errno = saved;
 }
@@ -684,12 +688,13 @@ void* calloc_impl(size_t count, size_t size, uintptr_t ra) {
 
 size_t trim_impl() {
     if (g_forward) return g_real.trim && g_real.trim(0) ? 1 : 0;
-    if (!g.initialized || !g_heap_ok || t_state.depth || orphaned()) return 0;
+    if (!g.initialized || t_state.depth || orphaned()) return 0;
     size_t n;
     {
         Nested nested;
+        n = large::trim();  // cached in the start-up phase too
+        if (!g_heap_ok) return n;
         tcache::flush_all();
-        n = large::trim();
     }
     return n + reclaim::trim_all();
 }

@@ -1,17 +1,19 @@
 // Invariant: `table` holds the live large blocks (address -> mapping size,
 // call site, stamp of the allocation) and tombstones of freed ones (size |
-// kFreed), at most one entry per address; a cached block is in `cache` and
-// has a tombstone.  Freeing a
-// tombstone's address again is a double free if the block is cached or its
-// pages are unmapped (if someone else mapped them since, the pointer is
-// theirs: foreign; misuse.cpp decides).  A tombstone lasts until its slot is reused or the
-// table is rebuilt, so an old double free can pass as foreign.  Both are
-// guarded by `lock`.
+// kFreed), at most one entry per address; freed blocks go to the cache
+// (large_cache.h), whose ranges may later be split, grown or moved into
+// other blocks.  Freeing a tombstone's address again is a double free if the
+// address lies in a cached range or its pages are unmapped (if someone else
+// mapped them since, or a block made of cached pages covers it, the pointer
+// is foreign; misuse.cpp decides).  A tombstone lasts until its slot is
+// reused or the table is rebuilt, so an old double free can pass as
+// foreign.  The table is guarded by `lock`, taken before the cache's.
 #include "core/large.h"
 
 #include <cstring>
 
 #include "core/chunk.h"
+#include "core/large_cache.h"
 #include "core/lock.h"
 #include "core/state.h"
 #include "os/os.h"
@@ -29,32 +31,23 @@ struct Entry {
 };
 inline constexpr size_t kFreed = 1;
 
-struct Cached {
-    uintptr_t addr;
-    size_t size;
-};
+inline constexpr size_t kFirstSlots = 128;
 
-inline constexpr unsigned kCacheSlots = 32;
-inline constexpr size_t kFirstSlots = 64;
-
-// What a process with a few large blocks touches of this file, on one page
-// of its own: the cache and the table's first 64 slots.  The table used to
-// start as a 16 KiB mapping: a system call, and two page faults on the page
-// the first insert probed (a read maps the zero page, the write then copies
-// it); `sort` of a small file paid both, and a third for sharing the cache's
-// page with the thread cache placeholder, which every process reads.
+// What a process with a few large blocks touches of the table, on a page of
+// its own: the first 128 slots.  The table used to start as a 16 KiB
+// mapping: a system call, and two page faults on the page the first insert
+// probed (a read maps the zero page, the write then copies it).
 struct alignas(4096) FirstPage {
-    Cached cache[kCacheSlots];
     Entry table[kFirstSlots];
 };
-static_assert(sizeof(FirstPage) == 4096, "the cache and the first slots on one page");
+static_assert(sizeof(FirstPage) == 4096, "the first slots fill one page");
 
 SpinLock lock;
 Entry* table;
 size_t capacity;  // a power of two
 size_t filled;    // live + deleted
 size_t live;
-uint64_t live_bytes, cached_bytes, released_bytes, cache_budget;
+uint64_t live_bytes;
 BTM_COLD_BSS FirstPage first;  // touched only by processes with large blocks
 
 size_t slot_of(uintptr_t a) { return size_t((a >> 12) * 0x9E3779B97F4A7C15ULL >> 20) & (capacity - 1); }
@@ -114,6 +107,7 @@ bool insert(uintptr_t a, size_t size, uintptr_t site) {
     *e = Entry{a, size, site, chunks::stamp()};
     ++live;
     live_bytes += size;
+    cache::note_live(live_bytes);
     return true;
 }
 
@@ -122,12 +116,7 @@ void bury(Entry* e) {
     e->size |= kFreed;
     --live;
     live_bytes -= e->size & ~kFreed;
-}
-
-bool is_cached(uintptr_t a) {
-    for (const Cached& c : first.cache)
-        if (c.addr == a) return true;
-    return false;
+    cache::note_live(live_bytes);
 }
 
 size_t round_pages(size_t n) {
@@ -135,97 +124,48 @@ size_t round_pages(size_t n) {
     return (n + mask) & ~mask;
 }
 
-// Takes a cached block of size in [need, need + need/4] with the alignment.
-void* cache_take(size_t need, size_t align, size_t* got) {
-    if (!table) return nullptr;  // no block yet, none cached: leave the page to grow()'s write
-    int best = -1;
-    for (unsigned i = 0; i < kCacheSlots; ++i) {
-        const Cached& c = first.cache[i];
-        if (!c.addr || c.size < need || c.size > need + need / 4) continue;
-        if (c.addr & (align - 1)) continue;
-        if (best < 0 || c.size < first.cache[best].size) best = int(i);
-    }
-    if (best < 0) return nullptr;
-    void* p = reinterpret_cast<void*>(first.cache[best].addr);
-    *got = first.cache[best].size;
-    cached_bytes -= first.cache[best].size;
-    first.cache[best] = Cached{};
-    return p;
-}
-
-// Keeps a freed block for reuse when the budget allows, evicting the largest
-// cached blocks first.  Returns false if the caller must unmap it.
-bool cache_put(uintptr_t a, size_t size) {
-    if (size > cache_budget) return false;
-    while (cached_bytes + size > cache_budget) {
-        unsigned big = 0;
-        for (unsigned i = 1; i < kCacheSlots; ++i)
-            if (first.cache[i].size > first.cache[big].size) big = i;
-        os::unmap(reinterpret_cast<void*>(first.cache[big].addr), first.cache[big].size);
-        released_bytes += first.cache[big].size;
-        cached_bytes -= first.cache[big].size;
-        first.cache[big] = Cached{};
-    }
-    for (unsigned i = 0; i < kCacheSlots; ++i) {
-        if (first.cache[i].addr) continue;
-        first.cache[i] = Cached{a, size};
-        cached_bytes += size;
-        return true;
-    }
-    return false;
-}
-
 }  // namespace
 
-void init(uint64_t cache_bytes) { cache_budget = cache_bytes; }
+void init(uint64_t cache_bytes) { cache::init(cache_bytes); }
 
 void* alloc(size_t n, size_t align, bool zero, uintptr_t site) {
     size_t page = g.page_mask + 1;
     if (align < page) align = page;
     if (n > (size_t(1) << 62)) return nullptr;
     size_t size = round_pages(n ? n : 1);
-    void* p = nullptr;
-    size_t got = size;
+    size_t got = size, dirty = 0;
+    void* p = cache::take(size, align, &got, &dirty);
+    if (!p && !(p = os::map_aligned(size, align))) return nullptr;
     {
         LockGuard guard(lock);
-        p = cache_take(size, align, &got);
-        if (p && !insert(reinterpret_cast<uintptr_t>(p), got, site)) {
-            cache_put(reinterpret_cast<uintptr_t>(p), got);
+        if (!insert(reinterpret_cast<uintptr_t>(p), got, site)) {
+            os::unmap(p, got);
             return nullptr;
         }
     }
-    if (p) {
-        if (zero) memset(p, 0, got);
-        return p;
-    }
-    p = os::map_aligned(size, align);
-    if (!p) return nullptr;
-    LockGuard guard(lock);
-    if (!insert(reinterpret_cast<uintptr_t>(p), size, site)) {
-        os::unmap(p, size);
-        return nullptr;
-    }
+    // Only the pages a previous owner may have written: the rest of a block
+    // is fresh from the kernel, and clearing it would fault it in.
+    if (zero && dirty) memset(p, 0, dirty);
     return p;
 }
 
 Free free(void* p, size_t* size_out, bool* cached) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    size_t size;
+    cache::Evicted ev{};
     {
         LockGuard guard(lock);
         Entry* e = find(a);
         if (!e) return Free::kNotOurs;
-        size = e->size & ~kFreed;
+        size_t size = e->size & ~kFreed;
         *size_out = size;
         if (e->size & kFreed) {
-            *cached = is_cached(a);
+            *cached = cache::contains(a);
             return Free::kFreedBefore;
         }
         bury(e);
-        if (cache_put(a, size)) return Free::kFreed;
-        released_bytes += size;
+        cache::put(a, size, &ev);
     }
-    os::unmap(p, size);
+    cache::unmap(ev);
     return Free::kFreed;
 }
 
@@ -254,33 +194,34 @@ void* realloc(void* p, size_t n, uintptr_t site) {
         // may legally touch the block during a realloc.
         bury(e);
     }
-    void* q = os::remap(p, old_entry.size, size);
-    LockGuard guard(lock);
-    if (!q) {
-        insert(a, old_entry.size, old_entry.site);  // still ours, unchanged (its tombstone is reused if still there)
-        return nullptr;
+    size_t old = old_entry.size;
+    void* q = os::remap(p, old, size);
+    {
+        LockGuard guard(lock);
+        if (q) {
+            insert(reinterpret_cast<uintptr_t>(q), size, site);
+            return q;
+        }
+        insert(a, old, old_entry.site);  // still ours, unchanged (its tombstone is reused if still there)
     }
-    insert(reinterpret_cast<uintptr_t>(q), size, site);
-    return q;
+    // mremap grows one kernel mapping only, and a block made of cached
+    // pieces can span several: copied instead.
+    void* r = alloc(size, 0, false, site);
+    if (!r) return nullptr;
+    memcpy(r, p, old < size ? old : size);
+    size_t freed_size;
+    bool cached;
+    free(p, &freed_size, &cached);
+    return r;
 }
 
-size_t trim() {
-    LockGuard guard(lock);
-    size_t total = 0;
-    for (auto& c : first.cache) {
-        if (!c.addr) continue;
-        os::unmap(reinterpret_cast<void*>(c.addr), c.size);
-        total += c.size;
-        c = Cached{};
-    }
-    cached_bytes = 0;
-    released_bytes += total;
-    return total;
-}
+size_t trim() { return cache::trim(); }
+
+size_t decay() { return cache::decay(); }
 
 Counters counters() {
     LockGuard guard(lock);
-    return Counters{live_bytes, cached_bytes, released_bytes};
+    return Counters{live_bytes, cache::bytes(), cache::released_bytes()};
 }
 
 // The walks below serve the report and btm_pageout_cold, never a malloc:
@@ -309,9 +250,15 @@ Layout layout() {
             uint32_t(offsetof(Entry, epoch)), uint32_t(kFreed)};
 }
 
-void lock_all() { lock.lock(); }
-bool lock_held() { return lock.is_locked(); }
+uint64_t cached_bytes() { return cache::bytes(); }
+
+void lock_all() {
+    lock.lock();
+    cache::lock();
+}
+bool lock_held() { return lock.is_locked() || cache::lock_held(); }
 void unlock_all(bool child) {
+    cache::unlock(child);
     if (child) lock.reset();
     else lock.unlock();
 }

@@ -1,8 +1,8 @@
 // Large objects (above the largest size class): each has its own mapping,
 // recorded in an address-keyed table so free() can tell them from foreign
-// pointers without dereferencing anything.  Freed mappings are kept in a
-// small cache (knob large_cache bytes) so grow/free cycles do not pay mmap,
-// munmap and page faults every time.
+// pointers without dereferencing anything.  Freed blocks go to a cache that
+// follows the program's recent demand (large_cache.h), so programs that
+// replace large buffers do not pay mmap, munmap and page faults every time.
 #pragma once
 
 #include <cstddef>
@@ -34,6 +34,11 @@ size_t usable(const void* p);
 void* realloc(void* p, size_t n, uintptr_t site);
 // Unmaps every cached block; returns the bytes released.
 size_t trim();
+// Unmaps the cached blocks that recent demand no longer justifies (reclaim
+// ticks call it); returns the bytes released.
+size_t decay();
+// Bytes cached now, without a lock (reclaim's "is there work" question).
+uint64_t cached_bytes();
 
 struct Counters {
     uint64_t live_bytes, cached_bytes, released_bytes;

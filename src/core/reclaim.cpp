@@ -10,6 +10,8 @@
 
 #include "core/central.h"
 #include "core/chunk.h"
+#include "core/globals.h"
+#include "core/large.h"
 #include "core/lock.h"
 #include "core/orphan.h"
 #include "core/state.h"
@@ -49,10 +51,10 @@ namespace {
 // the background thread touches it, and .bss must stay on .data's page.
 BTM_COLD_BSS constinit os::AsyncRelease ring;
 
-// Bytes the next tick could give back: free pages, and slabs whose remote
-// frees nobody has drained.
+// Bytes the next tick could give back: free pages, slabs whose remote frees
+// nobody has drained, and cached large blocks (their decay runs in ticks).
 uint64_t pending_bytes() {
-    return chunks::dirty_bytes() + g_remote_queued_bytes.load(std::memory_order_relaxed);
+    return chunks::dirty_bytes() + g_remote_queued_bytes.load(std::memory_order_relaxed) + large::cached_bytes();
 }
 
 uint64_t now_ns() {
@@ -126,9 +128,13 @@ size_t release(chunks::Collect mode, bool use_ring) {
 
 // One aging tick (or everything, for malloc_trim); tick_lock held.
 size_t tick(bool all, bool use_ring) {
-    central::drain_all(all);  // remote frees can be all that keeps a slab alive
-    size_t total = release(all ? chunks::Collect::kAll : chunks::Collect::kAged, use_ring);
-    total += release(chunks::Collect::kExcess, use_ring);
+    large::decay();  // counted in the large blocks' own released bytes
+    size_t total = 0;
+    if (g_heap_ok) {  // not yet made in the start-up phase
+        central::drain_all(all);  // remote frees can be all that keeps a slab alive
+        total = release(all ? chunks::Collect::kAll : chunks::Collect::kAged, use_ring);
+        total += release(chunks::Collect::kExcess, use_ring);
+    }
     nticks.fetch_add(1, std::memory_order_relaxed);
     last_tick_ns.store(now_ns(), std::memory_order_relaxed);
     return total;

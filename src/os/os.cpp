@@ -70,6 +70,8 @@ void* remap(void* p, size_t old_size, size_t new_size) {
     return q == MAP_FAILED ? nullptr : q;
 }
 
+bool move(void* p, size_t size, void* to) { return !sys::failed(sys::mremap_fixed(p, size, to)); }
+
 bool release(void* p, size_t size) {
     bool ok = sys::madvise(p, size, MADV_DONTNEED) == 0;
     // Released pages read back as zeros, and the heap counts on it (fresh

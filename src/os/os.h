@@ -39,6 +39,11 @@ void unmap(void* p, size_t size);
 bool wipe_on_fork(void* p, size_t size);
 // Grows or shrinks a mapping, moving it if needed; null on failure.
 void* remap(void* p, size_t old_size, size_t new_size);
+// Moves the pages of [p, p+size) to [to, to+size) without copying them,
+// replacing what was mapped there; [p, p+size) is unmapped after.  False
+// (nothing moved) if the range spans more than one kernel mapping (VMA):
+// mremap moves within one only.
+bool move(void* p, size_t size, void* to);
 // Releases the physical pages of [p, p+size); the range stays mapped and reads
 // back as zeros, always: where the kernel refuses, the zeros are written and
 // false is returned.

@@ -74,6 +74,9 @@ inline void* mremap(void* p, size_t old_len, size_t new_len, int flags) {
     long r = call(SYS_mremap, arg(p), arg(old_len), arg(new_len), flags);
     return failed(r) ? MAP_FAILED : reinterpret_cast<void*>(r);
 }
+inline long mremap_fixed(void* p, size_t len, void* to) {
+    return call6(SYS_mremap, arg(p), arg(len), arg(len), MREMAP_MAYMOVE | MREMAP_FIXED, arg(to), 0);
+}
 inline long open(const char* path, int flags) { return call(SYS_openat, AT_FDCWD, arg(path), flags); }
 inline long close(int fd) { return call(SYS_close, fd); }
 inline long read(int fd, void* buf, size_t n) { return call(SYS_read, fd, arg(buf), arg(n)); }
@@ -116,6 +119,12 @@ inline long mincore(void* p, size_t len, unsigned char* vec) {
 inline void* mremap(void* p, size_t old_len, size_t new_len, int flags) {
     int saved = errno;
     void* r = ::mremap(p, old_len, new_len, flags);
+    errno = saved;
+    return r;
+}
+inline long mremap_fixed(void* p, size_t len, void* to) {
+    int saved = errno;
+    long r = ::mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED ? -errno : 0;
     errno = saved;
     return r;
 }
