@@ -30,7 +30,7 @@ ClassInfo g_class[kNumClasses];
 std::array<uint8_t, kLutMax / 16 + 1> g_class_lut = kCoarseLut;
 SlotCheck g_check[kNumClasses];
 config::Values g_cfg;
-config::Origin g_cfg_origin;
+BTM_COLD_BSS config::Origin g_cfg_origin;  // read by BTM_VERBOSE only: off .data's page
 bool g_heap_ok;
 EventCounters g_events;
 int* g_alive;

@@ -519,7 +519,9 @@ void finish_release(const Range* r, size_t n) {
 uint64_t dirty_bytes() { return dirty_total << g.page_shift; }
 uint64_t clean_taken_pages() { return __atomic_load_n(&clean_taken, __ATOMIC_RELAXED); }
 
-size_t prefault_collect(Range* out, size_t max, uint64_t target) {
+// Run by the background thread only: out of the start-up window
+// (tests/check_library.sh), which the merged features had filled.
+[[gnu::cold]] size_t prefault_collect(Range* out, size_t max, uint64_t target) {
     LockGuard guard(heap_lock);
     // Resident free pages are what slab_alloc takes first.
     if (dirty_total >= target) return 0;
