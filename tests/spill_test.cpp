@@ -144,6 +144,13 @@ void case_blocks() {
     r = static_cast<char*>(realloc(r, 40000));
     CHECK(r && holds(r, 50, 0x3C));
     free(r);
+    // Aligned requests: neither the arena nor a region aligns past 16 bytes.
+    for (size_t align : {32, 64, 256, 4096}) {
+        void* p = memalign(align, 100);
+        CHECK(p && btm_test::is_aligned(p, align));
+        fill(p, 100, 0x11);
+        free(p);
+    }
     // Live spill blocks count in the statistics.
     uint64_t before = read_stats().allocated_bytes;
     static void* counted[200];
