@@ -537,8 +537,10 @@ void free_outside(void* p, uintptr_t ra) {
     int saved = errno;
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     if (boot::owns(p) || boot::spilled(p)) {
-        // An arena block is never reused (boot.h): only marked.
-        boot::Release r = boot::release(p, !t_state.depth);
+        // An arena block is never reused (boot.h): only marked.  A spill
+        // block is, under a lock that neither a nested call nor an orphaned
+        // process (orphan.h) may take.
+        boot::Release r = boot::release(p, !t_state.depth && !orphaned());
         if (r == boot::Release::kInvalid) invalid_free(p);
         if constexpr (kHardening) {
             if (r == boot::Release::kDouble && g.checks) double_free_boot(p, ra);
