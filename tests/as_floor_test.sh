@@ -7,11 +7,13 @@
 # print what it prints under glibc there.
 # A program that is not installed is SKIPPED; all skipped exits 77.
 # Usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT [python3|ls]...  (default: both)
-# AS_FLOOR_SWEEP: KB above the target also checked (default 2048; 0: the target only).
+# AS_FLOOR_MARGIN: KB over glibc's floor checked first (default 2048, the target;
+#   less shows room below it).
+# AS_FLOOR_SWEEP: KB above that also checked (default 2048; 0: that limit only).
 set -u
 lib=$(readlink -f "${1:?usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT}")
 floor=${2:?usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT}
-margin=2048 sweep=${AS_FLOOR_SWEEP:-2048} step=128
+margin=${AS_FLOOR_MARGIN:-2048} sweep=${AS_FLOOR_SWEEP:-2048} step=128
 failed=0 checked=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/btm-asfloor.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

@@ -161,6 +161,7 @@ void fork_prepare() {
     g_fork_locked = true;
     ++t_state.depth;  // a malloc in another library's handler must not wait for our locks
     if (!g_heap_ok) {
+        boot::lock_spill();
         large::lock_all();
         return;
     }
@@ -180,6 +181,8 @@ void fork_parent() {
         central::for_each_used([](Central& c) { c.lock.unlock(); });
         central::unlock_registry(false);
         reclaim::fork_parent();
+    } else {
+        boot::unlock_spill(false);
     }
     large::unlock_all(false);
     --t_state.depth;
@@ -197,6 +200,8 @@ void fork_child() {
         central::for_each_used([](Central& c) { c.lock.reset(); });
         central::unlock_registry(true);
         reclaim::fork_child();
+    } else {
+        boot::unlock_spill(true);
     }
     large::unlock_all(true);
     --t_state.depth;
@@ -419,6 +424,24 @@ BTM_NOINLINE void* startup_alloc(size_t n, size_t align, uintptr_t ra) {
     return nullptr;
 }
 
+// No heap (no address space for a reservation under RLIMIT_AS): small
+// blocks go on filling the arena as in the start-up phase, then spill
+// regions.  A mapping each took a page per malloc, and `ls -la /` ran out
+// of address space on them at limits where glibc's heap fits (issue 22).
+BTM_NOINLINE void* malloc_heapless(size_t n, uintptr_t ra) {
+    if (n < kStartupLarge)
+        if (void* p = boot::alloc(n, 16, ra, boot::kBytes - boot::kNestedReserve)) return p;  // zeros: calloc knows
+    bool fresh;
+    void* p;
+    {
+        Nested nested;  // a signal handler's malloc or free must not wait for the spill lock
+        p = boot::spill_alloc(n, ra, &fresh);
+    }
+    if (!p) return malloc_large(n, 0, false, ra);
+    if (fresh) t_state.zeroed = p;
+    return p;
+}
+
 BTM_INLINE bool in_startup() { return BTM_UNLIKELY(__atomic_load_n(&g_startup, __ATOMIC_ACQUIRE)); }
 
 }  // namespace
@@ -436,15 +459,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
         if (void* p = startup_alloc(n, 16, ra)) return p;  // zeros: calloc knows (boot::owns)
     }
     if (BTM_UNLIKELY(g_forward)) return g_real.malloc(n);
-    // No heap (no address space for a reservation under RLIMIT_AS): small
-    // blocks go on filling the arena as in the start-up phase.  A mapping
-    // each took a page per malloc, and `ls -la /` ran out of address space
-    // on them at limits where glibc's heap fits (issue 22).
-    if (BTM_UNLIKELY(!g_heap_ok)) {
-        if (n < kStartupLarge)
-            if (void* p = boot::alloc(n, 16, ra, boot::kBytes - boot::kNestedReserve)) return p;  // zeros: calloc knows
-        return malloc_large(n, 0, false, ra);
-    }
+    if (BTM_UNLIKELY(!g_heap_ok)) return malloc_heapless(n, ra);
     uint32_t cls = class_for(n);
     uint32_t bin = partition::bits_of(ra) | cls;
     if (void* p = tcache::run_pop(bin, false)) return t.zeroed = p;  // zeros: not even the free mark to clear
@@ -521,9 +536,11 @@ void free_outside(void* p, uintptr_t ra) {
     if (!p) return;
     int saved = errno;
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    if (boot::owns(p)) {
-        // Never reused (boot.h): only marked.
-        boot::Release r = boot::release(p);
+    if (boot::owns(p) || boot::spilled(p)) {
+        // An arena block is never reused (boot.h): only marked.  A spill
+        // block is, under a lock that neither a nested call nor an orphaned
+        // process (orphan.h) may take.
+        boot::Release r = boot::release(p, !t_state.depth && !orphaned());
         if (r == boot::Release::kInvalid) invalid_free(p);
         if constexpr (kHardening) {
             if (r == boot::Release::kDouble && g.checks) double_free_boot(p, ra);
@@ -596,7 +613,7 @@ size_t usable_size(const void* p, const char* fn, uintptr_t ra) {
         if (e == 0 || !is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask))) return 0;
         return g_class[pe_class(e)].size;
     }
-    if (boot::owns(p)) {
+    if (boot::owns(p) || boot::spilled(p)) {
         boot::Header h = boot::header(p);
         if constexpr (kHardening)
             if (h.state == boot::Header::kCorrupt && g.checks) corrupted_boot_header(p, fn, ra);
@@ -624,7 +641,7 @@ void* realloc_impl(void* p, size_t n, uintptr_t ra) {
         return nullptr;
     }
     bool small = in_primary(a) || chunks::owns(a);
-    if (small || boot::owns(p)) {
+    if (small || boot::owns(p) || boot::spilled(p)) {
         // Keep the block when the new size still fits and wastes under half.
         if (small && n <= old && n > old / 2) return p;
     } else if (n > kMaxSmall && !orphaned()) {
@@ -654,7 +671,8 @@ void* aligned_impl(size_t align, size_t n, uintptr_t ra) {
         if (align > 4096) end_startup();
         else if (void* p = startup_alloc(n, align, ra)) return p;
     }
-    if (align <= g.page_mask + 1 && n <= kMaxSmall) {
+    // Without a heap a small block is only 16-byte aligned (arena, spill).
+    if (g_heap_ok && align <= g.page_mask + 1 && n <= kMaxSmall) {
         // Slabs start on page boundaries, so a class whose size is a multiple
         // of the alignment has every slot aligned; the powers of two are all
         // classes, so the search ends.

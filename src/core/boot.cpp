@@ -1,6 +1,8 @@
 #include "core/boot.h"
 
 #include "core/base.h"
+#include "core/lock.h"
+#include "os/os.h"
 
 namespace btm::boot {
 namespace {
@@ -42,16 +44,81 @@ BTM_COLD_BSS constinit Arena arena{};
 
 Marks& marks_of_span(size_t span) { return arena.marks[kSpans - 1 - span]; }
 
-// Where the marks of the granule at p are: word pair and bit.  p is a
-// granule start inside the arena.
+// Where the marks of the granule at p are: word pair and bit, and where
+// the area holding p ends.  p is a granule start inside the arena or a
+// spill region.
 struct Mark {
     Marks* words;
     uint64_t bit;
+    const char* end;
 };
 Mark mark_of(const void* p) {
     size_t off = size_t(static_cast<const char*>(p) - arena.bytes);
-    return {&marks_of_span(off / kMarkSpan), uint64_t(1) << (off / kGranule % 64)};
+    return {&marks_of_span(off / kMarkSpan), uint64_t(1) << (off / kGranule % 64), arena.bytes + kArenaBytes};
 }
+
+// Spill regions: where a process without a heap puts small blocks once the
+// arena is full.  Each is one mapping carved like the arena (same header,
+// same marks), but a freed block is kept on a list of its size class and
+// handed out again: a heapless python3 took a page mapping per block, ~700
+// KB of address space the program needed (issue 22).  The classes step by
+// a quarter, as ordinary size classes do, so a reused block wastes at most
+// a quarter of the request.
+inline constexpr size_t kRegionBytes = 64 << 10;
+inline constexpr size_t kMaxRegions = 256;  // 16 MiB: past it, blocks take mappings of their own
+inline constexpr size_t kSpillClasses = 36;
+struct Region {
+    Marks marks[kRegionBytes / kMarkSpan];
+    size_t top;  // offset into bytes
+    alignas(16) char bytes[kRegionBytes - kRegionBytes / kMarkSpan * sizeof(Marks) - 16];
+};
+static_assert(sizeof(Region) == kRegionBytes);
+struct Spill {
+    SpinLock lock;
+    size_t count;  // regions mapped; read without the lock by owner tests
+    Region* regions[kMaxRegions];
+    void* free[kSpillClasses];  // freed blocks of each class, linked through their first word
+};
+BTM_COLD_BSS constinit Spill spill{};
+
+Region* region_of(const void* p) {
+    size_t n = __atomic_load_n(&spill.count, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; i < n; ++i) {
+        Region* r = spill.regions[i];
+        if (reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(r->bytes) < sizeof(r->bytes)) return r;
+    }
+    return nullptr;
+}
+
+Mark region_mark(Region* r, const void* p) {
+    size_t off = size_t(static_cast<const char*>(p) - r->bytes);
+    return {&r->marks[off / kMarkSpan], uint64_t(1) << (off / kGranule % 64), r->bytes + sizeof(r->bytes)};
+}
+
+// Marks of a granule start in the arena or a region; null words if p is in
+// neither.
+Mark locate(const void* p) {
+    if (owns(p)) return mark_of(p);
+    Region* r = region_of(p);
+    return r ? region_mark(r, p) : Mark{nullptr, 0, nullptr};
+}
+
+// A spill block's class and size: 16-byte steps up to 128 bytes, then four
+// steps per doubling up to kSpillMax.
+inline constexpr size_t kSpillMax = 16 << 10;
+constexpr size_t spill_class(size_t n) {
+    size_t g = n <= kGranule ? 1 : (n + kGranule - 1) / kGranule;
+    if (g <= 8) return g - 1;
+    unsigned k = 63 - unsigned(__builtin_clzll(g - 1));
+    size_t step = size_t(1) << (k - 2);
+    return 8 + (k - 3) * 4 + ((g + step - 1) / step - 5);
+}
+constexpr size_t spill_class_bytes(size_t c) {
+    if (c < 8) return (c + 1) * kGranule;
+    size_t k = 3 + (c - 8) / 4, q = 5 + (c - 8) % 4;
+    return q * (size_t(1) << (k - 2)) * kGranule;
+}
+static_assert(spill_class_bytes(kSpillClasses - 1) == kSpillMax);
 
 // The header's check: the size word's high half.  The key is made once per
 // process from the arena's (randomised) address and the time stamp counter,
@@ -79,10 +146,12 @@ uint64_t size_word(const void* p, size_t size, uintptr_t site) {
     return uint64_t(size) | (h & 0xFFFFFFFF00000000ULL);
 }
 
-bool is_start(const void* p) {
-    if (reinterpret_cast<uintptr_t>(p) % kGranule != 0) return false;
-    Mark m = mark_of(p);
-    return (__atomic_load_n(&m.words->starts, __ATOMIC_RELAXED) & m.bit) != 0;
+// The marks of p if it starts a block of the arena or a region.
+Mark start_mark(const void* p) {
+    if (reinterpret_cast<uintptr_t>(p) % kGranule != 0) return {nullptr, 0, nullptr};
+    Mark m = locate(p);
+    if (m.words && !(__atomic_load_n(&m.words->starts, __ATOMIC_RELAXED) & m.bit)) m.words = nullptr;
+    return m;
 }
 
 }  // namespace
@@ -117,30 +186,58 @@ void* alloc(size_t n, size_t align, uintptr_t site, size_t limit) {
 
 size_t used() { return __atomic_load_n(&arena.top, __ATOMIC_RELAXED); }
 
-size_t blocks() {
+[[gnu::cold]] size_t blocks() {
     size_t n = 0, spans = (used() + kMarkSpan - 1) / kMarkSpan;
-    for (size_t i = 0; i < spans; ++i)  // no __builtin_popcount: without -mpopcnt it is a libgcc call
-        for (uint64_t w = __atomic_load_n(&marks_of_span(i).starts, __ATOMIC_RELAXED); w != 0; w &= w - 1) ++n;
+    auto count = [&n](const Marks& m) {  // no __builtin_popcount: without -mpopcnt it is a libgcc call
+        for (uint64_t w = __atomic_load_n(&m.starts, __ATOMIC_RELAXED); w != 0; w &= w - 1) ++n;
+    };
+    for (size_t i = 0; i < spans; ++i) count(marks_of_span(i));
+    size_t regions = __atomic_load_n(&spill.count, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; i < regions; ++i)
+        for (const Marks& m : spill.regions[i]->marks) count(m);
     return n;
 }
 
+namespace {
+
+// The class is found from the size the header says, checked by the caller.
+[[gnu::cold]] void spill_push(void* p, size_t bytes) {
+    size_t c = spill_class(bytes);
+    LockGuard guard(spill.lock);
+    *static_cast<uintptr_t*>(p) = reinterpret_cast<uintptr_t>(spill.free[c]) ^ key();
+    spill.free[c] = p;
+}
+
 // A block whose header fails its check counts what it claims, bounded by
-// the arena's top, as a reader outside the process counts it.
-[[gnu::cold]] uint64_t tally(SiteTally* t) {
+// the area's top, as a reader outside the process counts it.
+template <class MarksOf>
+uint64_t tally_area(const char* bytes, size_t top, MarksOf marks_of, SiteTally* t) {
     uint64_t total = 0;
-    size_t top = used();
     for (size_t s = 0; s * kMarkSpan < top; ++s) {
-        Marks& m = marks_of_span(s);
+        Marks& m = marks_of(s);
         uint64_t live = __atomic_load_n(&m.starts, __ATOMIC_RELAXED) & ~__atomic_load_n(&m.freed, __ATOMIC_RELAXED);
         for (; live; live &= live - 1) {
             size_t off = s * kMarkSpan + size_t(__builtin_ctzll(live)) * kGranule;
             if (off < 16 || off >= top) continue;  // a block being made
-            const char* p = arena.bytes + off;
-            uint64_t bytes = reinterpret_cast<const uint64_t*>(p)[-2] & 0xFFFFFFFF;
-            if (bytes > top - off) bytes = top - off;
-            total += bytes;
-            if (t) t->add(reinterpret_cast<const uintptr_t*>(p)[-1], bytes);
+            const char* p = bytes + off;
+            uint64_t n = reinterpret_cast<const uint64_t*>(p)[-2] & 0xFFFFFFFF;
+            if (n > top - off) n = top - off;
+            total += n;
+            if (t) t->add(reinterpret_cast<const uintptr_t*>(p)[-1], n);
         }
+    }
+    return total;
+}
+
+}  // namespace
+
+[[gnu::cold]] uint64_t tally(SiteTally* t) {
+    uint64_t total = tally_area(arena.bytes, used(), marks_of_span, t);
+    size_t n = __atomic_load_n(&spill.count, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; i < n; ++i) {
+        Region* r = spill.regions[i];
+        auto marks_of = [r](size_t s) -> Marks& { return r->marks[s]; };
+        total += tally_area(r->bytes, __atomic_load_n(&r->top, __ATOMIC_RELAXED), marks_of, t);
     }
     return total;
 }
@@ -151,24 +248,76 @@ bool owns(const void* p) {
 
 // The header may have been overwritten by an overflow of the block before
 // it: the size is bounded by the arena, so realloc never copies past it.
-BTM_NOINLINE Header header(const void* p) {
-    if (!is_start(p)) return Header{Header::kNotStart, 0, 0};
+namespace {
+
+Header header_at(const void* p, const Mark& m) {
+    if (!m.words) return Header{Header::kNotStart, 0, 0};
     uint64_t word = static_cast<const uint64_t*>(p)[-2];
     size_t n = size_t(word & 0xFFFFFFFF);
-    size_t room = size_t(arena.bytes + kArenaBytes - static_cast<const char*>(p));
+    size_t room = size_t(m.end - static_cast<const char*>(p));
     bool ok = word == size_word(p, n, static_cast<const uintptr_t*>(p)[-1]) && n <= room;
     return Header{ok ? Header::kOk : Header::kCorrupt, n < room ? n : room, word};
 }
 
-Release release(void* p) {
-    Header h = header(p);
-    if (h.state == Header::kNotStart) return Release::kInvalid;
+}  // namespace
+
+BTM_NOINLINE Header header(const void* p) { return header_at(p, start_mark(p)); }
+
+Release release(void* p, bool reuse) {
+    Mark m = start_mark(p);
+    if (!m.words) return Release::kInvalid;
+    Header h = header_at(p, m);
     if (h.state == Header::kCorrupt) return Release::kCorrupt;
-    Mark m = mark_of(p);
-    return __atomic_fetch_or(&m.words->freed, m.bit, __ATOMIC_RELAXED) & m.bit ? Release::kDouble : Release::kOk;
+    if (__atomic_fetch_or(&m.words->freed, m.bit, __ATOMIC_RELAXED) & m.bit) return Release::kDouble;
+    if (reuse && !owns(p)) spill_push(p, h.size);
+    return Release::kOk;
 }
 
-uintptr_t site(const void* p) { return is_start(p) ? static_cast<const uintptr_t*>(p)[-1] : 0; }
+[[gnu::cold]] void* spill_alloc(size_t n, uintptr_t site, bool* fresh) {
+    if (n > kSpillMax) return nullptr;
+    size_t c = spill_class(n), bytes = spill_class_bytes(c);
+    LockGuard guard(spill.lock);
+    if (void* p = spill.free[c]) {
+        // A list a write after free has corrupted is dropped, never followed.
+        Mark m = start_mark(p);
+        Header h = header_at(p, m);
+        if (m.words && !owns(p) && h.state == Header::kOk && h.size == bytes &&
+            (__atomic_load_n(&m.words->freed, __ATOMIC_RELAXED) & m.bit)) {
+            spill.free[c] = reinterpret_cast<void*>(*static_cast<uintptr_t*>(p) ^ key());
+            static_cast<uint64_t*>(p)[-2] = size_word(p, bytes, site);
+            static_cast<uintptr_t*>(p)[-1] = site;
+            __atomic_fetch_and(&m.words->freed, ~m.bit, __ATOMIC_RELAXED);
+            *fresh = false;
+            return p;
+        }
+        spill.free[c] = nullptr;
+    }
+    size_t count = spill.count;
+    Region* r = count ? spill.regions[count - 1] : nullptr;
+    if (!r || r->top + 16 + bytes > sizeof(r->bytes)) {
+        if (count == kMaxRegions || !(r = static_cast<Region*>(os::map(kRegionBytes)))) return nullptr;
+        spill.regions[count] = r;
+        __atomic_store_n(&spill.count, count + 1, __ATOMIC_RELEASE);
+    }
+    char* p = r->bytes + r->top + 16;
+    static_cast<uint64_t*>(static_cast<void*>(p))[-2] = size_word(p, bytes, site);
+    reinterpret_cast<uintptr_t*>(p)[-1] = site;
+    Mark m = region_mark(r, p);
+    __atomic_fetch_or(&m.words->starts, m.bit, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->top, r->top + 16 + bytes, __ATOMIC_RELAXED);
+    *fresh = true;
+    return p;
+}
+
+bool spilled(const void* p) { return region_of(p) != nullptr; }
+[[gnu::cold]] size_t spill_bytes() { return __atomic_load_n(&spill.count, __ATOMIC_RELAXED) * kRegionBytes; }
+[[gnu::cold]] void lock_spill() { spill.lock.lock(); }
+[[gnu::cold]] void unlock_spill(bool child) {
+    if (child) spill.lock.reset();
+    else spill.lock.unlock();
+}
+
+uintptr_t site(const void* p) { return start_mark(p).words ? static_cast<const uintptr_t*>(p)[-1] : 0; }
 
 Layout layout() {
     return {reinterpret_cast<uintptr_t>(arena.bytes), reinterpret_cast<uintptr_t>(&arena.top),

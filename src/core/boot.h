@@ -7,7 +7,7 @@
 // first small blocks of a process, packed like a bump heap, before any
 // reservation, table or chunk exists.
 //
-// Invariant: boot blocks are never reused; free() recognises them, marks them
+// Invariant: arena blocks are never reused; free() recognises them, marks them
 // free and otherwise ignores them, so they can never be handed out twice.
 // Each block has a 16-byte header: its size and the call site that
 // allocated it (0 if unknown), for realloc, malloc_usable_size and the
@@ -48,11 +48,26 @@ struct Header {
     uint64_t word;  // the size word as found
 };
 Header header(const void* p);
-// free() of a pointer the arena owns: marks the block freed.  A block whose
-// header fails its check (kCorrupt) is not marked.
+// free() of a pointer the arena or a spill region owns: marks the block
+// freed, and a spill block with `reuse` goes on its class's list to be
+// handed out again (not from a call nested in a slow path, which may hold
+// the spill lock).  A block whose header fails its check (kCorrupt) is not
+// marked.
 enum class Release { kOk, kDouble, kInvalid, kCorrupt };
-Release release(void* p);
+Release release(void* p, bool reuse = false);
 uintptr_t site(const void* p);
+
+// Spill regions, for a process without a heap once the arena is full
+// (alloc.cpp: malloc_slow): 64 KiB mappings carved like the arena, with the
+// same headers and marks, so header(), release() and site() take their
+// blocks too; unlike the arena's, freed blocks are reused.  Null for a
+// request over 16 KiB or when no region can be mapped.  `fresh`: the block
+// is zeros.
+void* spill_alloc(size_t n, uintptr_t site, bool* fresh);
+bool spilled(const void* p);  // inside a spill region (any address, not only block starts)
+size_t spill_bytes();         // mapped for regions
+void lock_spill();            // around fork
+void unlock_spill(bool child);
 
 // Where the arena's blocks, bump pointer and marks are, for a reader
 // outside the process (features/introspect.h): marks of span s at

@@ -47,7 +47,7 @@ void fill(struct btm_stats* s) {
         // blocks have their own mappings from the first one on, so they
         // count here too (not in a clone() child, which must not take their
         // lock).
-        s->committed_bytes = boot::used();
+        s->committed_bytes = boot::used() + boot::spill_bytes();
         if (!orphaned()) {
             large::Counters lc = large::counters();
             s->large_bytes = lc.live_bytes;
