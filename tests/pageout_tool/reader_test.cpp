@@ -85,6 +85,14 @@ struct Child {
     }
 };
 
+// A started child's descriptor, found as btm-pageout finds it (callers
+// check HasFatalFailure).
+void locate_child(const Child& c, btm_heap::Located* loc) {
+    ASSERT_GT(c.pid, 0) << "the btmalloc child did not start";
+    std::string why;
+    ASSERT_EQ(btm_heap::locate(c.pid, loc, &why), btm_heap::Found::kYes) << why;
+}
+
 uint64_t total(const std::vector<btm_heap::Range>& r) {
     uint64_t n = 0;
     for (auto& x : r) n += x.len;
@@ -93,14 +101,13 @@ uint64_t total(const std::vector<btm_heap::Range>& r) {
 
 TEST(Reader, SameRangesAsTheLibrary) {
     Child c;
-    ASSERT_GT(c.pid, 0) << "the btmalloc child did not start";
     btm_heap::Located loc;
-    std::string why;
-    ASSERT_EQ(btm_heap::locate(c.pid, &loc, &why), btm_heap::Found::kYes) << why;
+    ASSERT_NO_FATAL_FAILURE(locate_child(c, &loc));
     EXPECT_NE(loc.library.find("libbtmalloc"), std::string::npos) << loc.library;
     ASSERT_TRUE(loc.d.ready);
     EXPECT_TRUE(loc.d.accepts_pageout);
     std::vector<btm_heap::Range> r;
+    std::string why;
     sleep(2);  // every slab of the fill is now at least a second old
     for (unsigned age : {0u, 1u, 3600u}) {
         ASSERT_TRUE(btm_heap::reread(c.pid, &loc));
@@ -195,10 +202,8 @@ TEST(Reader, HostileTablesStayInsideTheReservation) {
     btm_heap::Descriptor real;
     {
         Child c;
-        ASSERT_GT(c.pid, 0);
         btm_heap::Located loc;
-        std::string why;
-        ASSERT_EQ(btm_heap::locate(c.pid, &loc, &why), btm_heap::Found::kYes) << why;
+        ASSERT_NO_FATAL_FAILURE(locate_child(c, &loc));
         real = loc.d;
     }
     FakeHeap heap(real);
@@ -272,10 +277,8 @@ TEST(Reader, HostileLargeTable) {
     btm_heap::Profile real;
     {
         Child c;
-        ASSERT_GT(c.pid, 0);
         btm_heap::Located loc;
-        std::string why;
-        ASSERT_EQ(btm_heap::locate(c.pid, &loc, &why), btm_heap::Found::kYes) << why;
+        ASSERT_NO_FATAL_FAILURE(locate_child(c, &loc));
         ASSERT_TRUE(loc.large) << "the profile section does not locate the large-block table";
         ASSERT_TRUE(btm_heap::read_profile(c.pid, loc, &real));
     }
