@@ -97,13 +97,8 @@ std::string mapped_library(const std::string& maps, bool* replaced) {
 
 std::vector<Process> scan(unsigned* unreadable) {
     std::vector<Process> out;
-    std::unique_ptr<DIR, int (*)(DIR*)> proc(opendir("/proc"), closedir);
-    if (!proc) return out;
-    while (dirent* e = readdir(proc.get())) {
-        char* end;
-        long pid = std::strtol(e->d_name, &end, 10);
-        if (*end != '\0' || pid <= 0) continue;
-        std::string dir = std::string("/proc/") + e->d_name;
+    for (pid_t pid : all_pids()) {
+        std::string dir = "/proc/" + std::to_string(pid);
         std::string maps;
         int err = read_file(dir + "/maps", &maps);
         if (err == EACCES || err == EPERM) ++*unreadable;
