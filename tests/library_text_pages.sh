@@ -9,10 +9,13 @@
 # with no configuration file and with the shipped btmalloc.conf (all
 # comments, what a machine-wide install reads in every process; named by
 # BTM_CONF, which must not cost a window either).
-# Usage: library_text_pages.sh LIBRARY CONF
+# A C++ program (CXX_SLEEPER, tests/cxx_sleeper.cpp) must stay in the window
+# too with its operator new and delete.
+# Usage: library_text_pages.sh LIBRARY CONF [CXX_SLEEPER]
 set -u
-lib=$(readlink -f "${1:?usage: library_text_pages.sh LIBRARY CONF}")
-conf=$(readlink -f "${2:?usage: library_text_pages.sh LIBRARY CONF}")
+lib=$(readlink -f "${1:?usage: library_text_pages.sh LIBRARY CONF [CXX_SLEEPER]}")
+conf=$(readlink -f "${2:?usage: library_text_pages.sh LIBRARY CONF [CXX_SLEEPER]}")
+cxx=${3:-}
 limit=64
 failed=0
 [ "$(uname -m)" = x86_64 ] || { echo "SKIPPED: the layout is checked on x86-64 only"; exit 77; }
@@ -79,5 +82,6 @@ for c in "" "$conf"; do
   else
     echo "SKIPPED: no python3"
   fi
+  if [ -n "$cxx" ]; then check "$c" "$cxx" 30; else echo "SKIPPED: no C++ program given"; fi
 done
 exit $failed
