@@ -65,12 +65,12 @@ check() {  # check CONF_VALUE CMD...
   fi
 }
 
-# What one fault maps depends on the page cache as well: Linux 6.18 maps a
-# whole large folio that fits in the mapping, and a file just written (the
-# linker's output, a copy) can sit in folios of 128 KiB and more.  The
-# library's pages are dropped first (written back, then POSIX_FADV_DONTNEED
-# through dd), so they come back through readahead as they do for a
-# library read from disk.
+# What one fault maps depends on the page cache as well: a file just written
+# (the linker's output, a copy) costs 128 KB here whatever the layout until
+# its pages are read back (presumably large folios of the write path, which
+# Linux 6.18 maps whole).  The library's pages are dropped first (written
+# back, then POSIX_FADV_DONTNEED through dd), so they come back through
+# readahead as they do for a library read from disk.
 sync "$lib" 2>/dev/null
 dd if="$lib" iflag=nocache count=0 status=none 2>/dev/null
 for c in "" "$conf"; do

@@ -317,8 +317,9 @@ bool has_btm_variable(char** env) {
     return false;
 }
 
-// Cold: only a [program] header asks for it.
-BTM_CONFIG_RARE bool program_name(char* buf, size_t cap) {
+// Only a [program] header asks for it.  Late, not cold: optimised for size,
+// its memcmp would become an import.
+BTM_CONFIG_LATE bool program_name(char* buf, size_t cap) {
     if (cap == 0) return false;
     char path[512];
     long n = sys::readlink("/proc/self/exe", path, sizeof path - 1);
