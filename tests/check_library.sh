@@ -119,18 +119,22 @@ if [ "$(uname -m)" = x86_64 ] && ! grep -q 'libasan' <<<"$needed"; then
   fi
 fi
 
-# ld.so maps code in 64 KiB windows, one page fault each per process and per
-# child of fork.  The read-only data (src/os/layout.ld) and the code a small
-# C process runs (entry points, init, the slow paths, the configuration
-# loader) are linked first (CMakeLists.txt) and must end below 0x10000; and
-# no helper from libgcc.a or libc_nonshared.a (__popcountdi2,
-# pthread_atfork), which the linker puts after everything, may be on that
-# path.  Needs the symbol table (not a stripped library).
+# The kernel maps code in 64 KiB fault-around windows: one page fault and
+# 64 KB of Rss each per process (and page faults per child of fork).  The
+# read-only data (src/os/layout.ld) and the code a small C process runs
+# (entry points, init, the slow paths, the configuration loader and the
+# comment-skipping loop of its parser, the thread cache's first refills, the
+# heap's publication) are linked first (CMakeLists.txt, BTM_STARTUP) and must
+# end below 0x10000; and no helper from libgcc.a or libc_nonshared.a
+# (__popcountdi2, pthread_atfork), which the linker puts after everything,
+# may be on that path.  Needs the symbol table (not a stripped library).
+# tests/library_text_pages.sh measures the result in running programs.
 if [ "$(uname -m)" = x86_64 ] && ! grep -q 'libasan' <<<"$needed" && nm "$lib" >/dev/null 2>&1 &&
    [ -n "$(nm "$lib" 2>/dev/null | head -n 1)" ]; then
-  startup='^(malloc|free|calloc|realloc|btm::init\(\)|btm::malloc_slow\(|btm::reclaim::poll\(|btm::config::load\(|btm::config::load_files\(|btm::config::set_defaults\(|btm::tcache::thread_start\(|btm::tcache::refill\(|btm::central::refill\(|btm::chunks::slab_alloc\(|btm::chunks::init\()'
+  startup='^((malloc|free|calloc|realloc)$|btm::init\(\)|btm::malloc_slow\(|btm::reclaim::poll\(|btm::config::load\(|btm::config::load_files\(|btm::config::load_with\(|btm::config::has_btm_variable\(|btm::config::set_defaults\(|btm::config::Parser::(feed|finish|end_line|parse_line)\(|btm::tcache::thread_start\(|btm::tcache::refill\(|btm::tcache::run_pop\(|btm::tcache::free_slow\(|btm::tcache::prepare_placeholder\(|btm::central::refill\(|btm::chunks::slab_alloc\(|btm::chunks::init\(|btm::introspect::publish(_boot)?\(|btm::large::cache::(init|bytes|note_live|take)\(|btm::mesh::configure\(|operator (new|delete)(\[\])?\((unsigned long|void\*|void\*, unsigned long)\)$)'
   late=$(nm -C -S "$lib" | awk '$3 ~ /^[tT]$/' | while read -r addr size _ name; do
-           if grep -qE "$startup" <<<"$name" && (( 0x$addr + 0x$size > 0x10000 )); then echo "$name@0x$addr"; fi
+           # The unlikely halves GCC splits off ([clone .cold]) belong after the code.
+           if grep -qE "$startup" <<<"$name" && [[ $name != *'[clone .cold]'* ]] && (( 0x$addr + 0x$size > 0x10000 )); then echo "$name@0x$addr"; fi
          done)
   helpers=$(nm "$lib" | awk '$2 ~ /^[tT]$/ && ($3 == "__popcountdi2" || $3 == "pthread_atfork") { print $3 }')
   read -r ro_addr ro_size < <(readelf -SW "$lib" | sed 's/\[ */[/' | awk '$2 == ".rodata" { print $4, $6 }')

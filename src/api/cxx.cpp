@@ -45,7 +45,7 @@ CxxRuntime cxx_runtime() {
     return {__atomic_load_n(&s_get, __ATOMIC_RELAXED), __atomic_load_n(&s_throw, __ATOMIC_RELAXED)};
 }
 
-BTM_NOINLINE void* new_failed(size_t n, size_t align, uintptr_t ra, bool nothrow) {
+BTM_COLD void* new_failed(size_t n, size_t align, uintptr_t ra, bool nothrow) {
     const CxxRuntime rt = cxx_runtime();
     for (;;) {
         std::new_handler h = rt.get_new_handler ? rt.get_new_handler() : nullptr;
@@ -77,31 +77,34 @@ BTM_INLINE void* new_aligned(size_t n, std::align_val_t al, uintptr_t ra, bool n
 
 }  // namespace
 
+// What C++ programs call all the time (plain and sized new and delete) stays
+// in the library's first 64 KiB of code; the nothrow and aligned forms are
+// BTM_LATE, to leave it room (src/core/base.h).
 BTM_EXPORT void* operator new(size_t n) { return new_impl(n, BTM_RA()); }
 BTM_EXPORT void* operator new[](size_t n) { return new_impl(n, BTM_RA()); }
-BTM_EXPORT void* operator new(size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, BTM_RA()); }
-BTM_EXPORT void* operator new[](size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, BTM_RA()); }
-BTM_EXPORT void* operator new(size_t n, std::align_val_t a) { return new_aligned(n, a, BTM_RA(), false); }
-BTM_EXPORT void* operator new[](size_t n, std::align_val_t a) { return new_aligned(n, a, BTM_RA(), false); }
-BTM_EXPORT void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+BTM_EXPORT BTM_LATE void* operator new(size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, BTM_RA()); }
+BTM_EXPORT BTM_LATE void* operator new[](size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, BTM_RA()); }
+BTM_EXPORT BTM_LATE void* operator new(size_t n, std::align_val_t a) { return new_aligned(n, a, BTM_RA(), false); }
+BTM_EXPORT BTM_LATE void* operator new[](size_t n, std::align_val_t a) { return new_aligned(n, a, BTM_RA(), false); }
+BTM_EXPORT BTM_LATE void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
     return new_aligned(n, a, BTM_RA(), true);
 }
-BTM_EXPORT void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+BTM_EXPORT BTM_LATE void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
     return new_aligned(n, a, BTM_RA(), true);
 }
 
 BTM_EXPORT void operator delete(void* p) noexcept { free_fast(p, BTM_RA()); }
 BTM_EXPORT void operator delete[](void* p) noexcept { free_fast(p, BTM_RA()); }
-BTM_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { free_fast(p, BTM_RA()); }
-BTM_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { free_fast(p, BTM_RA()); }
+BTM_EXPORT BTM_LATE void operator delete(void* p, const std::nothrow_t&) noexcept { free_fast(p, BTM_RA()); }
+BTM_EXPORT BTM_LATE void operator delete[](void* p, const std::nothrow_t&) noexcept { free_fast(p, BTM_RA()); }
 BTM_EXPORT void operator delete(void* p, size_t) noexcept { free_fast(p, BTM_RA()); }
 BTM_EXPORT void operator delete[](void* p, size_t) noexcept { free_fast(p, BTM_RA()); }
-BTM_EXPORT void operator delete(void* p, std::align_val_t) noexcept { free_fast(p, BTM_RA()); }
-BTM_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { free_fast(p, BTM_RA()); }
-BTM_EXPORT void operator delete(void* p, size_t, std::align_val_t) noexcept { free_fast(p, BTM_RA()); }
-BTM_EXPORT void operator delete[](void* p, size_t, std::align_val_t) noexcept { free_fast(p, BTM_RA()); }
-BTM_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { free_fast(p, BTM_RA()); }
-BTM_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+BTM_EXPORT BTM_LATE void operator delete(void* p, std::align_val_t) noexcept { free_fast(p, BTM_RA()); }
+BTM_EXPORT BTM_LATE void operator delete[](void* p, std::align_val_t) noexcept { free_fast(p, BTM_RA()); }
+BTM_EXPORT BTM_LATE void operator delete(void* p, size_t, std::align_val_t) noexcept { free_fast(p, BTM_RA()); }
+BTM_EXPORT BTM_LATE void operator delete[](void* p, size_t, std::align_val_t) noexcept { free_fast(p, BTM_RA()); }
+BTM_EXPORT BTM_LATE void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { free_fast(p, BTM_RA()); }
+BTM_EXPORT BTM_LATE void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
     free_fast(p, BTM_RA());
 }
 

@@ -37,24 +37,26 @@ BTM_EXPORT int posix_memalign(void** out, size_t align, size_t n) {
     return api::posix_memalign_impl(out, align, n, BTM_RA());
 }
 
-BTM_EXPORT void* valloc(size_t n) {
+// The obsolete and the C23 entry points and the statistics are BTM_LATE:
+// programs built against this glibc rarely call them, and not at start.
+BTM_EXPORT BTM_LATE void* valloc(size_t n) {
     if (BTM_UNLIKELY(!g.initialized)) init();
     return api::memalign_impl(g.page_mask + 1, n, BTM_RA());
 }
 
-BTM_EXPORT void* pvalloc(size_t n) { return api::pvalloc_impl(n, BTM_RA()); }
+BTM_EXPORT BTM_LATE void* pvalloc(size_t n) { return api::pvalloc_impl(n, BTM_RA()); }
 
 BTM_EXPORT size_t malloc_usable_size(void* p) { return usable_size(p, "malloc_usable_size()", BTM_RA()); }
 
-BTM_EXPORT void cfree(void* p) { free_fast(p, BTM_RA()); }
-BTM_EXPORT void free_sized(void* p, size_t) { free_fast(p, BTM_RA()); }
-BTM_EXPORT void free_aligned_sized(void* p, size_t, size_t) { free_fast(p, BTM_RA()); }
+BTM_EXPORT BTM_LATE void cfree(void* p) { free_fast(p, BTM_RA()); }
+BTM_EXPORT BTM_LATE void free_sized(void* p, size_t) { free_fast(p, BTM_RA()); }
+BTM_EXPORT BTM_LATE void free_aligned_sized(void* p, size_t, size_t) { free_fast(p, BTM_RA()); }
 
 BTM_EXPORT int malloc_trim(size_t) { return trim_impl() > 0 ? 1 : 0; }
 
 BTM_EXPORT int mallopt(int, int) { return 1; }
 
-BTM_EXPORT void malloc_stats(void) {
+BTM_EXPORT BTM_LATE void malloc_stats(void) {
     if (g_forward) {
         if (g_real.stats) g_real.stats();
         return;
@@ -62,12 +64,12 @@ BTM_EXPORT void malloc_stats(void) {
     stats::profile(2);
 }
 
-BTM_EXPORT struct mallinfo2 mallinfo2(void) {
+BTM_EXPORT BTM_LATE struct mallinfo2 mallinfo2(void) {
     if (g_forward && g_real.mallinfo2) return g_real.mallinfo2();
     return stats::mallinfo2();
 }
 
-BTM_EXPORT struct mallinfo mallinfo(void) {
+BTM_EXPORT BTM_LATE struct mallinfo mallinfo(void) {
     struct mallinfo2 m = stats::mallinfo2();
     struct mallinfo r {};
     r.arena = int(m.arena);
@@ -80,7 +82,7 @@ BTM_EXPORT struct mallinfo mallinfo(void) {
     return r;
 }
 
-BTM_EXPORT int malloc_info(int options, FILE* out) {
+BTM_EXPORT BTM_LATE int malloc_info(int options, FILE* out) {
     if (g_forward && g_real.info) return g_real.info(options, out);
     if (options != 0) {
         errno = EINVAL;

@@ -42,8 +42,9 @@ void report_file(const Options& opt, const char* file, const char* text) {
 }
 
 // strerror() may allocate or load locale data; a few fixed phrases suffice.
+// Cold, as the other error paths here: out of the code every process maps.
 template <size_t N>
-void put_errno(Text<N>& t, int err) {
+BTM_CONFIG_RARE void put_errno(Text<N>& t, int err) {
     switch (err) {
         case ENOENT: t.put("no such file or directory"); break;
         case EACCES: t.put("permission denied"); break;
@@ -194,7 +195,7 @@ void set_defaults(Values* out, Origin* origin) {
     if (origin) reset_origin(origin);
 }
 
-void write_to_stderr(void*, const Diagnostic& d) {
+BTM_CONFIG_RARE void write_to_stderr(void*, const Diagnostic& d) {
     Text<512> t;
     t.put("btmalloc: ").put(d.file ? d.file : "?");
     if (d.line) t.put(':').put_u64(d.line);
@@ -301,16 +302,24 @@ unsigned load_files(char** env, const Options& opt, Values* out, Origin* origin)
     return problems + load_dropins(opt, out, origin);
 }
 
-// True if any variable starts with BTM_: most processes have none, and then
-// apply_environment() (parse.cpp) is not even called: this runs in every
-// process's first malloc under /etc/ld.so.preload.
+// True if any variable starts with BTM_, BTM_CONF aside (load_files reads
+// it; apply_environment has nothing to do with it): most processes have
+// none, and then apply_environment() (parse.cpp, laid out last) is not even
+// called.  This runs in every process's first malloc under
+// /etc/ld.so.preload, and a test or a benchmark that sets only BTM_CONF
+// must see the code pages of an ordinary process.
 bool has_btm_variable(char** env) {
-    for (char** e = env; *e; ++e)
-        if ((*e)[0] == 'B' && (*e)[1] == 'T' && (*e)[2] == 'M' && (*e)[3] == '_') return true;
+    for (char** e = env; *e; ++e) {
+        const char* v = *e;
+        if (v[0] != 'B' || v[1] != 'T' || v[2] != 'M' || v[3] != '_') continue;
+        if (!env_value(v, "conf")) return true;
+    }
     return false;
 }
 
-bool program_name(char* buf, size_t cap) {
+// Only a [program] header asks for it.  Late, not cold: optimised for size,
+// its memcmp would become an import.
+BTM_CONFIG_LATE bool program_name(char* buf, size_t cap) {
     if (cap == 0) return false;
     char path[512];
     long n = sys::readlink("/proc/self/exe", path, sizeof path - 1);
@@ -361,7 +370,7 @@ void load(Values* out, Origin* origin, char** environ_ptr, bool secure) {
     if (out->verbose) print(*out, *origin, 2);
 }
 
-void print(const Values& v, const Origin& origin, int fd) {
+BTM_CONFIG_RARE void print(const Values& v, const Origin& origin, int fd) {
     for (unsigned i = 0; i < kKnobCount; ++i) {
         Text<512> t;
         char value[32];

@@ -259,7 +259,7 @@ void Parser::report(uint32_t line, const char* text) {
     }
 }
 
-void Parser::feed(const char* data, size_t len) {
+BTM_CONFIG_STARTUP void Parser::feed(const char* data, size_t len) {
     while (len) {
         const char* nl = static_cast<const char*>(memchr(data, '\n', len));
         size_t seg = nl ? size_t(nl - data) : len;
@@ -278,11 +278,11 @@ void Parser::feed(const char* data, size_t len) {
     }
 }
 
-void Parser::finish() {
+BTM_CONFIG_STARTUP void Parser::finish() {
     if (len_ || overlong_) end_line();
 }
 
-void Parser::end_line() {
+BTM_CONFIG_STARTUP void Parser::end_line() {
     size_t n = len_;
     if (!overlong_ && n && line_[n - 1] == '\r') --n;
     if (overlong_ || n > kMaxLineBytes) {
@@ -297,7 +297,7 @@ void Parser::end_line() {
     overlong_ = false;
 }
 
-void Parser::parse_line(const char* s, size_t n) {
+BTM_CONFIG_STARTUP void Parser::parse_line(const char* s, size_t n) {
     while (n && is_space(*s)) ++s, --n;
     while (n && is_space(s[n - 1])) --n;
     if (n == 0 || s[0] == '#') return;

@@ -9,6 +9,19 @@
 
 #include "config/config.h"
 
+// Where the configuration code lies in libbtmalloc.so (CMakeLists.txt): the
+// library maps its code in 64 KiB fault-around windows, and a process pays
+// one more window for any function it runs outside the first.  Error and
+// verbose paths are cold (laid out after all other code), code only some
+// files need is laid out there too; the line loop that skips the comments
+// of the shipped btmalloc.conf, which every process under a machine-wide
+// preload reads, goes in front of the code although parse.cpp as a whole
+// is laid out last.  (As core/base.h's BTM_COLD, BTM_LATE and BTM_STARTUP:
+// this layer is also built into the tools without the core.)
+#define BTM_CONFIG_RARE __attribute__((noinline, cold))
+#define BTM_CONFIG_LATE __attribute__((section(".text.btm_unlikely")))
+#define BTM_CONFIG_STARTUP __attribute__((section(".text.startup.btm")))
+
 namespace btm::config {
 
 // Marks every knob as coming from its default; returns `origin`.

@@ -20,6 +20,19 @@
 #define BTM_NOINLINE __attribute__((noinline))
 #define BTM_COLD __attribute__((noinline, cold))
 #define BTM_EXPORT __attribute__((visibility("default")))
+// Code every process runs at start that lives in a file laid out late (the
+// config parser's line loop for the shipped all-comment btmalloc.conf, the
+// setters of features each init configures): the linker puts .text.startup.*
+// in front of the rest of .text, in the one 64 KiB fault-around window every
+// process maps (CMakeLists.txt, tests/check_library.sh).
+#define BTM_STARTUP __attribute__((section(".text.startup.btm")))
+// Code a process runs late or rarely but that is no error path (the
+// background thread, which maps the late code anyway for io_uring and the
+// large cache's decay; malloc_trim; intern mode's slow path; obsolete entry
+// points): laid out after the code with the cold code (src/os/layout.ld
+// takes .text.*_unlikely), to leave the first window to the start-up code,
+// but optimised as usual.
+#define BTM_LATE __attribute__((section(".text.btm_unlikely")))
 // Big or rarely used zero-initialised data (the boot arena, the placeholder
 // cache, config buffers, forwarding pointers) goes to .lbss, after .bss: the
 // small globals every process writes then fit in the page ld.so has already

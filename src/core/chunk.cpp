@@ -446,7 +446,8 @@ uint64_t dirty_excess() {
     return d > budget ? (d - budget) << g.page_shift : 0;
 }
 
-size_t collect(Range* out, size_t max, Collect mode, uint32_t warm_chunks) {
+// The background thread's and malloc_trim's: BTM_LATE (src/core/base.h).
+BTM_LATE size_t collect(Range* out, size_t max, Collect mode, uint32_t warm_chunks) {
     LockGuard guard(heap_lock);
     bool all = mode == Collect::kAll;
     uint64_t excess = mode == Collect::kExcess ? excess_pages_locked() : 0;
@@ -496,7 +497,7 @@ size_t collect(Range* out, size_t max, Collect mode, uint32_t warm_chunks) {
     return n;
 }
 
-void finish_release(const Range* r, size_t n) {
+BTM_LATE void finish_release(const Range* r, size_t n) {
     LockGuard guard(heap_lock);
     for (size_t i = 0; i < n; ++i) {
         ChunkHeader* c = chunk_of(r[i].addr);
@@ -555,7 +556,7 @@ uint64_t clean_taken_pages() { return __atomic_load_n(&clean_taken, __ATOMIC_REL
     return n;
 }
 
-void finish_prefault(const Range* r, size_t n) {
+BTM_LATE void finish_prefault(const Range* r, size_t n) {
     LockGuard guard(heap_lock);
     for (size_t i = 0; i < n; ++i) {
         ChunkHeader* c = chunk_of(r[i].addr);

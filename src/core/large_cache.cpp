@@ -201,14 +201,14 @@ void* assemble(size_t size, Range* pieces, unsigned n, size_t* dirty) {
 
 }  // namespace
 
-void init(uint64_t cap_bytes) { cap = cap_bytes; }
+BTM_STARTUP void init(uint64_t cap_bytes) { cap = cap_bytes; }
 
-void note_live(uint64_t l) {
+BTM_STARTUP void note_live(uint64_t l) {
     live.store(l, std::memory_order_relaxed);
     if (l > peak_cur.load(std::memory_order_relaxed)) peak_cur.store(l, std::memory_order_relaxed);
 }
 
-void* take(size_t size, size_t align, size_t* got, size_t* dirty) {
+BTM_STARTUP void* take(size_t size, size_t align, size_t* got, size_t* dirty) {
     if (total.load(std::memory_order_relaxed) == 0) {
         if (freed.load(std::memory_order_relaxed) && !reusing.load(std::memory_order_relaxed))
             reusing.store(true, std::memory_order_relaxed);
@@ -298,7 +298,7 @@ size_t shrink(bool all) {
 size_t decay() { return shrink(false); }
 size_t trim() { return shrink(true); }
 
-uint64_t bytes() { return total.load(std::memory_order_relaxed); }
+BTM_STARTUP uint64_t bytes() { return total.load(std::memory_order_relaxed); }
 uint64_t released_bytes() { return released.load(std::memory_order_relaxed); }
 void lock() { cache_lock.lock(); }
 bool lock_held() { return cache_lock.is_locked(); }

@@ -36,7 +36,7 @@ bool init(uint32_t npart, bool intern, void* mem) {
 // Finds a call site that collided with another on its home slot (lock-free
 // probing), or inserts a new one under a lock: that happens once per call
 // site.  Readers see `bits` before `ra` (release/acquire).
-uint32_t intern_slow(uintptr_t ra) {
+BTM_LATE uint32_t intern_slow(uintptr_t ra) {
     size_t j = (ra * kMul) >> 52;
     for (size_t probe = 0; probe < kInternSlots; ++probe, j = (j + 1) & (kInternSlots - 1)) {
         uintptr_t cur = g_intern[j].ra.load(std::memory_order_acquire);

@@ -91,7 +91,7 @@ bool ring_allowed() {
 // (0 when nothing was left).  Collected pages are out of the free set until
 // finish_release(), so batches of several threads never overlap; the ring
 // belongs to the tick_lock holder.
-size_t release_batch(chunks::Collect mode, bool use_ring, size_t* nranges = nullptr) {
+BTM_LATE size_t release_batch(chunks::Collect mode, bool use_ring, size_t* nranges = nullptr) {
     chunks::Range r[kBatch];
     size_t n = chunks::collect(r, kBatch, mode, warm);
     if (nranges) *nranges = n;
@@ -159,7 +159,7 @@ void futex_wait(uint32_t expected, const timespec* timeout) {
     sys::futex(&wake_word, FUTEX_WAIT_PRIVATE, expected, timeout);
 }
 
-void* thread_main(void*) {
+BTM_LATE void* thread_main(void*) {
     ++t_state.depth;  // never allocate through the heap from here
     if (async_under_filter || os::seccomp_mode() == 0) ring.open(kBatch);
     for (;;) {
@@ -215,7 +215,7 @@ void* thread_main(void*) {
 // the same work with calls every filter allows the program itself.  The new
 // thread inherits this thread's filters, so this thread's mode is the one
 // that counts.
-bool start_thread() {
+BTM_LATE bool start_thread() {
     if (!async_under_filter && os::seccomp_mode() != 0) return false;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -376,7 +376,7 @@ void wake() {
     sys::futex(&wake_word, FUTEX_WAKE_PRIVATE, 1, nullptr);
 }
 
-size_t trim_all() {
+BTM_LATE size_t trim_all() {
     LockGuard guard(tick_lock);
     ++t_state.depth;
     size_t n = tick(true, false);

@@ -197,7 +197,7 @@ void note_event(ThreadCache* tc, bool freeing) {
 // Before any thread but the caller exists (init runs in the first malloc,
 // and glibc's pthread_create allocates before it clones), so the calling
 // thread is the only one that took the static placeholder from the image.
-BTM_COLD uint32_t prepare_placeholder(uint32_t npart) {
+BTM_STARTUP uint32_t prepare_placeholder(uint32_t npart) {
     size_t bytes = (size_t(npart) << kClassBits) * sizeof(Bin);
     if (bytes <= kStaticPlaceholderBytes) return npart;
     auto* big = static_cast<ThreadCache*>(os::map(bytes));

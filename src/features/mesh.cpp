@@ -482,7 +482,7 @@ void background() {
 
 }  // namespace
 
-void configure() {
+BTM_STARTUP void configure() {
     if (!g_cfg.mesh) return;
     if (!g_cfg.seccomp_async && os::seccomp_mode() != 0) {
         say("mesh = on, but a seccomp filter (or no /proc) may refuse memfd and remapping: mesh stays off");

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Issue 22 part 2: the library's code pages in a small process.  The kernel
+# maps a file's pages around each page fault, 64 KiB at a time; every
+# function a process runs outside the library's first 64 KiB maps more of it
+# (+64 KB of Rss in `sh`, `ls`, python3...).  What a process runs at start
+# lies in the first 64 KiB (CMakeLists.txt, src/os/layout.ld, BTM_STARTUP;
+# tests/check_library.sh checks the symbols): each program below, asleep
+# after its start, must have at most 64 KB of the library's code resident,
+# with no configuration file and with the shipped btmalloc.conf (all
+# comments, what a machine-wide install reads in every process; named by
+# BTM_CONF, which must not cost a window either).
+# A C++ program (CXX_SLEEPER, tests/cxx_sleeper.cpp) must stay in the window
+# too with its operator new and delete.
+# Usage: library_text_pages.sh LIBRARY CONF [CXX_SLEEPER]
+set -u
+lib=$(readlink -f "${1:?usage: library_text_pages.sh LIBRARY CONF [CXX_SLEEPER]}")
+conf=$(readlink -f "${2:?usage: library_text_pages.sh LIBRARY CONF [CXX_SLEEPER]}")
+cxx=${3:-}
+limit=64
+failed=0
+[ "$(uname -m)" = x86_64 ] || { echo "SKIPPED: the layout is checked on x86-64 only"; exit 77; }
+[ -r /proc/self/smaps ] || { echo "SKIPPED: no /proc/PID/smaps"; exit 77; }
+if readelf -d "$lib" | grep -q libasan; then echo "SKIPPED: AddressSanitizer build"; exit 77; fi
+# Another BTM_ variable would (rightly) run the environment's parser, which
+# is laid out with the rare code.
+for v in $(compgen -e | grep '^BTM_'); do unset "$v"; done
+
+text_kb() {  # text_kb PID: KB of the library's executable mappings resident
+  awk -v lib="$lib" '
+    /^[0-9a-f]+-[0-9a-f]+ / { inlib = ($6 == lib && $2 ~ /x/) }
+    inlib && $1 == "Rss:" { kb += $2 }
+    END { print kb + 0 }' "/proc/$1/smaps"
+}
+
+resident_offsets() {  # resident_offsets PID: the resident code pages, as KiB ranges of the file
+  local range off lo hi
+  awk -v lib="$lib" '$6 == lib && $2 ~ /x/ { print $1, $3 }' "/proc/$1/maps" | while read -r range off; do
+    lo=$((16#${range%-*})) hi=$((16#${range#*-}))
+    dd if="/proc/$1/pagemap" bs=8 skip=$((lo / 4096)) count=$(((hi - lo) / 4096)) status=none 2>/dev/null |
+      od -An -v -t d8 -w8 | awk -v base=$((16#$off / 1024)) '
+        function flush() { if (from != "") printf "%d-%d ", from, last + 4; from = "" }
+        $1 < 0 { k = base + (NR - 1) * 4; if (from == "" || k != last + 4) { flush(); from = k } last = k }
+        END { flush() }'
+  done
+}
+
+check() {  # check CONF_VALUE CMD...
+  local c=$1 pid kb
+  shift
+  # A process group of its own, ended whole: a shell's `sleep` left running
+  # would keep the library's pages mapped, and the next run's could then not
+  # be dropped.
+  setsid env BTM_CONF="$c" LD_PRELOAD="$lib" "$@" >/dev/null 2>&1 &
+  pid=$!
+  sleep 1
+  kb=$(text_kb $pid)
+  [ "$kb" -gt $limit ] && where=$(resident_offsets $pid)
+  kill -- -$pid 2>/dev/null
+  wait $pid 2>/dev/null
+  if [ "$kb" -gt $limit ]; then
+    echo "FAIL: $* (BTM_CONF=$c): $kb KB of the library's code resident (at most $limit); at KiB: $where"
+    failed=1
+  else
+    echo "ok: $* (BTM_CONF=$c): $kb KB of the library's code resident"
+  fi
+}
+
+# What one fault maps depends on the page cache as well: a file just written
+# (the linker's output, a copy) costs 128 KB here whatever the layout until
+# its pages are read back (presumably large folios of the write path, which
+# Linux 6.18 maps whole).  The library's pages are dropped first (written
+# back, then POSIX_FADV_DONTNEED through dd), so they come back through
+# readahead as they do for a library read from disk.
+sync "$lib" 2>/dev/null
+dd if="$lib" iflag=nocache count=0 status=none 2>/dev/null
+for c in "" "$conf"; do
+  check "$c" /usr/bin/sleep 30
+  check "$c" /bin/sh -c 'sleep 30; :'
+  if [ -x /usr/bin/perl ]; then check "$c" /usr/bin/perl -e 'sleep 30'; else echo "SKIPPED: no perl"; fi
+  if [ -x /usr/bin/python3 ]; then
+    check "$c" /usr/bin/python3 -c 'import time; time.sleep(30)'
+  else
+    echo "SKIPPED: no python3"
+  fi
+  if [ -n "$cxx" ]; then check "$c" "$cxx" 30; else echo "SKIPPED: no C++ program given"; fi
+done
+exit $failed
