@@ -30,7 +30,6 @@ ClassInfo g_class[kNumClasses];
 std::array<uint8_t, kLutMax / 16 + 1> g_class_lut = kCoarseLut;
 SlotCheck g_check[kNumClasses];
 config::Values g_cfg;
-BTM_COLD_BSS config::Origin g_cfg_origin;  // read by BTM_VERBOSE only: off .data's page
 bool g_heap_ok;
 EventCounters g_events;
 int* g_alive;
@@ -280,7 +279,10 @@ void do_init() {
     bind_late_imports();
     g.page_shift = uint32_t(__builtin_ctzll(os::page_size()));
     g.page_mask = os::page_size() - 1;
-    config::load(&g_cfg, &g_cfg_origin, start_environment(), os::secure_mode());
+    // Where each knob came from matters only to BTM_VERBOSE's print inside
+    // load(): kept on load()'s stack.  A global in .lbss cost every process
+    // a page, written by the reset of its 264 bytes (issue 22).
+    config::load(&g_cfg, nullptr, start_environment(), os::secure_mode());
     if (!g_cfg.enabled) {
         if (forward::resolve()) {
             g_forward = true;
