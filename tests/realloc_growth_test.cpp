@@ -8,9 +8,11 @@
 // the bound now places it as a large block, and a large block grows by
 // moving its pages.
 //
-// Each check runs after the start-up phase (an aligned allocation past
-// 4 KiB ends it), where `ls` makes its table.  ctest runs this file with
-// default knobs and in intern mode.
+// The chain runs after the start-up phase (an aligned allocation past 4 KiB
+// ends it), where `ls` makes its table; the other checks hold for the start-up
+// arena's blocks as well.  ctest runs this file with default knobs, in
+// intern mode, with mesh on, and each test in a process of its own inside
+// the start-up phase (each_in_phase.sh).
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +102,6 @@ TEST(ReallocGrowth, FreedCopiesOfAGrowingTableDoNotStayResident) {
 
 // Contents, sizes and usable sizes when a block crosses the bound both ways.
 TEST(ReallocGrowth, ContentsKeptAcrossTheBound) {
-    leave_startup_phase();
     const size_t walk[] = {1000,   kBound - 16, kBound, kBound + 1, 70000,   kBound - 1, 200000, 50000,
                            300000, 100,         kBound, 2 << 20,    100000, 60000,      16,     kBound * 3};
     size_t old_size = walk[0];
@@ -130,7 +131,6 @@ TEST(ReallocGrowth, ContentsKeptAcrossTheBound) {
 // to a slab (a large block is a page-rounded mapping: 100 bytes there would
 // hold a page).
 TEST(ReallocGrowth, LargeOnlyWhileAboveTheBound) {
-    leave_startup_phase();
     uint64_t before = large_bytes();
     void* p = malloc(opaque(size_t{40000}));
     ASSERT_NE(p, nullptr);
@@ -149,7 +149,6 @@ TEST(ReallocGrowth, LargeOnlyWhileAboveTheBound) {
 // Aligned blocks keep their bytes when realloc moves them past the bound
 // (realloc promises only malloc's alignment for the result).
 TEST(ReallocGrowth, AlignedBlocksAcrossTheBound) {
-    leave_startup_phase();
     for (size_t align : {size_t{64}, size_t{4096}, size_t{65536}}) {
         void* p = nullptr;
         ASSERT_EQ(posix_memalign(&p, align, opaque(size_t{30000})), 0);
@@ -168,7 +167,6 @@ TEST(ReallocGrowth, AlignedBlocksAcrossTheBound) {
 
 // A buffer grown in small steps through the bound and far past it.
 TEST(ReallocGrowth, SmallStepsKeepContents) {
-    leave_startup_phase();
     size_t n = 1000;
     auto* p = static_cast<unsigned char*>(malloc(opaque(n)));
     ASSERT_NE(p, nullptr);
