@@ -680,7 +680,9 @@ void* realloc_impl(void* p, size_t n, uintptr_t ra) {
     if (small || boot::owns(p) || boot::spilled(p)) {
         // Keep the block when the new size still fits and wastes under half.
         if (small && n <= old && n > old / 2) return p;
-        if (n >= kReallocLarge && n > old) return realloc_into_large(p, old, n, ra);
+        // Not in intern mode: a large block goes to the shared large cache,
+        // and blocks up to 1 MiB keep to their call site's memory (§1).
+        if (n >= kReallocLarge && n > old && !g.intern) return realloc_into_large(p, old, n, ra);
     } else if (n >= kReallocLarge && !orphaned()) {
         return realloc_large(p, n, ra);
     }
