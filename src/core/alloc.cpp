@@ -642,19 +642,28 @@ namespace {
 
 // Out of realloc_impl, which lies in the library's first 64 KiB window
 // (tests/check_library.sh): growth past kReallocLarge is rare per process.
+// A block up to kMaxSmall that gets no mapping of its own (under RLIMIT_AS,
+// where the reservation already holds the address space for it: `ls` ran
+// out at glibc's floor + 2.8 MB) is a slab block as before.
 [[gnu::cold]] BTM_NOINLINE void* realloc_into_large(void* p, size_t old, size_t n, uintptr_t ra) {
+    int saved = errno;
     void* q = malloc_large(n, 0, false, ra);
+    if (!q && n <= kMaxSmall && (q = malloc_fast(n, ra))) errno = saved;
     if (!q) return nullptr;
     memcpy(q, p, old);
     free_fast(p, ra);
     return q;
 }
 
-[[gnu::cold]] BTM_NOINLINE void* realloc_large(void* p, size_t n, uintptr_t ra) {
+[[gnu::cold]] BTM_NOINLINE void* realloc_large(void* p, size_t old, size_t n, uintptr_t ra) {
     void* q;
     {
         Nested nested;
-        q = large::realloc(p, n, ra);
+        q = large::realloc(p, n, ra);  // sets no errno
+    }
+    if (!q && n <= kMaxSmall && (q = malloc_fast(n, ra))) {
+        memcpy(q, p, n < old ? n : old);
+        free_fast(p, ra);
     }
     if (!q) errno = ENOMEM;
     return q;
@@ -684,7 +693,7 @@ void* realloc_impl(void* p, size_t n, uintptr_t ra) {
         // and blocks up to 1 MiB keep to their call site's memory (§1).
         if (n >= kReallocLarge && n > old && !g.intern) return realloc_into_large(p, old, n, ra);
     } else if (n >= kReallocLarge && !orphaned()) {
-        return realloc_large(p, n, ra);
+        return realloc_large(p, old, n, ra);
     }
     void* q = malloc_fast(n, ra);
     if (!q) return nullptr;
