@@ -30,7 +30,6 @@ ClassInfo g_class[kNumClasses];
 std::array<uint8_t, kLutMax / 16 + 1> g_class_lut = kCoarseLut;
 SlotCheck g_check[kNumClasses];
 config::Values g_cfg;
-BTM_COLD_BSS config::Origin g_cfg_origin;  // read by BTM_VERBOSE only: off .data's page
 bool g_heap_ok;
 EventCounters g_events;
 int* g_alive;
@@ -62,6 +61,16 @@ const ThreadState* g_startup_thread;
 // from kStartupLarge on, large blocks (their own mappings, as after the
 // phase), which do not end it.
 inline constexpr size_t kStartupLarge = 65536;
+
+// A realloc that grows a block to this size or more makes it a large block,
+// and a large block stays one while realloc keeps it this big: its next
+// growth moves pages (mremap) instead of copying into a bigger slot.  A
+// table grown by doubling (`ls`'s file table: 20.8 -> 332.8 KB) used to
+// leave every freed copy resident in a one-slot slab, 312 KB of them
+// (issue 22); now only the copies below the bound, which smaller blocks
+// reuse.  Programs that grow a buffer this far are rare per process, so
+// the mapping each costs (glibc maps from 128 KiB) is not a hot path.
+inline constexpr size_t kReallocLarge = 65536;
 
 // Depth guard for slow paths: a call nested inside one (from a pthread
 // function we call, or from a signal handler) sees depth > 0 and is served
@@ -270,7 +279,10 @@ void do_init() {
     bind_late_imports();
     g.page_shift = uint32_t(__builtin_ctzll(os::page_size()));
     g.page_mask = os::page_size() - 1;
-    config::load(&g_cfg, &g_cfg_origin, start_environment(), os::secure_mode());
+    // Where each knob came from matters only to BTM_VERBOSE's print inside
+    // load(): kept on load()'s stack.  A global in .lbss cost every process
+    // a page, written by the reset of its 264 bytes (issue 22).
+    config::load(&g_cfg, nullptr, start_environment(), os::secure_mode());
     if (!g_cfg.enabled) {
         if (forward::resolve()) {
             g_forward = true;
@@ -626,6 +638,39 @@ size_t usable_size(const void* p, const char* fn, uintptr_t ra) {
     return large::usable(p);
 }
 
+namespace {
+
+// Out of realloc_impl, which lies in the library's first 64 KiB window
+// (tests/check_library.sh): growth past kReallocLarge is rare per process.
+// A block up to kMaxSmall that gets no mapping of its own (under RLIMIT_AS,
+// where the reservation already holds the address space for it: `ls` ran
+// out at glibc's floor + 2.8 MB) is a slab block as before.
+[[gnu::cold]] BTM_NOINLINE void* realloc_into_large(void* p, size_t old, size_t n, uintptr_t ra) {
+    int saved = errno;
+    void* q = malloc_large(n, 0, false, ra);
+    if (!q && n <= kMaxSmall && (q = malloc_fast(n, ra))) errno = saved;
+    if (!q) return nullptr;
+    memcpy(q, p, old);
+    free_fast(p, ra);
+    return q;
+}
+
+[[gnu::cold]] BTM_NOINLINE void* realloc_large(void* p, size_t old, size_t n, uintptr_t ra) {
+    void* q;
+    {
+        Nested nested;
+        q = large::realloc(p, n, ra);  // sets no errno
+    }
+    if (!q && n <= kMaxSmall && (q = malloc_fast(n, ra))) {
+        memcpy(q, p, n < old ? n : old);
+        free_fast(p, ra);
+    }
+    if (!q) errno = ENOMEM;
+    return q;
+}
+
+}  // namespace
+
 void* realloc_impl(void* p, size_t n, uintptr_t ra) {
     if (!p) return malloc_fast(n, ra);
     if (n == 0) {
@@ -644,14 +689,11 @@ void* realloc_impl(void* p, size_t n, uintptr_t ra) {
     if (small || boot::owns(p) || boot::spilled(p)) {
         // Keep the block when the new size still fits and wastes under half.
         if (small && n <= old && n > old / 2) return p;
-    } else if (n > kMaxSmall && !orphaned()) {
-        void* q;
-        {
-            Nested nested;
-            q = large::realloc(p, n, ra);
-        }
-        if (!q) errno = ENOMEM;
-        return q;
+        // Not in intern mode: a large block goes to the shared large cache,
+        // and blocks up to 1 MiB keep to their call site's memory (§1).
+        if (n >= kReallocLarge && n > old && !g.intern) return realloc_into_large(p, old, n, ra);
+    } else if (n >= kReallocLarge && !orphaned()) {
+        return realloc_large(p, old, n, ra);
     }
     void* q = malloc_fast(n, ra);
     if (!q) return nullptr;

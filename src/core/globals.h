@@ -9,7 +9,6 @@
 namespace btm {
 
 extern config::Values g_cfg;
-extern config::Origin g_cfg_origin;
 extern bool g_heap_ok;  // false if no address space could be reserved
 
 struct EventCounters {

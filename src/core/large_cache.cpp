@@ -121,6 +121,16 @@ int best_fit(size_t size, size_t align) {
     return best;
 }
 
+// Takes `size` bytes from the start of *r, or all of it when the rest would
+// be under kSplitMin; returns the bytes taken.
+size_t carve(Range* r, size_t size) {
+    size_t give = r->size - size >= kSplitMin ? size : r->size;
+    add_total(-int64_t(give));
+    if (give == r->size) *r = Range{};
+    else *r = Range{r->addr + give, r->size - give, r->dirty > give ? r->dirty - give : 0, r->seq};
+    return give;
+}
+
 // Takes up to kMaxPieces ranges, largest first, until they add up to `size`.
 unsigned take_pieces(size_t size, Range* out) {
     unsigned n = 0;
@@ -220,14 +230,10 @@ BTM_STARTUP void* take(size_t size, size_t align, size_t* got, size_t* dirty) {
         LockGuard guard(cache_lock);
         int f = best_fit(size, align);
         if (f >= 0) {
-            Range& r = slots[f];
-            uintptr_t a = r.addr;
-            size_t give = r.size - size >= kSplitMin ? size : r.size;
-            *got = give;
-            *dirty = r.dirty < give ? r.dirty : give;
-            add_total(-int64_t(give));
-            if (give == r.size) r = Range{};
-            else r = Range{a + give, r.size - give, r.dirty > give ? r.dirty - give : 0, r.seq};
+            uintptr_t a = slots[f].addr;
+            size_t range_dirty = slots[f].dirty;
+            *got = carve(&slots[f], size);
+            *dirty = range_dirty < *got ? range_dirty : *got;
             return reinterpret_cast<void*>(a);
         }
         if (align > g.page_mask + 1) return nullptr;
@@ -237,6 +243,14 @@ BTM_STARTUP void* take(size_t size, size_t align, size_t* got, size_t* dirty) {
     void* p = assemble(size, pieces, n, dirty);
     if (p) *got = size;
     return p;
+}
+
+size_t extend(uintptr_t end, size_t size) {
+    if (total.load(std::memory_order_relaxed) == 0) return 0;
+    LockGuard guard(cache_lock);
+    for (Range& r : slots)
+        if (r.addr == end && r.size >= size) return carve(&r, size);
+    return 0;
 }
 
 void put(uintptr_t a, size_t size, Evicted* out) {

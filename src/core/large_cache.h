@@ -33,6 +33,12 @@ void note_live(uint64_t live);
 // (>= size), *dirty the bytes from its start that may not read as zero.
 void* take(size_t size, size_t align, size_t* got, size_t* dirty);
 
+// Grows a block ending at `end` by at least `size` bytes (a page multiple)
+// of the cached range that starts there, if there is one that big: the rest
+// of a range a block was carved from.  Returns the bytes taken (all of the
+// range when less than kSplitMin would stay), or 0.
+size_t extend(uintptr_t end, size_t size);
+
 // Ranges whose pages are to be unmapped once no lock is held.
 struct Evicted {
     static constexpr unsigned kMax = 16;
