@@ -1,6 +1,7 @@
 #include "core/central.h"
 
 #include "core/chunk.h"
+#include "core/reclaim.h"
 #include "os/os.h"
 
 namespace btm {
@@ -10,6 +11,7 @@ namespace central {
 std::atomic<uint64_t>* g_used;
 }  // namespace central
 std::atomic<uint64_t> g_remote_queued_bytes{0};
+std::atomic<uint64_t> g_kept_bytes{0};
 uint32_t g_warm_slabs = 2;
 
 namespace central {
@@ -46,6 +48,12 @@ BTM_INLINE Home home_of(void* p) {
     return Home{slab_of(a, e), p};
 }
 
+uint64_t slab_bytes(const Slab* s) { return uint64_t(s->npages) << g.page_shift; }
+
+// Empty slabs a pair keeps warm, uncounted and unaged while it has no other
+// slab to refill from: only small ones (see reposition).
+uint32_t warm_of(const Slab* s) { return slab_bytes(s) > kWarmSlabMax ? 0 : g_warm_slabs; }
+
 void list_push(Slab*& head, Slab* s, SlabList which) {
     s->prev = nullptr;
     s->next = head;
@@ -73,7 +81,10 @@ void list_remove(Central& c, Slab* s) {
     else head = s->next;
     if (s->next) s->next->prev = s->prev;
     else if (s->list == kListSparse) c.sparse_tail = s->prev;
-    if (s->list == kListEmpty) --c.nempty;
+    if (s->list == kListEmpty) {
+        if (c.nempty-- > warm_of(s)) g_kept_bytes.fetch_sub(slab_bytes(s), std::memory_order_relaxed);
+        if (c.nempty < c.empty_low) c.empty_low = c.nempty;
+    }
     s->list = kListNone;
     s->next = s->prev = nullptr;
 }
@@ -84,6 +95,20 @@ void set_draining(Slab* s, bool on) {
     uint32_t first = slab_first_page(s);
     uint64_t kind = (on ? kPageDraining : kPageSlab) << 24;
     for (uint32_t i = 0; i < s->npages; ++i) c->pagemap[first + i] = (c->pagemap[first + i] & ~kKindMask) | kind;
+}
+
+// An empty slab as if new: its next refill carves slots in address order (a
+// store each) instead of reading its free list back (a dependent cold load
+// each).  Its slots have been handed out, so they no longer read as zeros;
+// pages never reached stay as they were.  Mesh slabs keep their lists (a
+// target's sources map onto its slots).
+void rewind(Slab* s) {
+    if (BTM_UNLIKELY(g.mesh)) return;
+    if (s->bump == g_class[s->cls].capacity) s->fresh = 0;
+    s->zero = 0;
+    s->free = nullptr;
+    s->free_count = 0;
+    s->bump = 0;
 }
 
 // Puts a slab on the list its state calls for (central lock held).
@@ -98,18 +123,23 @@ void reposition(Central& c, Slab* s) {
     if (s->list == kListSparse) set_draining(s, false);
     if (s->list != kListNone) list_remove(c, s);
     if (want == kListEmpty) {
-        // Freed pages stay reusable (dirty) in the page heap until they age
-        // out, so a warm slab only saves a trip to the page-heap lock: worth
-        // it for small slabs, not for the big one-slot ones, and only when
-        // the pair has no other slab to refill from (after a mass free every
-        // pair would otherwise keep its warm slabs outside the dirty budget).
-        if (c.nempty >= g_warm_slabs || (uint32_t(s->npages) << g.page_shift) > kWarmSlabMax || c.partial ||
-            c.sparse) {
+        // An emptied slab stays with its pair: a live set that swings
+        // (bench_latency) emptied slabs on each shrink and made them again on
+        // the next growth, one new slab per refill (page-heap lock, a cold
+        // descriptor, page-map lines), and those refills were its p99.  The
+        // first warm_of() of them are the pair's warm slabs; the rest count
+        // as kept, and the aging ticks give back those that stay unused
+        // through a whole interval (drain_all).  Only warm ones without the
+        // background thread or during a mass free (see keeps_slabs), none
+        // with warm_slabs = 0.
+        bool warm = c.nempty < warm_of(s) && !c.partial && !c.sparse;
+        if (!g_warm_slabs || c.nempty == UINT16_MAX || (!warm && !reclaim::keeps_slabs())) {
             --c.nslabs;
             chunks::slab_free(s);
             return;
         }
-        ++c.nempty;
+        rewind(s);
+        if (c.nempty++ >= warm_of(s)) g_kept_bytes.fetch_add(slab_bytes(s), std::memory_order_relaxed);
         list_push(c.empty, s, kListEmpty);
     } else if (want == kListSparse) {
         push_sparse_tail(c, s);
@@ -524,20 +554,46 @@ void free_home(void* p, uint64_t entry) {
 
 [[gnu::cold]] void mesh_settle(Central& c, Slab* t) { reposition(c, t); }
 
+namespace {
+
+void release_empty(Central& c, Slab* s) {
+    list_remove(c, s);
+    --c.nslabs;
+    chunks::slab_free(s);
+}
+
+// Gives back the empty slabs that no refill took since the last tick (the
+// list never got shorter than empty_low; refills take from its head, so
+// those are at its tail), but the warm ones of a pair with nothing else.
+BTM_COLD void release_aged(Central& c) {
+    uint32_t keep = c.partial || c.sparse || !c.empty ? 0 : warm_of(c.empty);
+    if (c.nempty <= keep) return;
+    uint32_t n = c.nempty - keep < c.empty_low ? c.nempty - keep : c.empty_low;
+    Slab* s = c.empty;
+    while (s && s->next) s = s->next;
+    while (n--) {
+        Slab* prev = s->prev;
+        release_empty(c, s);
+        s = prev;
+    }
+}
+
+}  // namespace
+
 void drain_all(bool all) {
     g_remote_queued_bytes.store(0, std::memory_order_relaxed);
     for_each_used([all](Central& c) {
         bool idle = c.nempty && (all || c.refills == c.refills_seen);
         c.refills_seen = c.refills;
-        if (!c.remote_q.load(std::memory_order_relaxed) && !idle) return;
+        if (!c.remote_q.load(std::memory_order_relaxed) && !idle && !c.empty_low) return;
         LockGuard guard(c.lock);
         drain(c);
-        if (!all && c.refills != c.refills_seen) return;  // a refill raced in: keep them warm
-        while (Slab* s = c.empty) {
-            list_remove(c, s);
-            --c.nslabs;
-            chunks::slab_free(s);
+        if (all || (idle && c.refills == c.refills_seen)) {  // else a refill raced in
+            while (Slab* s = c.empty) release_empty(c, s);
+        } else {
+            release_aged(c);
         }
+        c.empty_low = c.nempty;
     });
 }
 
