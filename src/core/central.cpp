@@ -580,7 +580,9 @@ BTM_COLD void release_aged(Central& c) {
 
 }  // namespace
 
-void drain_all(bool all) {
+// Cold: aging ticks and malloc_trim run it, no refill or flush (the
+// start-up code stays in the library's first 64 KiB, check_library.sh).
+BTM_COLD void drain_all(bool all) {
     g_remote_queued_bytes.store(0, std::memory_order_relaxed);
     for_each_used([all](Central& c) {
         bool idle = c.nempty && (all || c.refills == c.refills_seen);

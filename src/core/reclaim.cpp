@@ -373,7 +373,7 @@ void poll(bool freeing) {
     tick_lock.unlock();
 }
 
-bool keeps_slabs() {
+BTM_COLD bool keeps_slabs() {  // only when a slab empties
     return async_wanted && started.load(std::memory_order_relaxed) &&
            free_run.load(std::memory_order_relaxed) < kHelpRun;
 }
