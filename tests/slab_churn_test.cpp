@@ -24,16 +24,7 @@
 namespace {
 
 using btm_test::read_stats;
-
-struct Rng {
-    uint64_t s = 0x9E3779B97F4A7C15ull;
-    uint32_t below(uint32_t n) {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        return uint32_t((uint64_t(uint32_t((s * 0x2545F4914F6CDD1Dull) >> 32)) * n) >> 32);
-    }
-};
+using btm_test::Rng;
 
 // The sizes whose refills made bench_latency's slabs: 1-16 KiB (multi-page
 // slabs of a few slots) and 16-64 KiB (one slot per slab).
@@ -63,7 +54,7 @@ class Swings {
                 for (size_t off = 4096; off < n; off += 4096) p[off] = 1;
                 live_.push_back(p);
             } else {
-                uint32_t k = rng_.below(uint32_t(live_.size()));
+                size_t k = rng_.below(live_.size());
                 free(live_[k]);
                 live_[k] = live_.back();
                 live_.pop_back();
@@ -72,7 +63,7 @@ class Swings {
     }
 
    private:
-    Rng rng_;
+    Rng rng_{1};
     std::vector<char*> live_;
 };
 
