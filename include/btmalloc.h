@@ -55,7 +55,9 @@ struct btm_stats {
     uint64_t reclaim_thread;      /* 1 if the background thread runs           */
     uint64_t reclaim_uring;       /* 1 if it releases pages through io_uring   */
     uint64_t prefault_bytes;      /* free pages faulted in ahead of a growing heap */
-    uint64_t reserved_for_future[3];
+    uint64_t slabs_made;          /* slabs made from the page heap so far      */
+    uint64_t kept_slab_bytes;     /* empty slabs kept for reuse until they age */
+    uint64_t reserved_for_future[1];
 };
 #define BTM_STATS_VERSION 1
 

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -431,12 +432,22 @@ TEST(BtmFreshRuns, ThreadExitGivesTheRunBack) {
 // 32 pages between 128 KiB blocks, then the block between two holes freed:
 // the 96-page run they merge into must be found for the next 256 KiB block,
 // which otherwise goes to clean memory elsewhere.  Frees run on a short
-// thread, whose cache goes home (to the page heap, pages still resident)
-// when it exits.
+// thread, whose cache goes home when it exits; an emptied slab may then stay
+// kept with its pair until an aging tick finds it unused (§6), so the test
+// waits for that: the pages reach the page heap dirty (still resident) and
+// stay so for a tick.  Slabs kept by the tests before would take these
+// blocks out of address order: btm_trim() gives them back first.
+void wait_until_no_slab_is_kept() {
+    for (int ms = 0; ms < 5000 && read_stats().kept_slab_bytes; ms += 2)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_EQ(read_stats().kept_slab_bytes, 0u) << "kept slabs did not age out within 5 s";
+}
+
 TEST(BtmPageHeap, BlocksFindTheRunThatFreesMerged) {
     constexpr size_t kBlock = 128 * 1024;
     constexpr int kCount = 24;
     void* p[kCount];
+    btm_trim();
     for (auto& q : p) q = btm_malloc(opaque(kBlock));
     auto at = [&](int i) { return reinterpret_cast<uintptr_t>(p[i]); };
     // First fit lays fresh one-slot slabs out in address order.
@@ -445,6 +456,7 @@ TEST(BtmPageHeap, BlocksFindTheRunThatFreesMerged) {
     std::thread([&] {
         for (int i = 1; i < kCount; i += 2) btm_free(p[i]);
     }).join();
+    wait_until_no_slab_is_kept();
     // These searches fail on every 32-page hole, which records the bound.
     void* other[2];
     for (auto& q : other) {
@@ -452,6 +464,7 @@ TEST(BtmPageHeap, BlocksFindTheRunThatFreesMerged) {
         EXPECT_NE(q, p[1]);
     }
     std::thread([&] { btm_free(p[2]); }).join();
+    wait_until_no_slab_is_kept();
     // A small slab made meanwhile (the thread's own allocations) may take a
     // page of the run, which still leaves room for the block.
     void* x = btm_malloc(opaque(2 * kBlock));

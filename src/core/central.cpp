@@ -1,6 +1,7 @@
 #include "core/central.h"
 
 #include "core/chunk.h"
+#include "core/reclaim.h"
 #include "os/os.h"
 
 namespace btm {
@@ -10,6 +11,7 @@ namespace central {
 std::atomic<uint64_t>* g_used;
 }  // namespace central
 std::atomic<uint64_t> g_remote_queued_bytes{0};
+std::atomic<uint64_t> g_kept_bytes{0};
 uint32_t g_warm_slabs = 2;
 
 namespace central {
@@ -18,6 +20,33 @@ namespace {
 
 inline constexpr uint32_t kWarmSlabMax = 16 * 1024;
 inline constexpr uint32_t kCarveBytes = 4096;  // see take()
+
+// Slab memory in use (slabs minus the kept ones), sampled when a refill
+// takes an empty or new slab: its peak over the last kPeakTicks aging
+// intervals (~1 s) bounds the kept slabs, so that slabs in use and kept
+// never exceed what recently was in use.  A live set that swings keeps its
+// slabs through the trough; one that only turns over (burst's survivors
+// replaced 200k times a second) keeps a few: keeping whatever it emptied held
+// 8 MiB beside 20 MiB live (settled RSS 2.2-2.4x the live bytes, 1.7x
+// without).  Slot 0 is the current interval; the ticks shift them.
+inline constexpr unsigned kPeakTicks = 4;
+std::atomic<uint64_t> use_peak[kPeakTicks];
+uint64_t in_use() {
+    uint64_t all = chunks::slab_bytes(), kept = g_kept_bytes.load(std::memory_order_relaxed);
+    return all > kept ? all - kept : 0;  // two racy reads
+}
+BTM_COLD void note_growth() {  // once per slab taken, as settle_empty
+    uint64_t u = in_use();
+    if (u > use_peak[0].load(std::memory_order_relaxed)) use_peak[0].store(u, std::memory_order_relaxed);
+}
+bool within_peak() {
+    uint64_t peak = 0;
+    for (const auto& p : use_peak) {
+        uint64_t v = p.load(std::memory_order_relaxed);
+        peak = v > peak ? v : peak;
+    }
+    return chunks::slab_bytes() <= peak;
+}
 
 // A slot on a meshed source page, as its target's slot (and its entry).
 BTM_COLD void* to_target(void* p, uint64_t* entry) {
@@ -46,6 +75,12 @@ BTM_INLINE Home home_of(void* p) {
     return Home{slab_of(a, e), p};
 }
 
+uint64_t slab_bytes(const Slab* s) { return uint64_t(s->npages) << g.page_shift; }
+
+// Empty slabs a pair keeps warm, uncounted and unaged while it has no other
+// slab to refill from: only small ones (see reposition).
+uint32_t warm_of(const Slab* s) { return slab_bytes(s) > kWarmSlabMax ? 0 : g_warm_slabs; }
+
 void list_push(Slab*& head, Slab* s, SlabList which) {
     s->prev = nullptr;
     s->next = head;
@@ -73,7 +108,10 @@ void list_remove(Central& c, Slab* s) {
     else head = s->next;
     if (s->next) s->next->prev = s->prev;
     else if (s->list == kListSparse) c.sparse_tail = s->prev;
-    if (s->list == kListEmpty) --c.nempty;
+    if (s->list == kListEmpty) {
+        if (c.nempty-- > warm_of(s)) g_kept_bytes.fetch_sub(slab_bytes(s), std::memory_order_relaxed);
+        if (c.nempty < c.empty_low) c.empty_low = c.nempty;
+    }
     s->list = kListNone;
     s->next = s->prev = nullptr;
 }
@@ -84,6 +122,44 @@ void set_draining(Slab* s, bool on) {
     uint32_t first = slab_first_page(s);
     uint64_t kind = (on ? kPageDraining : kPageSlab) << 24;
     for (uint32_t i = 0; i < s->npages; ++i) c->pagemap[first + i] = (c->pagemap[first + i] & ~kKindMask) | kind;
+}
+
+// An empty slab as if new: its next refill carves slots in address order (a
+// store each) instead of reading its free list back (a dependent cold load
+// each).  Its slots have been handed out, so they no longer read as zeros;
+// pages never reached stay as they were.  Mesh slabs keep their lists (a
+// target's sources map onto its slots).
+void rewind(Slab* s) {
+    if (BTM_UNLIKELY(g.mesh)) return;
+    if (s->bump == g_class[s->cls].capacity) s->fresh = 0;
+    s->zero = 0;
+    s->free = nullptr;
+    s->free_count = 0;
+    s->bump = 0;
+}
+
+// An emptied slab stays with its pair: a live set that swings
+// (bench_latency) emptied slabs on each shrink and made them again on the
+// next growth, one new slab per refill (page-heap lock, a cold descriptor,
+// page-map lines), and those refills were its p99.  The first warm_of() of
+// them are the pair's warm slabs; the rest count as kept, and the aging
+// ticks give back those that stay unused through a whole interval
+// (drain_all); they fill the heap up to its recent peak in use, no further
+// (use_peak).  Only warm ones without the background thread or during a
+// mass free (see keeps_slabs), none with warm_slabs = 0.  Cold: once per
+// slab, not per slot, and it keeps the start-up code in the library's first
+// 64 KiB (check_library.sh).
+BTM_COLD void settle_empty(Central& c, Slab* s) {
+    bool warm = c.nempty < warm_of(s) && !c.partial && !c.sparse;
+    bool keep = warm || (within_peak() && reclaim::keeps_slabs());
+    if (!g_warm_slabs || c.nempty == UINT16_MAX || !keep) {
+        --c.nslabs;
+        chunks::slab_free(s);
+        return;
+    }
+    rewind(s);
+    if (c.nempty++ >= warm_of(s)) g_kept_bytes.fetch_add(slab_bytes(s), std::memory_order_relaxed);
+    list_push(c.empty, s, kListEmpty);
 }
 
 // Puts a slab on the list its state calls for (central lock held).
@@ -98,19 +174,7 @@ void reposition(Central& c, Slab* s) {
     if (s->list == kListSparse) set_draining(s, false);
     if (s->list != kListNone) list_remove(c, s);
     if (want == kListEmpty) {
-        // Freed pages stay reusable (dirty) in the page heap until they age
-        // out, so a warm slab only saves a trip to the page-heap lock: worth
-        // it for small slabs, not for the big one-slot ones, and only when
-        // the pair has no other slab to refill from (after a mass free every
-        // pair would otherwise keep its warm slabs outside the dirty budget).
-        if (c.nempty >= g_warm_slabs || (uint32_t(s->npages) << g.page_shift) > kWarmSlabMax || c.partial ||
-            c.sparse) {
-            --c.nslabs;
-            chunks::slab_free(s);
-            return;
-        }
-        ++c.nempty;
-        list_push(c.empty, s, kListEmpty);
+        settle_empty(c, s);
     } else if (want == kListSparse) {
         push_sparse_tail(c, s);
         // A pair's only slabs are its working set, not a cohort to drain.
@@ -244,6 +308,7 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
             if (!s) break;
             ++c.nslabs;
         }
+        if (!s->used) note_growth();  // an empty or new slab
         uint32_t before = got;
         if (s->free_count) {
             // Cut the first k slots of the local list with k reads and one
@@ -524,20 +589,51 @@ void free_home(void* p, uint64_t entry) {
 
 [[gnu::cold]] void mesh_settle(Central& c, Slab* t) { reposition(c, t); }
 
-void drain_all(bool all) {
+namespace {
+
+void release_empty(Central& c, Slab* s) {
+    list_remove(c, s);
+    --c.nslabs;
+    chunks::slab_free(s);
+}
+
+// Gives back the empty slabs that no refill took since the last tick (the
+// list never got shorter than empty_low; refills take from its head, so
+// those are at its tail), but the warm ones of a pair with nothing else.
+BTM_COLD void release_aged(Central& c) {
+    uint32_t keep = c.partial || c.sparse || !c.empty ? 0 : warm_of(c.empty);
+    if (c.nempty <= keep) return;
+    uint32_t n = c.nempty - keep < c.empty_low ? c.nempty - keep : c.empty_low;
+    Slab* s = c.empty;
+    while (s && s->next) s = s->next;
+    while (n--) {
+        Slab* prev = s->prev;
+        release_empty(c, s);
+        s = prev;
+    }
+}
+
+}  // namespace
+
+// Cold: aging ticks and malloc_trim run it, no refill or flush (the
+// start-up code stays in the library's first 64 KiB, check_library.sh).
+BTM_COLD void drain_all(bool all) {
     g_remote_queued_bytes.store(0, std::memory_order_relaxed);
+    for (unsigned i = kPeakTicks - 1; i > 0; --i)
+        use_peak[i].store(use_peak[i - 1].load(std::memory_order_relaxed), std::memory_order_relaxed);
+    use_peak[0].store(in_use(), std::memory_order_relaxed);
     for_each_used([all](Central& c) {
         bool idle = c.nempty && (all || c.refills == c.refills_seen);
         c.refills_seen = c.refills;
-        if (!c.remote_q.load(std::memory_order_relaxed) && !idle) return;
+        if (!c.remote_q.load(std::memory_order_relaxed) && !c.nempty) return;  // empty_low stays 0
         LockGuard guard(c.lock);
         drain(c);
-        if (!all && c.refills != c.refills_seen) return;  // a refill raced in: keep them warm
-        while (Slab* s = c.empty) {
-            list_remove(c, s);
-            --c.nslabs;
-            chunks::slab_free(s);
+        if (all || (idle && c.refills == c.refills_seen)) {  // else a refill raced in
+            while (Slab* s = c.empty) release_empty(c, s);
+        } else {
+            release_aged(c);
         }
+        c.empty_low = c.nempty;
     });
 }
 

@@ -29,7 +29,7 @@ namespace btm {
 struct alignas(64) Central {
     SpinLock lock;
     std::atomic<bool> registered;  // in g_used (see central::use)
-    uint16_t nempty;       // on `empty`: at most the warm_slabs knob (1024)
+    uint16_t nempty;       // on `empty`: warm and kept ones
     uint32_t nslabs;
     Slab* partial;
     Slab* sparse;          // oldest first
@@ -43,6 +43,9 @@ struct alignas(64) Central {
     uint16_t refills;
     uint16_t refills_seen;     // a pair with no refill in a tick keeps no warm slabs
     uint16_t refills_at_flush; // none since the last flush means shrinking
+    // The fewest slabs on `empty` since the last aging tick: that many at its
+    // tail sat unused through the interval (drain_all gives them back).
+    uint16_t empty_low;
 };
 static_assert(sizeof(Central) == 64);
 
@@ -55,6 +58,9 @@ BTM_INLINE uint32_t class_of_central(const Central& c) {
 // Bytes of slabs queued for a remote drain since the last aging tick: frees
 // the background work has to look at even if nobody allocates again.
 extern std::atomic<uint64_t> g_remote_queued_bytes;
+// Bytes of empty slabs kept on the centrals' `empty` lists beyond the warm
+// ones, waiting for the pair's next growth or for the aging ticks.
+extern std::atomic<uint64_t> g_kept_bytes;
 extern uint32_t g_warm_slabs;
 
 namespace central {

@@ -37,6 +37,7 @@ namespace {
 SpinLock heap_lock;
 bool first_committed;  // the primary reservation's first chunk is read-write already
 uint64_t nslabs;
+uint64_t nmade;  // slabs made so far (btm_stats.slabs_made)
 uint64_t dirty_total;    // dirty pages in all chunks
 uint64_t slab_pages;     // pages in live slabs
 uint64_t clean_taken;    // clean pages slabs were made of: growth into unfaulted memory
@@ -353,6 +354,7 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
     s->site = 0;
     s->remote.store(0, std::memory_order_relaxed);
     ++nslabs;
+    ++nmade;
     return s;
 }
 
@@ -662,6 +664,7 @@ void start_clock() {
     Counters k{};
     k.chunks = nchunks;
     k.slabs = nslabs;
+    k.made = nmade;
     k.committed = uint64_t(nchunks) * kChunkSize;
     k.dirty = dirty_total << g.page_shift;
     for (unsigned i = 0; i < nchunks; ++i) k.free_chunks += entry(i).free_pages == data_pages();

@@ -269,7 +269,7 @@ unsigned region_of(uintptr_t a);
 void mark_meshed(Slab* s);
 
 struct Counters {
-    uint64_t chunks, slabs, committed, reserved, dirty, free_chunks;
+    uint64_t chunks, slabs, made, committed, reserved, dirty, free_chunks;
 };
 Counters counters();
 

@@ -52,9 +52,11 @@ namespace {
 BTM_COLD_BSS constinit os::AsyncRelease ring;
 
 // Bytes the next tick could give back: free pages, slabs whose remote frees
-// nobody has drained, and cached large blocks (their decay runs in ticks).
+// nobody has drained, empty slabs kept for the next growth, and cached large
+// blocks (their decay runs in ticks).
 uint64_t pending_bytes() {
-    return chunks::dirty_bytes() + g_remote_queued_bytes.load(std::memory_order_relaxed) + large::cached_bytes();
+    return chunks::dirty_bytes() + g_remote_queued_bytes.load(std::memory_order_relaxed) +
+           g_kept_bytes.load(std::memory_order_relaxed) + large::cached_bytes();
 }
 
 uint64_t now_ns() {
@@ -369,6 +371,11 @@ void poll(bool freeing) {
     else release(chunks::Collect::kExcess, false);
     --t_state.depth;
     tick_lock.unlock();
+}
+
+BTM_COLD bool keeps_slabs() {  // only when a slab empties
+    return async_wanted && started.load(std::memory_order_relaxed) &&
+           free_run.load(std::memory_order_relaxed) < kHelpRun;
 }
 
 void wake() {

@@ -26,6 +26,11 @@ void init(bool async, bool under_filter, uint32_t warm_chunks);
 // what programs wait on, and a program still allocating would fault the
 // pages back in).
 void poll(bool freeing = false);
+// Whether emptied slabs may be kept for the next growth: the background
+// thread runs (its ticks age them, even in a process that went idle; inline
+// ticks need slow paths to run) and no mass free is under way (a run of free
+// slow paths with no malloc slow path, see poll: demand gone).
+bool keeps_slabs();
 // Wakes the background thread now (async-signal-safe).
 void wake();
 // Releases everything free now; returns the bytes released.

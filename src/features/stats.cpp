@@ -66,6 +66,8 @@ void fill(struct btm_stats* s) {
     s->reserved_bytes = cc.reserved;
     s->chunks = cc.chunks;
     s->slabs = cc.slabs;
+    s->slabs_made = cc.made;
+    s->kept_slab_bytes = g_kept_bytes.load(std::memory_order_relaxed);
     s->partitions = g.npart;
     s->thread_caches = tcache::live_caches();
     reclaim::Counters rc = reclaim::counters();
@@ -200,6 +202,8 @@ __attribute__((destructor)) void print_at_exit() {
         .dec(s.chunks)
         .str(" slabs=")
         .dec(s.slabs)
+        .str(" slabs_made=")
+        .dec(s.slabs_made)
         .str(" large=")
         .dec(s.large_bytes)
         .str(" thread_caches=")
