@@ -44,8 +44,13 @@ resident_offsets() {  # resident_offsets PID: the resident code pages, as KiB ra
   done
 }
 
-check() {  # check CONF_VALUE CMD...
-  local c=$1 pid kb
+drop_library_pages() {
+  sync "$lib" 2>/dev/null
+  dd if="$lib" iflag=nocache count=0 status=none 2>/dev/null
+}
+
+measure() {  # measure CONF_VALUE CMD...: sets kb and where
+  local c=$1 pid
   shift
   # A process group of its own, ended whole: a shell's `sleep` left running
   # would keep the library's pages mapped, and the next run's could then not
@@ -53,15 +58,30 @@ check() {  # check CONF_VALUE CMD...
   setsid env BTM_CONF="$c" LD_PRELOAD="$lib" "$@" >/dev/null 2>&1 &
   pid=$!
   sleep 1
-  kb=$(text_kb $pid)
+  kb=$(text_kb $pid) where=
   [ "$kb" -gt $limit ] && where=$(resident_offsets $pid)
   kill -- -$pid 2>/dev/null
   wait $pid 2>/dev/null
+}
+
+# Up to three runs, each after the library's pages are dropped: what a fault
+# maps also depends on the folios the page cache holds (a concurrent read of
+# the file, by readelf or a copy, leaves big ones that one fault maps whole:
+# python3 showed 92-96 KB in a run now and then, with no code executed past
+# the first 64 KiB under perf).  Code run past the window maps it in every run.
+check() {  # check CONF_VALUE CMD...
+  local c=$1 kb where try
+  shift
+  for try in 1 2 3; do
+    drop_library_pages
+    measure "$c" "$@"
+    [ "$kb" -le $limit ] && break
+  done
   if [ "$kb" -gt $limit ]; then
-    echo "FAIL: $* (BTM_CONF=$c): $kb KB of the library's code resident (at most $limit); at KiB: $where"
+    echo "FAIL: $* (BTM_CONF=$c): $kb KB of the library's code resident in 3 runs (at most $limit); at KiB: $where"
     failed=1
   else
-    echo "ok: $* (BTM_CONF=$c): $kb KB of the library's code resident"
+    echo "ok: $* (BTM_CONF=$c): $kb KB of the library's code resident (run $try)"
   fi
 }
 
@@ -69,10 +89,8 @@ check() {  # check CONF_VALUE CMD...
 # (the linker's output, a copy) costs 128 KB here whatever the layout until
 # its pages are read back (presumably large folios of the write path, which
 # Linux 6.18 maps whole).  The library's pages are dropped first (written
-# back, then POSIX_FADV_DONTNEED through dd), so they come back through
+# back, then POSIX_FADV_DONTNEED through dd, before each run), so they come back through
 # readahead as they do for a library read from disk.
-sync "$lib" 2>/dev/null
-dd if="$lib" iflag=nocache count=0 status=none 2>/dev/null
 for c in "" "$conf"; do
   check "$c" /usr/bin/sleep 30
   check "$c" /bin/sh -c 'sleep 30; :'

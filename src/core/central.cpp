@@ -35,7 +35,10 @@ uint64_t in_use() {
     uint64_t all = chunks::slab_bytes(), kept = g_kept_bytes.load(std::memory_order_relaxed);
     return all > kept ? all - kept : 0;  // two racy reads
 }
-BTM_COLD void note_growth() {  // once per slab taken, as settle_empty
+// Once per slab taken: every process that makes a slab runs it, so it is
+// start-up code (a cold one put the branch that calls it in take's cold
+// clone, past the library's first 64 KiB: library_text_pages).
+BTM_STARTUP BTM_NOINLINE void note_growth() {
     uint64_t u = in_use();
     if (u > use_peak[0].load(std::memory_order_relaxed)) use_peak[0].store(u, std::memory_order_relaxed);
 }
@@ -146,10 +149,11 @@ void rewind(Slab* s) {
 // ticks give back those that stay unused through a whole interval
 // (drain_all); they fill the heap up to its recent peak in use, no further
 // (use_peak).  Only warm ones without the background thread or during a
-// mass free (see keeps_slabs), none with warm_slabs = 0.  Cold: once per
-// slab, not per slot, and it keeps the start-up code in the library's first
-// 64 KiB (check_library.sh).
-BTM_COLD void settle_empty(Central& c, Slab* s) {
+// mass free (see keeps_slabs), none with warm_slabs = 0.  Out of line (once
+// per slab, not per slot) but start-up code: a short-lived python3 empties
+// slabs, and a cold one mapped a second window of the library's code in it
+// (library_text_pages).
+BTM_STARTUP BTM_NOINLINE void settle_empty(Central& c, Slab* s) {
     bool warm = c.nempty < warm_of(s) && !c.partial && !c.sparse;
     bool keep = warm || (within_peak() && reclaim::keeps_slabs());
     if (!g_warm_slabs || c.nempty == UINT16_MAX || !keep) {

@@ -373,7 +373,7 @@ void poll(bool freeing) {
     tick_lock.unlock();
 }
 
-BTM_COLD bool keeps_slabs() {  // only when a slab empties
+BTM_STARTUP BTM_NOINLINE bool keeps_slabs() {  // when a slab empties: see settle_empty
     return async_wanted && started.load(std::memory_order_relaxed) &&
            free_run.load(std::memory_order_relaxed) < kHelpRun;
 }
