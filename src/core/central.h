@@ -57,6 +57,11 @@ BTM_INLINE uint32_t class_of_central(const Central& c) {
 extern std::atomic<uint64_t> g_remote_queued_bytes;
 extern uint32_t g_warm_slabs;
 
+// A slab's free list links from p to next, which is not a free slot of that
+// slab: reports the malloc (called from ra) whose refill found it, and ends
+// the process (misuse.cpp).
+[[noreturn]] void corrupted_free_list(void* p, void* next, uintptr_t ra);
+
 namespace central {
 
 // Centrals a process has used: a bit per bin, a word per partition (kept

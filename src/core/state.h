@@ -27,7 +27,6 @@ struct alignas(64) Globals {
     uintptr_t base = 0;               // primary reservation: [base, base + size)
     uintptr_t size = 0;
     uint64_t secret = 0;              // safe-linking key
-    uint64_t free_key = 0;            // marks a slot as free (word 1 of a free slot)
     uint64_t part_mask = 0;           // (P - 1) << kClassBits
     uint32_t page_shift = 0;
     uint32_t npart = 0;
@@ -78,8 +77,11 @@ BTM_INLINE bool is_slot_start(uint32_t cls, uint64_t off) {
     return off * k.div_magic <= k.div_magic - 1 && off < k.limit;
 }
 
+// A stack of free slots: malloc takes slots[count - 1], free stores at
+// slots[count], neither touching the slot.  `slots` holds max entries at
+// least (2 batches, allocated with the cache when the bin is first used).
 struct Bin {
-    void* head;            // encoded singly linked list of free slots
+    void** slots;
     uint32_t count;
     uint32_t max;          // 0 until the bin is first used: forces the slow path
 };
@@ -134,19 +136,5 @@ BTM_INLINE void link_encode(void* slot, const void* next) {
 }
 
 BTM_INLINE bool in_primary(uintptr_t a) { return a - g.base < g.size; }
-
-// XORs a slot's mark word with the key: clears the free mark of a marked
-// slot.  True if the word was not the mark.  On x86-64 one instruction
-// (xor to memory, its flags tested): the compare and the clear it replaces
-// cost malloc's hit path two more.
-BTM_INLINE bool unmark(uint64_t* word, uint64_t key) {
-#if defined(__x86_64__)
-    bool differs;
-    __asm__("xorq %2, %0" : "+m"(*word), "=@ccnz"(differs) : "r"(key));
-    return differs;
-#else
-    return (*word ^= key) != 0;
-#endif
-}
 
 }  // namespace btm
