@@ -66,10 +66,10 @@ bool frees_stay_in_bin(void* a, void* b) {
     return first == b && second == a;
 }
 
-// `free(y); free(x)`, then x's first two words (the free-list link and the
-// free mark of a slot in a bin, before bins became stacks) overwritten: the
-// next two mallocs of the site still hand out x and y, nothing else (exits
-// 5).  A bin is an array in the thread's cache: what a program writes into a
+// `free(y); free(x)`, then x's first two words overwritten (where a slot in
+// a bin had its free-list link before bins became stacks, and its free
+// mark): the next two mallocs of the site still hand out x and y, nothing
+// else (exits 5).  A bin is an array in the thread's cache: what a program writes into a
 // freed slot cannot redirect malloc.
 void write_after_free_in_bin() {
     no_core_dump();

@@ -329,8 +329,10 @@ void init_heap() {
     uint32_t npart = kPartitioning ? round_pow2(g_cfg.partitions) : 1;
     uint64_t keys[2];
     os::random_bytes(keys, sizeof keys);
-    // hardening = off stores the slabs' free-list links plain.
+    // hardening = off stores the slabs' free-list links plain; the free
+    // mark is still written (free's check of it is what the knob turns off).
     g.secret = g.checks ? keys[0] : 0;
+    g.free_key = keys[1] | 1;  // never 0, the mark of a fresh slot
     setup_classes();
     g_warm_slabs = uint32_t(g_cfg.warm_slabs);
     g.npart = npart;
@@ -460,7 +462,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
     if (BTM_UNLIKELY(!g_heap_ok)) return malloc_heapless(n, ra);
     uint32_t cls = class_for(n);
     uint32_t bin = partition::bits_of(ra) | cls;
-    if (void* p = tcache::run_pop(bin, false)) return t.zeroed = p;  // zeros, and its free byte is 0
+    if (void* p = tcache::run_pop(bin, false)) return t.zeroed = p;  // zeros: not even the free mark to clear
     if (BTM_UNLIKELY(g_events.slow_mallocs.fetch_add(1, std::memory_order_relaxed) == kCoarseSlowCalls))
         end_coarse_phase();
     void* p;
@@ -476,7 +478,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
         }
         partition::note_site(bin, ra);
         if (zero) t.zeroed = p;
-        else if constexpr (kHardening) *free_byte(p) = 0;  // a slot of the bin's stack, or alloc_one's
+        else if constexpr (kHardening) clear_mark(p);  // a slot of the bin's stack, or alloc_one's
     }
     reclaim::poll();  // outside every lock and with depth 0: may start a thread
     return p;
@@ -518,9 +520,9 @@ void free_small_general(void* p, uintptr_t ra) {
     uint64_t e = c->pagemap[(a & kChunkMask) >> g.page_shift];
     if (e == 0 || !is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask))) return invalid_free(p);
     if constexpr (kHardening)
-        if (g.checks && *free_byte(c, a)) return double_free(p, e, ra);
+        if (g.checks && marked_free(p)) return double_free(p, e, ra);
     if (pe_kind(e) != kPageSlab) return central::free_home(p, e);
-    if constexpr (kHardening) *free_byte(c, a) = 1;
+    if constexpr (kHardening) mark_free(p);
     Bin* b = &t_state.tc->bins[pe_bin(e)];
     if (b->count >= b->max) return free_full(p, e);
     b->slots[b->count++] = p;
@@ -578,10 +580,8 @@ void invalid_free(void* p) {
 void free_unusual(void* p, uint64_t e, uintptr_t ra) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     if (e == 0 || !is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask))) return invalid_free(p);
-    // A meshed page's slot is checked at the address the program holds
-    // (free_home marks both that and the target's).
     if constexpr (kHardening)
-        if (g.checks && *free_byte(p)) return double_free(p, e, ra);
+        if (g.checks && marked_free(p)) return double_free(p, e, ra);
     int saved = errno;
     central::free_home(p, e);
     reclaim::poll(true);

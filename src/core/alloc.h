@@ -2,8 +2,8 @@
 // the return address they key on is the entry point's caller.
 //
 // malloc hit: class lookup, partition hash, pop the bin's stack.  free hit:
-// range compare, page-map load, (hardening) slot check and the double-free
-// check on the chunk's free map, push.
+// range compare, page-map load, (hardening) slot and double-free checks,
+// push.
 // No lock, no atomic, no initialisation check on either (see state.h).
 #pragma once
 
@@ -38,14 +38,15 @@ void* malloc_diverted(size_t n, uintptr_t ra);
 // Pops the top of a bin's stack.  The unlikely branch is a tail call, so
 // the hit path needs no stack frame.  The stack lives in the thread's cache,
 // out of reach of a write after free: nothing a program writes into a freed
-// slot changes what malloc hands out next.  With hardening the slot's byte
-// in its chunk's free map goes back to live (see free_fast).
+// slot changes what malloc hands out next.  With hardening the slot's free
+// mark is cleared (see free_fast): a store to a line the caller is about to
+// write anyway.
 BTM_INLINE void* bin_pop(Bin* b, size_t n, uintptr_t ra) {
     uint32_t k = b->count;
     if (BTM_UNLIKELY(k == 0)) return malloc_slow(n, ra);
     void* p = b->slots[k - 1];
     b->count = k - 1;
-    if constexpr (kHardening) *free_byte(p) = 0;
+    if constexpr (kHardening) clear_mark(p);
     return p;
 }
 
@@ -63,12 +64,11 @@ BTM_INLINE void free_fast(void* p, uintptr_t ra) {
     uint64_t e = c->pagemap[(a & kChunkMask) >> g.page_shift];
     if (BTM_UNLIKELY(pe_kind(e) != kPageSlab)) return free_unusual(p, e, ra);
     if constexpr (kHardening) {
-        uint8_t* fb = free_byte(c, a);
         if (BTM_LIKELY(g.checks)) {
             if (BTM_UNLIKELY(!is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask)))) return invalid_free(p);
-            if (BTM_UNLIKELY(*fb)) return double_free(p, e, ra);
+            if (BTM_UNLIKELY(marked_free(p))) return double_free(p, e, ra);
         }
-        *fb = 1;
+        mark_free(p);
     }
     Bin* b = &t_state.tc->bins[pe_bin(e)];
     uint32_t k = b->count;

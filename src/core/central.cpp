@@ -37,7 +37,6 @@ struct Home {
 };
 BTM_COLD Home home_meshed(void* p, uint64_t e) {
     void* q = to_target(p, &e);
-    if constexpr (kHardening) *free_byte(q) = 1;
     return Home{slab_of(reinterpret_cast<uintptr_t>(q), e), q};
 }
 BTM_INLINE Home home_of(void* p) {
@@ -131,7 +130,6 @@ BTM_COLD void drain_meshed(Central& c, Slab* s, void* chain, uint32_t n) {
         void* q = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(slab_base(t)) +
                                           (reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(slab_base(s))));
         link_encode(q, t->free);
-        if constexpr (kHardening) *free_byte(q) = 1;
         t->free = q;
     }
     t->free_count = uint16_t(t->free_count + n);
@@ -232,8 +230,8 @@ BTM_INLINE void* next_free(const Slab* s, const ClassInfo& ci, void* p, uintptr_
     if constexpr (kHardening) {
         uint64_t off = reinterpret_cast<uintptr_t>(next) - reinterpret_cast<uintptr_t>(slab_base(s));
         bool inside = off < uint64_t(ci.capacity) * ci.size;
-        // With the checks off only a link out of the heap stops (hardening).
-        if (BTM_UNLIKELY(!inside || (g.checks && (!is_slot_start(s->cls, off) || !*free_byte(next)))))
+        // With the checks off only a link out of the heap stops (knob hardening).
+        if (BTM_UNLIKELY(!inside || (g.checks && (!is_slot_start(s->cls, off) || !marked_free(next)))))
             if (g.checks || !chunks::owns(reinterpret_cast<uintptr_t>(next))) corrupted_free_list(p, next, ra);
     }
     return next;
@@ -294,9 +292,8 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** out, uint32_t want,
             char* base = slab_base(s);
             uint32_t room = uint32_t(ci.capacity) - s->bump;
             uint32_t k = room < want - got ? room : want - got;
-            // Carving writes no slot, but the program's first writes to
-            // them fault fresh pages in soon after (~2 us each here), and
-            // the bin hands out the last carved first.  One refill carves at
+            // Carving writes the free mark into each slot, faulting fresh
+            // pages in inside this malloc (~2 us each here).  One refill carves at
             // most kCarveBytes of fresh slabs (at least one slot), so it
             // faults at most a page or two: a refill of 1 KiB slots used to
             // carve 8 one-page slabs, 16 us, and such refills made the
@@ -310,7 +307,7 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** out, uint32_t want,
             if (BTM_UNLIKELY(g.mesh)) k = shuffled(order, k, s);
             for (uint32_t i = 0; i < k; ++i) {
                 char* p = base + size_t(s->bump + (g.mesh ? order[i] : i)) * ci.size;
-                if constexpr (kHardening) *free_byte(p) = 1;
+                if constexpr (kHardening) mark_free(p);  // free checks it
                 out[got + i] = p;
             }
             s->bump += k;
@@ -492,11 +489,8 @@ bool flush(Bin* b, uint32_t bin, uint32_t keep) {
 }
 
 void free_home(void* p, uint64_t entry) {
-    if constexpr (kHardening) *free_byte(p) = 1;
-    if (pe_kind(entry) == kPageMeshed) {
-        p = to_target(p, &entry);
-        if constexpr (kHardening) *free_byte(p) = 1;
-    }
+    if (pe_kind(entry) == kPageMeshed) p = to_target(p, &entry);
+    if constexpr (kHardening) mark_free(p);
     Central& c = g_central[pe_bin(entry)];
     if (c.lock.try_lock()) {
         c.out_bytes -= g_class[pe_class(entry)].size;

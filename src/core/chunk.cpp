@@ -356,21 +356,8 @@ Slab* slab_alloc(uint32_t npages, uint32_t bin, uint32_t cls) {
     return s;
 }
 
-namespace {
-
-// The next slab on a freed slab's pages hands its never-used slots out
-// unchecked (fresh runs): none of their bytes may still say free.
-BTM_COLD void clear_free_bytes(const Slab* s) {
-    uint32_t size = g_class[s->cls].size;
-    char* base = slab_base(s);
-    for (uint32_t j = 0; j < s->bump; ++j) *free_byte(base + size_t(j) * size) = 0;
-}
-
-}  // namespace
-
 void slab_free(Slab* s) {
     if (BTM_UNLIKELY(g.mesh) && unmesh_hook) unmesh_hook(s);
-    if constexpr (kHardening) clear_free_bytes(s);
     LockGuard guard(heap_lock);
     ChunkHeader* c = chunk_of(s);
     uint32_t first = slab_first_page(s);
@@ -397,24 +384,6 @@ namespace {
 uint32_t data_pages() { return uint32_t(kChunkSize >> g.page_shift) - header_pages; }
 
 // Takes the runs of set bits of `take` out of the chunk's free set.
-// Gives back the free map's pages over data pages [first, first + len),
-// just released, whose 16 data pages are all free now (header pages aside):
-// their bytes are zero (slab_free clears a slab's), and with the page-heap
-// lock held no slab can be made on them meanwhile.  Without this a heap
-// that shrank kept 1/16 of its peak small-slab bytes resident.
-BTM_COLD void release_map_pages(ChunkHeader* c, uint32_t first, uint32_t len) {
-    constexpr uint32_t kCover = 16;
-    static_assert(kMaxPagesPerChunk % kCover == 0 && 64 % kCover == 0);
-    size_t page = size_t(1) << g.page_shift;
-    if (reinterpret_cast<uintptr_t>(c->freemap) & (page - 1)) return;  // pages above 4 KiB
-    const uint64_t mask = (uint64_t(1) << kCover) - 1;
-    for (uint32_t d = first / kCover * kCover; d < first + len; d += kCover) {
-        uint64_t ok = c->free_bits[d / 64] >> (d % 64) & mask;
-        for (uint32_t k = 0; k < kCover && d + k < c->first_page; ++k) ok |= uint64_t(1) << k;
-        if (ok == mask) os::release(c->freemap + size_t(d / kCover) * page, page);
-    }
-}
-
 size_t collect_runs(ChunkHeader* c, const uint64_t* take, Range* out, size_t max) {
     size_t n = 0;
     uint32_t i = c->first_page;
@@ -544,7 +513,6 @@ void finish_release(const Range* r, size_t n) {
         uint32_t len = uint32_t(r[i].len >> g.page_shift);
         for_words(first, len, [c](uint32_t w, uint64_t m) { c->free_bits[w] |= m; });
         pages_back(c, first, len, false);
-        if constexpr (kHardening) release_map_pages(c, first, len);
     }
 }
 

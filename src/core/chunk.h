@@ -104,24 +104,12 @@ struct ChunkHeader {
     uint64_t aged_bits[kMaxPagesPerChunk / 64];   // 1 = dirty at the last aging tick
     alignas(64) uint64_t pagemap[kMaxPagesPerChunk];
     Slab slabs[kMaxPagesPerChunk];
-    // A byte per 16 bytes of the chunk: 1 while the slot starting there is
-    // free (in a bin, a fresh run's carving, its slab's free or remote
-    // list), 0 while it is live or was never handed out.  Outside the slots,
-    // so free's double-free check reads no word of a cold object, and
-    // written by one thread per slot at a time (bytes: no lost updates).
-    // Page-aligned: its pages go back with the data pages they cover.
-    alignas(4096) uint8_t freemap[kChunkSize >> 4];
 };
 
 inline constexpr uint64_t kChunkMagic = 0x6274'6d61'6c6c'6f63ULL;  // "btmalloc"
 
 BTM_INLINE ChunkHeader* chunk_of(uintptr_t a) { return reinterpret_cast<ChunkHeader*>(a & ~kChunkMask); }
 BTM_INLINE ChunkHeader* chunk_of(const Slab* s) { return chunk_of(reinterpret_cast<uintptr_t>(s)); }
-BTM_INLINE uint8_t* free_byte(ChunkHeader* c, uintptr_t a) { return &c->freemap[(a & kChunkMask) >> 4]; }
-BTM_INLINE uint8_t* free_byte(const void* p) {
-    uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    return free_byte(chunk_of(a), a);
-}
 BTM_INLINE uint32_t slab_first_page(const Slab* s) { return uint32_t(s - chunk_of(s)->slabs); }
 BTM_INLINE char* slab_base(const Slab* s) {
     return reinterpret_cast<char*>(chunk_of(s)) + (uintptr_t(slab_first_page(s)) << g.page_shift);

@@ -27,6 +27,7 @@ struct alignas(64) Globals {
     uintptr_t base = 0;               // primary reservation: [base, base + size)
     uintptr_t size = 0;
     uint64_t secret = 0;              // safe-linking key
+    uint64_t free_key = 0;            // marks a slot as free (word 1 of a free slot)
     uint64_t part_mask = 0;           // (P - 1) << kClassBits
     uint32_t page_shift = 0;
     uint32_t npart = 0;
@@ -78,8 +79,9 @@ BTM_INLINE bool is_slot_start(uint32_t cls, uint64_t off) {
 }
 
 // A stack of free slots: malloc takes slots[count - 1], free stores at
-// slots[count], neither touching the slot.  `slots` holds max entries at
-// least (2 batches, allocated with the cache when the bin is first used).
+// slots[count]; no link runs through the slots (only the free mark is in
+// them).  `slots` holds max entries at least (2 batches, cut from the cache
+// when the bin is first used).
 struct Bin {
     void** slots;
     uint32_t count;
@@ -136,5 +138,12 @@ BTM_INLINE void link_encode(void* slot, const void* next) {
 }
 
 BTM_INLINE bool in_primary(uintptr_t a) { return a - g.base < g.size; }
+
+// The free mark: word 1 of a slot holds the per-process key while the slot
+// is free (in a bin, its slab's free or remote list), anything else while
+// it is live.  free() of a marked slot is a double free.
+BTM_INLINE void mark_free(void* p) { static_cast<uint64_t*>(p)[1] = g.free_key; }
+BTM_INLINE bool marked_free(const void* p) { return static_cast<const uint64_t*>(p)[1] == g.free_key; }
+BTM_INLINE void clear_mark(void* p) { static_cast<uint64_t*>(p)[1] = 0; }
 
 }  // namespace btm

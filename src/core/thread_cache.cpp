@@ -330,7 +330,7 @@ void* run_pop(uint32_t bin, bool first) {
         Bin* b = &tc->bins[bin];
         uint32_t k = r.left < b->max ? r.left : b->max;
         for (uint32_t i = 0; i < k; ++i) {
-            if constexpr (kHardening) *free_byte(r.next) = 1;
+            if constexpr (kHardening) mark_free(r.next);  // free checks it
             b->slots[i] = r.next;
             r.next += r.size;
         }

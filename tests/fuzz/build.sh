@@ -3,9 +3,10 @@
 #   tests/fuzz/build.sh [OUT_DIR] [alloc|misuse] [-- libFuzzer options...]
 # e.g. tests/fuzz/build.sh /tmp/allocfuzz alloc -- -max_total_time=600
 # The library's sources are compiled in (with coverage, not with ASan: the
-# allocator is what is tested), edge coverage only (when free's double-free
-# check compared a slot's second word with a key, comparison tracing
-# learnt the key and wrote it into live blocks).  New inputs go to OUT_DIR/corpus_<target>;
+# allocator is what is tested), edge coverage only: with libFuzzer's
+# comparison tracing the fuzzer learns the free-mark key from free's
+# double-free compare and writes it into inputs, and a live block holding
+# the key in its second word is, by design, reported as a double free.  New inputs go to OUT_DIR/corpus_<target>;
 # merge small ones into tests/fuzz/corpus_<target>/ to keep them.
 # FUZZ_BUILD_ONLY=1 only builds both.
 set -euo pipefail
