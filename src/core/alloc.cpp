@@ -341,8 +341,8 @@ void init_heap() {
     uint32_t npart = kPartitioning ? round_pow2(g_cfg.partitions) : 1;
     uint64_t keys[2];
     os::random_bytes(keys, sizeof keys);
-    // hardening = off stores links plain; the free mark is still written
-    // (malloc's check of it leaves the hit path only on a mismatch).
+    // hardening = off stores the slabs' free-list links plain; the free
+    // mark is still written (free's check of it is what the knob turns off).
     g.secret = g.checks ? keys[0] : 0;
     g.free_key = keys[1] | 1;  // never 0, the mark of a fresh slot
     setup_classes();
@@ -490,7 +490,7 @@ void* malloc_slow(size_t n, uintptr_t ra) {
         }
         partition::note_site(bin, ra);
         if (zero) t.zeroed = p;
-        else static_cast<uint64_t*>(p)[1] = 0;
+        else if constexpr (kHardening) clear_mark(p);  // a slot of the bin's stack, or alloc_one's
     }
     reclaim::poll();  // outside every lock and with depth 0: may start a thread
     return p;
@@ -532,14 +532,12 @@ void free_small_general(void* p, uintptr_t ra) {
     uint64_t e = c->pagemap[(a & kChunkMask) >> g.page_shift];
     if (e == 0 || !is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask))) return invalid_free(p);
     if constexpr (kHardening)
-        if (g.checks && static_cast<uint64_t*>(p)[1] == g.free_key) double_free(p, e, ra);
+        if (g.checks && marked_free(p)) return double_free(p, e, ra);
     if (pe_kind(e) != kPageSlab) return central::free_home(p, e);
+    if constexpr (kHardening) mark_free(p);
     Bin* b = &t_state.tc->bins[pe_bin(e)];
     if (b->count >= b->max) return free_full(p, e);
-    link_encode(p, b->head);
-    if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
-    b->head = p;
-    ++b->count;
+    b->slots[b->count++] = p;
 }
 
 }  // namespace
@@ -595,7 +593,7 @@ void free_unusual(void* p, uint64_t e, uintptr_t ra) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     if (e == 0 || !is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask))) return invalid_free(p);
     if constexpr (kHardening)
-        if (g.checks && static_cast<uint64_t*>(p)[1] == g.free_key) double_free(p, e, ra);
+        if (g.checks && marked_free(p)) return double_free(p, e, ra);
     int saved = errno;
     central::free_home(p, e);
     reclaim::poll(true);

@@ -1,8 +1,9 @@
 // The allocation and free fast paths, inlined into every entry point so that
 // the return address they key on is the entry point's caller.
 //
-// malloc hit: class lookup, partition hash, pop the bin's head.  free hit:
-// range compare, page-map load, (hardening) slot and double-free checks, push.
+// malloc hit: class lookup, partition hash, pop the bin's stack.  free hit:
+// range compare, page-map load, (hardening) slot and double-free checks,
+// push.
 // No lock, no atomic, no initialisation check on either (see state.h).
 #pragma once
 
@@ -18,7 +19,9 @@ void* malloc_slow(size_t n, uintptr_t ra);
 void* malloc_large(size_t n, size_t align, bool zero, uintptr_t ra);
 void free_outside(void* p, uintptr_t ra);
 void free_full(void* p, uint64_t entry);
-[[noreturn]] void double_free(void* p, uint64_t entry, uintptr_t ra);
+// Never returns (it reports and aborts), but is not declared [[noreturn]]:
+// free's hit path reaches it by a tail call and so needs no stack frame.
+void double_free(void* p, uint64_t entry, uintptr_t ra);
 [[noreturn]] void double_free_boot(void* p, uintptr_t ra);
 // free() of a large block freed before (large.h): reports a double free
 // unless the address was mapped again by someone else.
@@ -29,34 +32,21 @@ void invalid_free(void* p);
 // A page-map word that is not a plain slab page: no slab (invalid free) or
 // a draining slab.
 void free_unusual(void* p, uint64_t e, uintptr_t ra);
-// The head's link points outside the primary range: pops it if the link is
-// into an extra reservation of ours, aborts with a report otherwise.
-void* pop_checked(Bin* b, uintptr_t ra);
-// The bin's head was not marked free (and its mark word has been XORed with
-// the key): aborts with a report, or with the checks off pops it.
-void* pop_unmarked(Bin* b, uintptr_t ra);
 // malloc's out-of-line path (see kDivert*).
 void* malloc_diverted(size_t n, uintptr_t ra);
 
-// Pops the head of a bin.  Every unlikely branch is a tail call, so the hit
-// path needs no stack frame.  With hardening, every slot in a bin carries
-// the free mark (free and carving write it), so a head without it was not
-// put there by us: a link changed by a write after free or an overflow
-// (even by one bit: its target is then a live slot, an interior address or
-// the slot just handed out, none of which is marked).
+// Pops the top of a bin's stack.  The unlikely branch is a tail call, so
+// the hit path needs no stack frame.  The stack lives in the thread's cache,
+// out of reach of a write after free: nothing a program writes into a freed
+// slot changes what malloc hands out next.  With hardening the slot's free
+// mark is cleared (see free_fast): a store to a line the caller is about to
+// write anyway.
 BTM_INLINE void* bin_pop(Bin* b, size_t n, uintptr_t ra) {
-    void* p = b->head;
-    if (BTM_UNLIKELY(!p)) return malloc_slow(n, ra);
-    void* next = link_decode(p);
-    auto* mark = &static_cast<uint64_t*>(p)[1];
-    if constexpr (kHardening) {
-        if (BTM_UNLIKELY(!in_primary(reinterpret_cast<uintptr_t>(next)) && next)) return pop_checked(b, ra);
-        if (BTM_UNLIKELY(unmark(mark, g.free_key))) return pop_unmarked(b, ra);
-    } else {
-        *mark = 0;
-    }
-    b->head = next;
-    --b->count;
+    uint32_t k = b->count;
+    if (BTM_UNLIKELY(k == 0)) return malloc_slow(n, ra);
+    void* p = b->slots[k - 1];
+    b->count = k - 1;
+    if constexpr (kHardening) clear_mark(p);
     return p;
 }
 
@@ -76,15 +66,15 @@ BTM_INLINE void free_fast(void* p, uintptr_t ra) {
     if constexpr (kHardening) {
         if (BTM_LIKELY(g.checks)) {
             if (BTM_UNLIKELY(!is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask)))) return invalid_free(p);
-            if (BTM_UNLIKELY(static_cast<uint64_t*>(p)[1] == g.free_key)) double_free(p, e, ra);
+            if (BTM_UNLIKELY(marked_free(p))) return double_free(p, e, ra);
         }
+        mark_free(p);
     }
     Bin* b = &t_state.tc->bins[pe_bin(e)];
-    if (BTM_UNLIKELY(b->count >= b->max)) return free_full(p, e);
-    link_encode(p, b->head);
-    if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
-    b->head = p;
-    ++b->count;
+    uint32_t k = b->count;
+    if (BTM_UNLIKELY(k >= b->max)) return free_full(p, e);
+    b->slots[k] = p;
+    b->count = k + 1;
 }
 
 // Usable size of a pointer of ours, 0 for a pointer that is not.  `fn` and

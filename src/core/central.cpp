@@ -289,11 +289,27 @@ BTM_COLD uint32_t shuffled(uint16_t* order, uint32_t k, const Slab* s) {
     return k;
 }
 
-// Takes up to `want` slots from the pair's slabs into the chain at *head
-// (central lock held).  Returns how many it took.  With `run`, the first slab
-// whose never-used slots are zero gives them all to the run instead, and the
+// The slot after p on slab s's free list.  With the checks on, a link that a
+// write after free or an overflow changed (even by one bit: its target is
+// then a live slot, an interior address or outside the slab) ends the
+// process here, before the slot reaches a bin.
+BTM_INLINE void* next_free(const Slab* s, const ClassInfo& ci, void* p, uintptr_t ra) {
+    void* next = link_decode(p);
+    if constexpr (kHardening) {
+        uint64_t off = reinterpret_cast<uintptr_t>(next) - reinterpret_cast<uintptr_t>(slab_base(s));
+        bool inside = off < uint64_t(ci.capacity) * ci.size;
+        // With the checks off only a link out of the heap stops (knob hardening).
+        if (BTM_UNLIKELY(!inside || (g.checks && (!is_slot_start(s->cls, off) || !marked_free(next)))))
+            if (g.checks || !chunks::owns(reinterpret_cast<uintptr_t>(next))) corrupted_free_list(p, next, ra);
+    }
+    return next;
+}
+
+// Takes up to `want` slots from the pair's slabs into out[0, want) (central
+// lock held).  Returns how many it took.  With `run`, the first slab whose
+// never-used slots are zero gives them all to the run instead, and the
 // refill ends there.
-uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want, uintptr_t ra, FreshRun* run) {
+uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** out, uint32_t want, uintptr_t ra, FreshRun* run) {
     const ClassInfo& ci = g_class[cls];
     const uint32_t now = chunks::stamp();
     uint32_t got = 0;
@@ -315,24 +331,17 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
         if (!s->used) note_growth();  // an empty or new slab
         uint32_t before = got;
         if (s->free_count) {
-            // Cut the first k slots of the local list with k reads and one
-            // write; a list not much longer than the need is taken whole,
-            // with no walk over cold slots at all.
+            // The first k slots of the local list: k reads of cold links,
+            // here rather than one per malloc on the hit path.
             uint32_t need = want - got;
-            uint32_t k = s->free_count <= need + need / 2 ? s->free_count : need;
-            void* first = s->free;
-            if (k == s->free_count && *head == nullptr) {
-                *head = first;  // the whole list, already null-terminated
-            } else {
-                void* last = first;
-                for (uint32_t i = 1; i < k; ++i) last = link_decode(last);
-                void* after = s->free_count == k ? nullptr : link_decode(last);
-                link_encode(last, *head);
-                *head = first;
-                s->free = after;
+            uint32_t k = s->free_count < need ? s->free_count : need;
+            void* p = s->free;
+            for (uint32_t i = 0; i < k; ++i) {
+                out[got + i] = p;
+                if (i + 1 < s->free_count) p = next_free(s, ci, p, ra);
             }
-            if (k == s->free_count) s->free = nullptr;
-            s->free_count -= k;
+            s->free = k == s->free_count ? nullptr : p;
+            s->free_count = uint16_t(s->free_count - k);
             got += k;
         }
         if (got < want && s->bump < ci.capacity && run && s->zero) {
@@ -352,8 +361,8 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
             char* base = slab_base(s);
             uint32_t room = uint32_t(ci.capacity) - s->bump;
             uint32_t k = room < want - got ? room : want - got;
-            // Carving writes a link into each slot, faulting fresh pages in
-            // inside this malloc (~2 us each here).  One refill carves at
+            // Carving writes the free mark into each slot, faulting fresh
+            // pages in inside this malloc (~2 us each here).  One refill carves at
             // most kCarveBytes of fresh slabs (at least one slot), so it
             // faults at most a page or two: a refill of 1 KiB slots used to
             // carve 8 one-page slabs, 16 us, and such refills made the
@@ -366,10 +375,9 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** head, uint32_t want
             uint16_t order[kShuffleMax];
             if (BTM_UNLIKELY(g.mesh)) k = shuffled(order, k, s);
             for (uint32_t i = 0; i < k; ++i) {
-                void* p = base + size_t(s->bump + (g.mesh ? order[i] : i)) * ci.size;
-                link_encode(p, *head);
-                if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;  // malloc checks it
-                *head = p;
+                char* p = base + size_t(s->bump + (g.mesh ? order[i] : i)) * ci.size;
+                if constexpr (kHardening) mark_free(p);  // free checks it
+                out[got + i] = p;
             }
             s->bump += k;
             got += k;
@@ -414,19 +422,17 @@ void unlock_registry(bool child) {
 void* refill(Bin* b, uint32_t bin, uint32_t cls, uint32_t want, uintptr_t ra, FreshRun* run) {
     Central& c = g_central[bin];
     use(c);
-    void* head = nullptr;
     uint32_t got;
     if ((run && run->left) || g.mesh) run = nullptr;  // mesh: runs hand slots out in order
     {
         LockGuard guard(c.lock);
         ++c.refills;
         drain(c);
-        got = take(c, bin, cls, &head, want + 1, ra, run);
+        got = take(c, bin, cls, b->slots, want + 1, ra, run);
     }
     if (!got) return nullptr;  // out of memory, or all went into the run
-    b->head = link_decode(head);
     b->count = got - 1;
-    return head;
+    return b->slots[got - 1];
 }
 
 void return_run(uint32_t bin, FreshRun* run) {
@@ -447,25 +453,24 @@ void return_run(uint32_t bin, FreshRun* run) {
 void* alloc_one(uint32_t bin, uint32_t cls, uintptr_t ra) {
     Central& c = g_central[bin];
     use(c);
-    void* head = nullptr;
+    void* p = nullptr;
     LockGuard guard(c.lock);
     drain(c);
-    return take(c, bin, cls, &head, 1, ra, nullptr) ? head : nullptr;
+    return take(c, bin, cls, &p, 1, ra, nullptr) ? p : nullptr;
 }
 
 
 namespace {
 
-// Returns n chained slots to their slabs (central lock held); returns how
+// Returns the n slots of v to their slabs (central lock held); returns how
 // many landed in slabs that are now at most a quarter full.
-uint32_t free_local(Central& c, void* chain, uint32_t n) {
+uint32_t free_local(Central& c, void* const* v, uint32_t n) {
     uint32_t cap = n ? g_class[class_of_central(c)].capacity : 0;
     const uint32_t now = n ? chunks::stamp() : 0;
     uint32_t thin = 0;
     Slab* prev = nullptr;
     for (uint32_t i = 0; i < n; ++i) {
-        Home h = home_of(chain);
-        chain = i + 1 < n ? link_decode(chain) : nullptr;
+        Home h = home_of(v[i]);
         void* p = h.slot;
         Slab* s = h.slab;
         link_encode(p, s->free);
@@ -481,10 +486,10 @@ uint32_t free_local(Central& c, void* chain, uint32_t n) {
     return thin;
 }
 
-// Returns n chained slots to their slabs' remote lists, one CAS per run of
+// Returns the n slots of v to their slabs' remote lists, one CAS per run of
 // slots of the same slab; a few runs stay open at once because consecutive
 // frees usually come from a few slabs.
-void free_remote(void* chain, uint32_t n) {
+void free_remote(void* const* v, uint32_t n) {
     struct Group {
         Slab* slab;
         void* head;
@@ -495,8 +500,7 @@ void free_remote(void* chain, uint32_t n) {
     Group open[kOpen];
     unsigned nopen = 0, victim = 0;
     for (uint32_t i = 0; i < n; ++i) {
-        Home h = home_of(chain);
-        chain = i + 1 < n ? link_decode(chain) : nullptr;
+        Home h = home_of(v[i]);
         void* p = h.slot;
         Slab* s = h.slab;
         unsigned j = 0;
@@ -523,19 +527,11 @@ void free_remote(void* chain, uint32_t n) {
 
 bool flush(Bin* b, uint32_t bin, uint32_t keep) {
     if (b->count <= keep) return false;
-    // Send home the most recently freed slots, which are still in cache: the
-    // walk to the cut point and the regrouping touch only warm lines, and the
-    // older slots stay cached without being read at all.
-    void* rest = b->head;
+    // Send home the most recently freed slots, the top of the stack: the
+    // links written into them land on lines still in cache, and the older
+    // slots stay cached without being touched at all.
+    void* const* rest = b->slots + keep;
     uint32_t n = b->count - keep;
-    if (keep == 0) {
-        b->head = nullptr;
-    } else {
-        void* last = rest;
-        for (uint32_t i = 1; i < n; ++i) last = link_decode(last);
-        b->head = link_decode(last);
-        link_encode(last, nullptr);
-    }
     b->count = keep;
     // Every slot of a bin belongs to the bin's own pair.
     Central& c = g_central[bin];
@@ -552,10 +548,8 @@ bool flush(Bin* b, uint32_t bin, uint32_t keep) {
         // never flushes again.  Send them home too.
         uint32_t k = b->count;
         c.out_bytes -= uint64_t(k) * g_class[class_of_central(c)].size;
-        void* all = b->head;
-        b->head = nullptr;
         b->count = 0;
-        free_local(c, all, k);
+        free_local(c, b->slots, k);
     }
     drain(c);
     c.refills_at_flush = c.refills;
@@ -565,12 +559,11 @@ bool flush(Bin* b, uint32_t bin, uint32_t keep) {
 
 void free_home(void* p, uint64_t entry) {
     if (pe_kind(entry) == kPageMeshed) p = to_target(p, &entry);
-    if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
+    if constexpr (kHardening) mark_free(p);
     Central& c = g_central[pe_bin(entry)];
     if (c.lock.try_lock()) {
         c.out_bytes -= g_class[pe_class(entry)].size;
-        link_encode(p, nullptr);
-        free_local(c, p, 1);  // one slot: whether its slab thinned does not matter
+        free_local(c, &p, 1);  // one slot: whether its slab thinned does not matter
         c.lock.unlock();
     } else {
         push_remote(slab_of(reinterpret_cast<uintptr_t>(p), entry), p, p, 1);

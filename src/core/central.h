@@ -63,6 +63,11 @@ extern std::atomic<uint64_t> g_remote_queued_bytes;
 extern std::atomic<uint64_t> g_kept_bytes;
 extern uint32_t g_warm_slabs;
 
+// A slab's free list links from p to next, which is not a free slot of that
+// slab: reports the malloc (called from ra) whose refill found it, and ends
+// the process (misuse.cpp).
+[[noreturn]] void corrupted_free_list(void* p, void* next, uintptr_t ra);
+
 namespace central {
 
 // Centrals a process has used: a bit per bin, a word per partition (kept

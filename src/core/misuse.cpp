@@ -1,11 +1,9 @@
-// Reports of misuse and corrupted heap metadata, each ending the process,
-// and the out-of-line pops of malloc's hit path that lead to them.  Out of
-// the way of the code every process runs (CMakeLists.txt links this file
-// last): a process that never misuses the heap never faults it in (the
-// one legitimate path here, a pop from an extra reservation, needs a heap
-// past the 64 GiB primary reservation).
+// Reports of misuse and corrupted heap metadata, each ending the process.
+// Out of the way of the code every process runs (CMakeLists.txt links this
+// file last): a process that never misuses the heap never faults it in.
 #include "core/alloc.h"
 #include "core/boot.h"
+#include "core/central.h"
 #include "core/chunk.h"
 #include "core/partition.h"
 #include "features/report.h"
@@ -86,52 +84,20 @@ void double_free_boot(void* p, uintptr_t ra) {
     report::fatal(line);
 }
 
-// malloc found the bin's head not marked free, or linking outside the heap.
-namespace {
-
-[[noreturn]] void unmarked_slot(void* p, uintptr_t ra) {
+void corrupted_free_list(void* p, void* next, uintptr_t ra) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     uint64_t e = chunk_of(a)->pagemap[(a & kChunkMask) >> g.page_shift];
     report::Line line;
-    line.str("btmalloc: corrupted free list: the slot ").hex(a);
-    if (e) line.str(" (size class ").dec(kClassSize[pe_class(e)]).str(")");
-    else line.str(" (in no slab)");
-    line.str(" that malloc() called from ")
-        .site(ra)
-        .str(" was to hand out is not marked free (a write after free or a buffer overflow)");
-    report::fatal(line);
-}
-
-[[noreturn]] void link_outside(void* p, void* next) {
-    report::Line line;
     line.str("btmalloc: corrupted free list: the free slot ")
-        .hex(reinterpret_cast<uintptr_t>(p))
-        .str(" links to ")
+        .hex(a)
+        .str(" (size class ")
+        .dec(kClassSize[pe_class(e)])
+        .str(") links to ")
         .hex(reinterpret_cast<uintptr_t>(next))
-        .str(", outside the heap (a write after free or a buffer overflow)");
+        .str(", not a free slot of its slab, found by malloc() called from ")
+        .site(ra)
+        .str(" (a write after free or a buffer overflow)");
     report::fatal(line);
-}
-
-}  // namespace
-
-void* pop_checked(Bin* b, uintptr_t ra) {
-    void* p = b->head;
-    void* next = link_decode(p);
-    if (next && !chunks::owns(reinterpret_cast<uintptr_t>(next))) link_outside(p, next);
-    if (static_cast<uint64_t*>(p)[1] != g.free_key && g.checks) unmarked_slot(p, ra);
-    b->head = next;
-    --b->count;
-    static_cast<uint64_t*>(p)[1] = 0;
-    return p;
-}
-
-void* pop_unmarked(Bin* b, uintptr_t ra) {
-    void* p = b->head;
-    if (g.checks) unmarked_slot(p, ra);
-    b->head = link_decode(p);
-    --b->count;
-    static_cast<uint64_t*>(p)[1] = 0;
-    return p;
 }
 
 }  // namespace btm

@@ -78,8 +78,12 @@ BTM_INLINE bool is_slot_start(uint32_t cls, uint64_t off) {
     return off * k.div_magic <= k.div_magic - 1 && off < k.limit;
 }
 
+// A stack of free slots: malloc takes slots[count - 1], free stores at
+// slots[count]; no link runs through the slots (only the free mark is in
+// them).  `slots` holds max entries at least (2 batches, cut from the cache
+// when the bin is first used).
 struct Bin {
-    void* head;            // encoded singly linked list of free slots
+    void** slots;
     uint32_t count;
     uint32_t max;          // 0 until the bin is first used: forces the slow path
 };
@@ -135,18 +139,11 @@ BTM_INLINE void link_encode(void* slot, const void* next) {
 
 BTM_INLINE bool in_primary(uintptr_t a) { return a - g.base < g.size; }
 
-// XORs a slot's mark word with the key: clears the free mark of a marked
-// slot.  True if the word was not the mark.  On x86-64 one instruction
-// (xor to memory, its flags tested): the compare and the clear it replaces
-// cost malloc's hit path two more.
-BTM_INLINE bool unmark(uint64_t* word, uint64_t key) {
-#if defined(__x86_64__)
-    bool differs;
-    __asm__("xorq %2, %0" : "+m"(*word), "=@ccnz"(differs) : "r"(key));
-    return differs;
-#else
-    return (*word ^= key) != 0;
-#endif
-}
+// The free mark: word 1 of a slot holds the per-process key while the slot
+// is free (in a bin, its slab's free or remote list), anything else while
+// it is live.  free() of a marked slot is a double free.
+BTM_INLINE void mark_free(void* p) { static_cast<uint64_t*>(p)[1] = g.free_key; }
+BTM_INLINE bool marked_free(const void* p) { return static_cast<const uint64_t*>(p)[1] == g.free_key; }
+BTM_INLINE void clear_mark(void* p) { static_cast<uint64_t*>(p)[1] = 0; }
 
 }  // namespace btm

@@ -57,6 +57,12 @@ struct alignas(64) Header {
     Header* next_free;       // recycled caches
     FreshRun* runs;          // one per bin past the first partition's, after the bins
     uint64_t* refilled;      // a bit per bin: refilled since the last scavenge (after the runs)
+    // Where the next bin's stack is cut from: first the cache's own tail
+    // (room for one partition's stacks, after `refilled`), then mappings of
+    // kArenaBlock.  A bin keeps its stack for the cache's life (recycled
+    // caches too), so nothing is ever given back.
+    char* arena;
+    char* arena_end;
     uint32_t nactive;
     uint32_t events;         // slow-path events since the last scavenge
     uint32_t refills;        // refills since the last scavenge
@@ -85,6 +91,13 @@ FreshRun* run_of(Header* h, uint32_t bin) { return bin < (1u << kClassBits) ? &h
 ThreadCache* cache_of(Header* h) { return reinterpret_cast<ThreadCache*>(h + 1); }
 size_t nbins() { return size_t(g.npart) << kClassBits; }
 size_t refilled_words() { return (nbins() + 63) / 64; }
+// A bin's stack holds its largest limit, two batches.
+uint32_t stack_slots(uint32_t cls) { return 2u * g_class[cls].batch; }
+size_t own_arena_bytes() {
+    size_t n = 0;
+    for (uint32_t cls = 0; cls < kNumClasses; ++cls) n += stack_slots(cls) * sizeof(void*);
+    return n;
+}
 bool refilled(Header* h, uint32_t bin) { return h->refilled[bin / 64] >> (bin % 64) & 1; }
 void clear_refilled(Header* h) {
     for (size_t i = 0; i < refilled_words(); ++i) h->refilled[i] = 0;
@@ -172,13 +185,29 @@ void scavenge(ThreadCache* tc) {
 // (slow start): a thread that allocates a few objects of a class carves a
 // few slots, not a whole batch.
 inline constexpr uint32_t kFirstMax = 8;
+inline constexpr size_t kArenaBlock = 64 * 1024;
 
-void activate(ThreadCache* tc, Bin* b, uint32_t bin, uint32_t cls) {
-    uint32_t full = 2u * g_class[cls].batch;
-    b->max = full < kFirstMax ? full : kFirstMax;
+// Starts a bin: its stack (unless a previous thread of a recycled cache
+// left it one) and its limit.  False when there is no memory for the stack:
+// the bin stays unused and the caller does without it.
+bool activate(ThreadCache* tc, Bin* b, uint32_t bin, uint32_t cls) {
     Header* h = header_of(tc);
+    uint32_t full = stack_slots(cls);
+    if (!b->slots) {
+        size_t bytes = full * sizeof(void*);
+        if (size_t(h->arena_end - h->arena) < bytes) {
+            auto* m = static_cast<char*>(os::map(kArenaBlock));
+            if (!m) return false;
+            h->arena = m;
+            h->arena_end = m + kArenaBlock;
+        }
+        b->slots = reinterpret_cast<void**>(h->arena);
+        h->arena += bytes;
+    }
+    b->max = full < kFirstMax ? full : kFirstMax;
     if (h->nactive < kMaxActive) h->active[h->nactive++] = bin;
     else h->overflow = true;
+    return true;
 }
 
 // Slow-path events of both kinds count, but the scavenge falls to the next
@@ -215,7 +244,7 @@ BTM_STARTUP uint32_t prepare_placeholder(uint32_t npart) {
 
 size_t cache_bytes() {
     return sizeof(Header) + nbins() * sizeof(Bin) + (nbins() - (1u << kClassBits)) * sizeof(FreshRun) +
-           refilled_words() * sizeof(uint64_t);
+           refilled_words() * sizeof(uint64_t) + own_arena_bytes();
 }
 
 void init(uint64_t tcache_bytes, void* first) {
@@ -240,7 +269,7 @@ bool thread_start() {
         // bins it used so they re-learn their limits.
         ThreadCache* tc = cache_of(h);
         size_t n = h->overflow ? nbins() : h->nactive;
-        for (size_t i = 0; i < n; ++i) tc->bins[h->overflow ? i : h->active[i]] = Bin{};
+        for (size_t i = 0; i < n; ++i) tc->bins[h->overflow ? i : h->active[i]].max = 0;
         h->nactive = 0;
         h->overflow = false;
         clear_refilled(h);
@@ -253,6 +282,8 @@ bool thread_start() {
         }
         h->runs = reinterpret_cast<FreshRun*>(&cache_of(h)->bins[nbins()]) - (1u << kClassBits);
         h->refilled = reinterpret_cast<uint64_t*>(h->runs + nbins());
+        h->arena = reinterpret_cast<char*>(h->refilled + refilled_words());
+        h->arena_end = h->arena + own_arena_bytes();
     }
     h->events = 0;
     h->refills = h->big_refills = 0;
@@ -271,14 +302,9 @@ void* refill(uint32_t bin, uint32_t cls, uintptr_t ra) {
     ThreadCache* tc = t_state.tc;
     if (tc == g_placeholder_tc) return central::alloc_one(bin, cls, ra);
     Bin* b = &tc->bins[bin];
-    if (b->head) {  // the cache was just created by our caller's retry
-        void* p = b->head;
-        b->head = link_decode(p);
-        --b->count;
-        return p;
-    }
+    if (b->count) return b->slots[--b->count];  // the cache was just created by our caller's retry
     if (b->max == 0) {
-        activate(tc, b, bin, cls);
+        if (!activate(tc, b, bin, cls)) return central::alloc_one(bin, cls, ra);
     } else {
         uint32_t full = 2u * g_class[cls].batch;
         b->max = b->max * 2 < full ? b->max * 2 : full;
@@ -304,9 +330,8 @@ void* run_pop(uint32_t bin, bool first) {
         Bin* b = &tc->bins[bin];
         uint32_t k = r.left < b->max ? r.left : b->max;
         for (uint32_t i = 0; i < k; ++i) {
-            link_encode(r.next, b->head);
-            if constexpr (kHardening) reinterpret_cast<uint64_t*>(r.next)[1] = g.free_key;  // malloc checks it
-            b->head = r.next;
+            if constexpr (kHardening) mark_free(r.next);  // free checks it
+            b->slots[i] = r.next;
             r.next += r.size;
         }
         b->count = k;
@@ -334,15 +359,17 @@ void free_slow(void* p, uint64_t entry) {
     Bin* b = &tc->bins[bin];
     ++t.depth;
     uint32_t full = 2u * g_class[pe_class(entry)].batch;
-    if (b->max == 0) activate(tc, b, bin, pe_class(entry));
-    else if (central::flush(b, bin, b->max / 2)) b->max = b->max > 1 ? b->max / 2 : 1;  // shrinking: cache less
+    if (b->max == 0) {
+        if (!activate(tc, b, bin, pe_class(entry))) {
+            --t.depth;
+            central::free_home(p, entry);
+            return;
+        }
+    } else if (central::flush(b, bin, b->max / 2)) b->max = b->max > 1 ? b->max / 2 : 1;  // shrinking: cache less
     else if (b->max < full) b->max = b->max * 2 < full ? b->max * 2 : full;
     note_event(tc, true);
     --t.depth;
-    link_encode(p, b->head);
-    if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
-    b->head = p;
-    ++b->count;
+    b->slots[b->count++] = p;
     reclaim::poll(true);
 }
 

@@ -261,7 +261,7 @@ void rebuild(Slab* t, const uint64_t* bits, uint32_t cls) {
         if (bits[j / 64] >> (j % 64) & 1) continue;
         void* p = base + size_t(j) * ci.size;
         link_encode(p, head);
-        if constexpr (kHardening) static_cast<uint64_t*>(p)[1] = g.free_key;
+        if constexpr (kHardening) mark_free(p);
         head = p;
         ++nfree;
     }

@@ -26,7 +26,11 @@ flags=(-std=c++20 -g -O2 -fconstexpr-steps=100000000 -fno-exceptions -fno-rtti -
 objs=()
 for src in $(cd "$repo/src" && ls */*.cpp | grep -v '^os/dso_link\.cpp$'); do
   obj="$out/lib/${src//\//_}.o"
-  if [ ! -e "$obj" ] || [ "$repo/src/$src" -nt "$obj" ] || [ "$0" -nt "$obj" ]; then
+  # A header newer than the object counts too: objects of an older Bin
+  # layout linked with newer ones made a fuzzer that reported false double
+  # frees.
+  if [ ! -e "$obj" ] || [ "$repo/src/$src" -nt "$obj" ] || [ "$0" -nt "$obj" ] ||
+    [ -n "$(find "$repo/src" "$repo/include" -name '*.h' -newer "$obj" -print -quit)" ]; then
     "$cxx" "${flags[@]}" -fsanitize-coverage=inline-8bit-counters,pc-table -c "$repo/src/$src" -o "$obj"
   fi
   objs+=("$obj")

@@ -214,12 +214,11 @@ __attribute__((noinline)) void* site_malloc(size_t n) {
 // The misuses; each returns normally only if btmalloc did not stop it.
 enum Case : uint8_t { kDoubleFree, kLargeDoubleFree, kLinkFlip, kForeign, kCases };
 
-// Flips one bit of the link of a free slot and allocates from the same
-// site: every block handed out must be a slot start that is no live block
-// and comes out once, or malloc must abort with a report.  A flip that
-// leads to a free slot of another bin (another size class) passes the
-// check: that slot is marked too (DESIGN.md §3 says so); the slot's other
-// list then finds it unmarked later.
+// Flips one bit of the first word of a freed slot (its link, once it is on
+// a slab's free list) and allocates from the same site: every block handed
+// out must be a slot start that is no live block and comes out once, or
+// malloc must abort with a report.  A slot still in the thread's bin is
+// referenced from the bin's array only, so the flip changes nothing.
 void link_flip(Input& in) {
     size_t n = 16 + in.byte() % 64 * 16;
     void* blocks[48];
