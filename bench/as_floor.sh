@@ -8,7 +8,9 @@ shift
 ok() {
   local limit=$1
   shift
-  (ulimit -v "$limit" && exec env BTM_CONF= LD_PRELOAD="$pre" "$@") >/dev/null 2>&1
+  # Bounded: Debian's python3 spins for ever (glibc's allocator, no
+  # preload) at some limits ~700 KB below its floor; a run that hangs fails.
+  (ulimit -v "$limit" && exec timeout -s KILL 20 env BTM_CONF= LD_PRELOAD="$pre" "$@") >/dev/null 2>&1
 }
 lo=1000 hi=200000
 ok $hi "$@" || { echo "as_floor.sh: fails even at $hi KB" >&2; exit 1; }

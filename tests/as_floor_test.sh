@@ -21,7 +21,7 @@ trap 'rm -rf "$tmp"' EXIT
 run_at() {  # run_at LIMIT PRELOAD OUT CMD...: exit status of CMD under the limit
   local limit=$1 pre=$2 out=$3
   shift 3
-  (ulimit -v "$limit" && exec env BTM_CONF= LD_PRELOAD="$pre" "$@") >"$out" 2>"$out.err"
+  (ulimit -v "$limit" && exec timeout -s KILL 20 env BTM_CONF= LD_PRELOAD="$pre" "$@") >"$out" 2>"$out.err"
 }
 
 check() {
