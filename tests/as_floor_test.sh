@@ -3,17 +3,19 @@
 # most 2 MB of address space.  For each program, glibc's floor (the smallest
 # `ulimit -v` under which it exits 0) is found here by bisection
 # (bench/as_floor.sh), then the program must exit 0 with btmalloc preloaded
-# at that floor + 2048 KB, and at every 128 KB above it for 2 MB more, and
+# at that floor + 2048 KB, and at every 8 KB above it for 2 MB more, and
 # print what it prints under glibc there.
 # A program that is not installed is SKIPPED; all skipped exits 77.
 # Usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT [python3|ls]...  (default: both)
 # AS_FLOOR_MARGIN: KB over glibc's floor checked first (default 2048, the target;
 #   less shows room below it).
 # AS_FLOOR_SWEEP: KB above that also checked (default 2048; 0: that limit only).
+# AS_FLOOR_STEP: KB between the limits checked (default 8: a heap reservation
+#   that just fits and leaves the program nothing fails in a band ~11 KB wide).
 set -u
 lib=$(readlink -f "${1:?usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT}")
 floor=${2:?usage: as_floor_test.sh LIBRARY FLOOR_SCRIPT}
-margin=${AS_FLOOR_MARGIN:-2048} sweep=${AS_FLOOR_SWEEP:-2048} step=128
+margin=${AS_FLOOR_MARGIN:-2048} sweep=${AS_FLOOR_SWEEP:-2048} step=${AS_FLOOR_STEP:-8}
 failed=0 checked=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/btm-asfloor.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

@@ -291,7 +291,9 @@ void* init(uint64_t want_bytes, size_t table_bytes) {
     if (max_chunks == 0) return nullptr;
     size_t registry_at = (table_bytes + 63) & ~size_t(63);
     size_t registry_bytes = (max_chunks + 63) / 64 * sizeof(Group);
-    char* tables = reserve_region(want_bytes, (registry_at + registry_bytes + page - 1) & ~(page - 1), limit.soft);
+    size_t below = (registry_at + registry_bytes + page - 1) & ~(page - 1);
+    if (limit.soft != ~uint64_t(0) && !os::heap_leaves_room(below + kChunkSize, limit.soft)) return nullptr;
+    char* tables = reserve_region(want_bytes, below, limit.soft);
     if (!tables) return nullptr;
     registry = reinterpret_cast<Group*>(tables + registry_at);
     g.base = regions[0].base;

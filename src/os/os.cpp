@@ -129,7 +129,7 @@ void random_bytes(void* buf, size_t n) {
 
 bool secure_mode() { return getauxval(AT_SECURE) != 0; }
 
-uint64_t resident_bytes() {
+uint64_t statm_bytes(unsigned field) {
     long fd = sys::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     char buf[128];
@@ -138,8 +138,10 @@ uint64_t resident_bytes() {
     if (n <= 0) return 0;
     buf[n] = 0;
     const char* s = buf;
-    while (*s && *s != ' ') ++s;  // skip total size
-    while (*s == ' ') ++s;
+    for (; field; --field) {
+        while (*s && *s != ' ') ++s;
+        while (*s == ' ') ++s;
+    }
     uint64_t pages = 0;
     while (*s >= '0' && *s <= '9') pages = pages * 10 + uint64_t(*s++ - '0');
     return pages * page_size();

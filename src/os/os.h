@@ -67,8 +67,10 @@ void write_all(int fd, const char* s, size_t n);
 void random_bytes(void* buf, size_t n);
 // True in secure-execution mode (setuid/setgid/capabilities: AT_SECURE).
 bool secure_mode();
-// Resident set size of this process in bytes (/proc/self/statm), 0 if unknown.
-uint64_t resident_bytes();
+// Field `field` of /proc/self/statm in bytes (0: address space mapped, 1:
+// resident), 0 if unknown.
+uint64_t statm_bytes(unsigned field);
+inline uint64_t resident_bytes() { return statm_bytes(1); }
 // The calling thread's seccomp mode from /proc/thread-self/status: 0 none,
 // 1 strict, 2 filter; -1 when it cannot be read (no /proc).  Three system
 // calls (openat, read, close) that every filter worth running allows; asking
@@ -79,5 +81,8 @@ struct AddressSpaceLimit {
     uint64_t soft, hard;
 };
 AddressSpaceLimit address_space_limit();
+// Whether a heap reservation of `bytes` leaves the program room under the
+// soft limit `soft` (os/reserve_limited.cpp).
+bool heap_leaves_room(uint64_t bytes, uint64_t soft);
 
 }  // namespace btm::os

@@ -43,6 +43,19 @@ uintptr_t reserve_trimmed(size_t size, size_t align, size_t below) {
 
 }  // namespace
 
+// A heap costs its whole first reservation (a 2 MiB chunk and the tables)
+// in address space at once, where the heapless path (alloc.cpp: the start-up
+// arena, then packed spill regions) costs about what the program asks.  A
+// reservation that just fitted left the program nothing: python3 failed at
+// a band of limits (15,717-15,728 KB here) between limits where it ran
+// heapless and limits where the heap left it room (issue 22).  So the heap
+// may take at most a quarter of the room left when it is made; where that
+// leaves too little, the program's heap cannot grow big anyway.
+bool heap_leaves_room(uint64_t bytes, uint64_t soft) {
+    uint64_t mapped = statm_bytes(0);
+    return mapped < soft && bytes <= (soft - mapped) / 4;
+}
+
 void* reserve_limited(size_t size, size_t align, size_t below) {
     uintptr_t r = reserve_exact(size, align, below);
     if (!r) r = reserve_trimmed(size, align, below);
