@@ -32,6 +32,8 @@ grep -q "Try 'btm-pageout --help'" <<<"$out" || fail "no usage hint"
 # An old /etc/default/btm-pageout line: one warning, and the run goes on
 # (exit 1: `sleep` is not a btmalloc process).
 sleep 5 & sp=$!
+# Until the child has exec'd, its name is still bash's (seen in CI).
+for _ in $(seq 200); do [ "$(cat "/proc/$sp/comm" 2>/dev/null)" = sleep ] && break; sleep 0.01; done
 expect 1 --pid "$sp" --signal RTMIN+3 --dry-run
 kill "$sp"
 [ "$(grep -c 'obsolete' <<<"$out")" = 1 ] || { printf '%s\n' "$out"; fail "no single 'obsolete' warning for --signal"; }
