@@ -5,7 +5,7 @@
 # (+64 KB of Rss in `sh`, `ls`, python3...).  What a process runs at start
 # lies in the first 64 KiB (CMakeLists.txt, src/os/layout.ld, BTM_STARTUP;
 # tests/check_library.sh checks the symbols): each program below, asleep
-# after its start, must have at most 64 KB of the library's code resident,
+# after its start, must have one 64 KB window of the library's code resident, not two,
 # with no configuration file and with the shipped btmalloc.conf (all
 # comments, what a machine-wide install reads in every process; named by
 # BTM_CONF, which must not cost a window either).
@@ -16,7 +16,12 @@ set -u
 lib=$(readlink -f "${1:?usage: library_text_pages.sh LIBRARY CONF [CXX_SLEEPER]}")
 conf=$(readlink -f "${2:?usage: library_text_pages.sh LIBRARY CONF [CXX_SLEEPER]}")
 cxx=${3:-}
-limit=64
+# One window is 64 KB; a second one, mapped by code run past the first,
+# brings the total to 128 KB or more (c9f0652: 128-148 in every case).  The
+# bound sits between: a large folio of the page cache that straddles the
+# window's end is mapped whole by a fault in its first part (seen: 68, 92
+# and 96 KB, now and then, with perf showing no code run past the window).
+limit=100
 failed=0
 [ "$(uname -m)" = x86_64 ] || { echo "SKIPPED: the layout is checked on x86-64 only"; exit 77; }
 [ -r /proc/self/smaps ] || { echo "SKIPPED: no /proc/PID/smaps"; exit 77; }
