@@ -306,7 +306,7 @@ void* refill(uint32_t bin, uint32_t cls, uintptr_t ra) {
     if (b->max == 0) {
         if (!activate(tc, b, bin, cls)) return central::alloc_one(bin, cls, ra);
     } else {
-        uint32_t full = 2u * g_class[cls].batch;
+        uint32_t full = stack_slots(cls);
         b->max = b->max * 2 < full ? b->max * 2 : full;
     }
     Header* h = header_of(tc);
@@ -358,7 +358,7 @@ void free_slow(void* p, uint64_t entry) {
     uint32_t bin = pe_bin(entry);
     Bin* b = &tc->bins[bin];
     ++t.depth;
-    uint32_t full = 2u * g_class[pe_class(entry)].batch;
+    uint32_t full = stack_slots(pe_class(entry));
     if (b->max == 0) {
         if (!activate(tc, b, bin, pe_class(entry))) {
             --t.depth;
