@@ -643,14 +643,20 @@ namespace {
 // A block up to kMaxSmall that gets no mapping of its own (under RLIMIT_AS,
 // where the reservation already holds the address space for it: `ls` ran
 // out at glibc's floor + 2.8 MB) is a slab block as before.
+// The end of every realloc that moves: `q` is the new block (null when none
+// could be had), `old` the usable size of `p`.
+BTM_INLINE void* move_into(void* q, void* p, size_t old, size_t n, uintptr_t ra) {
+    if (!q) return nullptr;
+    memcpy(q, p, n < old ? n : old);
+    free_fast(p, ra);
+    return q;
+}
+
 [[gnu::cold]] BTM_NOINLINE void* realloc_into_large(void* p, size_t old, size_t n, uintptr_t ra) {
     int saved = errno;
     void* q = malloc_large(n, 0, false, ra);
     if (!q && n <= kMaxSmall && (q = malloc_fast(n, ra))) errno = saved;
-    if (!q) return nullptr;
-    memcpy(q, p, old);
-    free_fast(p, ra);
-    return q;
+    return move_into(q, p, old, n, ra);
 }
 
 [[gnu::cold]] BTM_NOINLINE void* realloc_large(void* p, size_t old, size_t n, uintptr_t ra) {
@@ -659,10 +665,7 @@ namespace {
         Nested nested;
         q = large::realloc(p, n, ra);  // sets no errno
     }
-    if (!q && n <= kMaxSmall && (q = malloc_fast(n, ra))) {
-        memcpy(q, p, n < old ? n : old);
-        free_fast(p, ra);
-    }
+    if (!q && n <= kMaxSmall) q = move_into(malloc_fast(n, ra), p, old, n, ra);
     if (!q) errno = ENOMEM;
     return q;
 }
@@ -693,11 +696,7 @@ void* realloc_impl(void* p, size_t n, uintptr_t ra) {
     } else if (n >= kReallocLarge && !orphaned()) {
         return realloc_large(p, old, n, ra);
     }
-    void* q = malloc_fast(n, ra);
-    if (!q) return nullptr;
-    memcpy(q, p, n < old ? n : old);
-    free_fast(p, ra);
-    return q;
+    return move_into(malloc_fast(n, ra), p, old, n, ra);
 }
 
 void* aligned_impl(size_t align, size_t n, uintptr_t ra) {
