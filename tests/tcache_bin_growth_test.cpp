@@ -5,7 +5,7 @@
 // live set of 4 KiB blocks that swings refilled every 9 mallocs of its
 // growth, and those refills set the 99th percentile.  A bin that refills
 // again within a scavenge period now doubles its limit (so its refills take
-// twice the slots) up to 256 KiB of slots, the extra bytes of all grown bins
+// twice the slots) up to 256 KiB and 32 slots, the extra bytes of all grown bins
 // bounded by half the thread's budget; a grown bin that does not refill for a
 // whole period goes back to its two batches and sends the rest home.
 #include <stdint.h>
