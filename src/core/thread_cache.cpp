@@ -57,6 +57,7 @@ struct alignas(64) Header {
     Header* next_free;       // recycled caches
     FreshRun* runs;          // one per bin past the first partition's, after the bins
     uint64_t* refilled;      // a bit per bin: refilled since the last scavenge (after the runs)
+    uint64_t* wide;          // a bit per bin: its stack holds grown_slots() (after `refilled`)
     // Where the next bin's stack is cut from: first the cache's own tail
     // (room for one partition's stacks, after `refilled`), then mappings of
     // kArenaBlock.  A bin keeps its stack for the cache's life (recycled
@@ -68,6 +69,7 @@ struct alignas(64) Header {
     uint32_t refills;        // refills since the last scavenge
     uint32_t big_refills;    // of them, of classes whose slabs span several pages
     uint64_t budget;         // this thread's budget now: see scavenge
+    uint64_t grown_bytes;    // the bins' limits above their two batches, in bytes: see grow
     bool overflow;           // more than kMaxActive bins in use: scan them all
     uint32_t active[kMaxActive];
     // The first partition's runs, on the page of its bins: a small process
@@ -91,8 +93,24 @@ FreshRun* run_of(Header* h, uint32_t bin) { return bin < (1u << kClassBits) ? &h
 ThreadCache* cache_of(Header* h) { return reinterpret_cast<ThreadCache*>(h + 1); }
 size_t nbins() { return size_t(g.npart) << kClassBits; }
 size_t refilled_words() { return (nbins() + 63) / 64; }
-// A bin's stack holds its largest limit, two batches.
+bool wide(Header* h, uint32_t bin) { return h->wide[bin / 64] >> (bin % 64) & 1; }
+// A bin's stack holds its limit: two batches, or grown_slots() once the bin
+// has grown (its `wide` bit).
 uint32_t stack_slots(uint32_t cls) { return 2u * g_class[cls].batch; }
+// What a hot bin may grow to: 256 KiB of slots, and a refill (half a bin) of
+// at most 16, since a refill that cuts slots off a free list reads each one
+// (a dependent cold load).  Only classes whose slabs span several pages
+// (above 1 KiB): the smaller ones' batches are 32-128 slots already, and
+// their cached slots lie one or two to a page, so bigger bins of them pin
+// pages (the burst workload's survivors).
+inline constexpr uint32_t kGrownBytes = 256 * 1024, kGrownSlots = 32;
+uint32_t grown_slots(uint32_t cls) {
+    uint32_t base = stack_slots(cls);
+    if (g_class[cls].npages == 1) return base;
+    uint32_t n = kGrownBytes / g_class[cls].size;
+    n = n < kGrownSlots ? n : kGrownSlots;
+    return n > base ? n : base;
+}
 size_t own_arena_bytes() {
     size_t n = 0;
     for (uint32_t cls = 0; cls < kNumClasses; ++cls) n += stack_slots(cls) * sizeof(void*);
@@ -101,6 +119,15 @@ size_t own_arena_bytes() {
 bool refilled(Header* h, uint32_t bin) { return h->refilled[bin / 64] >> (bin % 64) & 1; }
 void clear_refilled(Header* h) {
     for (size_t i = 0; i < refilled_words(); ++i) h->refilled[i] = 0;
+}
+uint64_t grown_part(uint32_t max, uint32_t cls) {
+    uint32_t base = stack_slots(cls);
+    return max > base ? uint64_t(max - base) * g_class[cls].size : 0;
+}
+// Every change of a bin's limit, so that grown_bytes stays exact.
+void set_max(Header* h, Bin* b, uint32_t cls, uint32_t max) {
+    h->grown_bytes += grown_part(max, cls) - grown_part(b->max, cls);
+    b->max = max;
 }
 
 void on_thread_exit(void* arg) {
@@ -152,9 +179,19 @@ void scavenge(ThreadCache* tc) {
     h->events = 0;
     auto is_big = [](uint32_t bin) { return g_class[bin & ((1u << kClassBits) - 1)].size >= kBigSlot; };
     auto step_of = [&](uint32_t bin) { return (refilled(h, bin) ? 2 : 0) + (is_big(bin) ? 0 : 1); };
+    size_t n = h->overflow ? nbins() : h->nactive;
+    // A grown bin that did not refill for a whole period goes back to two
+    // batches (see grow): a class that went quiet pins nothing more.
+    for (size_t i = 0; h->grown_bytes && i < n; ++i) {
+        uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
+        uint32_t cls = bin & ((1u << kClassBits) - 1), base = stack_slots(cls);
+        Bin* b = &tc->bins[bin];
+        if (b->max <= base || refilled(h, bin)) continue;
+        central::flush(b, bin, base);
+        set_max(h, b, cls, base);
+    }
     // Bytes each step would send home.
     uint64_t total = 0, freed[4] = {};
-    size_t n = h->overflow ? nbins() : h->nactive;
     for (size_t i = 0; i < n; ++i) {
         uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
         const Bin& b = tc->bins[bin];
@@ -187,27 +224,52 @@ void scavenge(ThreadCache* tc) {
 inline constexpr uint32_t kFirstMax = 8;
 inline constexpr size_t kArenaBlock = 64 * 1024;
 
+// A stack of `slots` pointers from the cache's arena, or null.
+void** cut_stack(Header* h, uint32_t slots) {
+    size_t bytes = slots * sizeof(void*);
+    if (size_t(h->arena_end - h->arena) < bytes) {
+        auto* m = static_cast<char*>(os::map(kArenaBlock));
+        if (!m) return nullptr;
+        h->arena = m;
+        h->arena_end = m + kArenaBlock;
+    }
+    auto* s = reinterpret_cast<void**>(h->arena);
+    h->arena += bytes;
+    return s;
+}
+
 // Starts a bin: its stack (unless a previous thread of a recycled cache
 // left it one) and its limit.  False when there is no memory for the stack:
 // the bin stays unused and the caller does without it.
 bool activate(ThreadCache* tc, Bin* b, uint32_t bin, uint32_t cls) {
     Header* h = header_of(tc);
     uint32_t full = stack_slots(cls);
-    if (!b->slots) {
-        size_t bytes = full * sizeof(void*);
-        if (size_t(h->arena_end - h->arena) < bytes) {
-            auto* m = static_cast<char*>(os::map(kArenaBlock));
-            if (!m) return false;
-            h->arena = m;
-            h->arena_end = m + kArenaBlock;
-        }
-        b->slots = reinterpret_cast<void**>(h->arena);
-        h->arena += bytes;
-    }
+    if (!b->slots && !(b->slots = cut_stack(h, full))) return false;
     b->max = full < kFirstMax ? full : kFirstMax;
     if (h->nactive < kMaxActive) h->active[h->nactive++] = bin;
     else h->overflow = true;
     return true;
+}
+
+// A bin at two batches that refills again within a scavenge period doubles
+// its limit, up to grown_slots(), so its refills take twice the slots: the
+// 1-16 KiB classes' bins of 2-32 slots made most of bench_latency's slow
+// mallocs (10-16 KiB alone 40% of its refills, ~3 slots each), and the 99th
+// percentile of its mallocs was a refill.  The limits above two batches add
+// up to half the thread's budget at most; a grown bin gets a stack of its
+// own, once (the old one stays unused: at most 256 bytes), and goes back to
+// two batches at the first scavenge that finds it did not refill (scavenge).
+// The bin is empty here (its refill comes next), so nothing is copied.
+void grow(Header* h, Bin* b, uint32_t bin, uint32_t cls) {
+    uint32_t cap = grown_slots(cls), next = b->max * 2 < cap ? b->max * 2 : cap;
+    if (next <= b->max || h->grown_bytes + grown_part(next, cls) - grown_part(b->max, cls) > h->budget / 2) return;
+    if (!wide(h, bin)) {
+        void** s = cut_stack(h, cap);
+        if (!s) return;
+        b->slots = s;
+        h->wide[bin / 64] |= uint64_t(1) << (bin % 64);
+    }
+    set_max(h, b, cls, next);
 }
 
 // Slow-path events of both kinds count, but the scavenge falls to the next
@@ -244,7 +306,7 @@ BTM_STARTUP uint32_t prepare_placeholder(uint32_t npart) {
 
 size_t cache_bytes() {
     return sizeof(Header) + nbins() * sizeof(Bin) + (nbins() - (1u << kClassBits)) * sizeof(FreshRun) +
-           refilled_words() * sizeof(uint64_t) + own_arena_bytes();
+           2 * refilled_words() * sizeof(uint64_t) + own_arena_bytes();
 }
 
 void init(uint64_t tcache_bytes, void* first) {
@@ -282,12 +344,14 @@ bool thread_start() {
         }
         h->runs = reinterpret_cast<FreshRun*>(&cache_of(h)->bins[nbins()]) - (1u << kClassBits);
         h->refilled = reinterpret_cast<uint64_t*>(h->runs + nbins());
-        h->arena = reinterpret_cast<char*>(h->refilled + refilled_words());
+        h->wide = h->refilled + refilled_words();
+        h->arena = reinterpret_cast<char*>(h->wide + refilled_words());
         h->arena_end = h->arena + own_arena_bytes();
     }
     h->events = 0;
     h->refills = h->big_refills = 0;
     h->budget = start_budget();
+    h->grown_bytes = 0;
     ThreadCache* tc = cache_of(h);
     // May allocate (keys past the first 32): such a nested call is served
     // from the boot arena because t.depth > 0.
@@ -303,13 +367,14 @@ void* refill(uint32_t bin, uint32_t cls, uintptr_t ra) {
     if (tc == g_placeholder_tc) return central::alloc_one(bin, cls, ra);
     Bin* b = &tc->bins[bin];
     if (b->count) return b->slots[--b->count];  // the cache was just created by our caller's retry
+    Header* h = header_of(tc);
     if (b->max == 0) {
         if (!activate(tc, b, bin, cls)) return central::alloc_one(bin, cls, ra);
-    } else {
-        uint32_t full = stack_slots(cls);
-        b->max = b->max * 2 < full ? b->max * 2 : full;
+    } else if (uint32_t full = stack_slots(cls); b->max < full) {
+        set_max(h, b, cls, b->max * 2 < full ? b->max * 2 : full);
+    } else if (refilled(h, bin)) {
+        grow(h, b, bin, cls);
     }
-    Header* h = header_of(tc);
     h->refilled[bin / 64] |= uint64_t(1) << (bin % 64);
     ++h->refills;
     if (g_class[cls].npages > 1) ++h->big_refills;
@@ -365,8 +430,11 @@ void free_slow(void* p, uint64_t entry) {
             central::free_home(p, entry);
             return;
         }
-    } else if (central::flush(b, bin, b->max / 2)) b->max = b->max > 1 ? b->max / 2 : 1;  // shrinking: cache less
-    else if (b->max < full) b->max = b->max * 2 < full ? b->max * 2 : full;
+    } else if (central::flush(b, bin, b->max / 2)) {
+        set_max(header_of(tc), b, pe_class(entry), b->max > 1 ? b->max / 2 : 1);  // shrinking: cache less
+    } else if (b->max < full) {
+        b->max = b->max * 2 < full ? b->max * 2 : full;
+    }
     note_event(tc, true);
     --t.depth;
     b->slots[b->count++] = p;

@@ -6,11 +6,12 @@
 //   cache exists and after it is torn down, so both fast paths fall into the
 //   slow path there.
 // - The bytes a thread keeps cached are bounded in total (knob tcache_bytes):
-//   each bin holds at most 2 batches, and after every kScavengePeriod
-//   slow-path events the next free's slow path (a malloc's, for a thread that
-//   stopped freeing) counts its active bins and trims them when over the
-//   thread's budget, which starts at 1 MiB and grows towards the knob while
-//   the cache thrashes (thread_cache.cpp, scavenge).
+//   each bin holds at most 2 batches (a hot bin of a class above 1 KiB up
+//   to 256 KiB, those extras bounded by half the budget), and after every
+//   kScavengePeriod slow-path events the next free's slow path (a malloc's,
+//   for a thread that stopped freeing) counts its active bins and trims them
+//   when over the thread's budget, which starts at 1 MiB and grows towards
+//   the knob while the cache thrashes (thread_cache.cpp, scavenge).
 #pragma once
 
 #include "core/state.h"
