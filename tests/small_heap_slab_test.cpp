@@ -1,7 +1,7 @@
 // A small heap's pages serve every class (issue 22 part 2).  While the heap
 // is below partition_after, a block of a one-slot class (above 16 KiB) that a
-// program frees goes home at once and its slab's pages go back to the page
-// heap, where the next slab of any class takes them: python3 grows its dicts
+// program frees goes home at once, its slab is parked with its pair, and the
+// next slab another pair makes takes its pages: python3 grows its dicts
 // by malloc and free (6.5 -> 13 -> 26 -> 52 KB) and `ls` frees a 41.6 KB
 // copy when realloc moves its table to a large block, and those freed slots
 // sat in the thread cache, resident, for the process's life (glibc's brk
