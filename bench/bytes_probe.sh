@@ -20,6 +20,11 @@
 #   btm_stats ...          chunks, slabs, slow mallocs, allocated/large/dirty
 #                          KB (chunks 0: the process never left the start-up
 #                          phase)
+#   shape class <size> ... the slabs of each size class at exit: slabs, data
+#                          pages, resident pages, slots handed out (bump) and
+#                          out of the slab (used), slots per slab
+#                          (bench/heap_shape.cpp); `shape free_resident N`:
+#                          free pages still resident
 # usage (as root): bytes_probe.sh LIB|"" CMD [ARG...]   HDR (default 10) is
 # the chunk header's pages (sizeof(ChunkHeader) / page size).
 set -u
@@ -104,8 +109,15 @@ void _exit(int status) {
   __builtin_unreachable();
 }
 C
+# With btmalloc, heap_shape.cpp (built against this tree) adds the slab pages
+# by size class.
+shape=
+if [[ -n $lib ]]; then
+  g++ -std=c++20 -O1 -shared -fPIC -I"$(dirname "$0")/../src" -I"$(dirname "$0")/../include" \
+    "$(dirname "$0")/heap_shape.cpp" -o "$tmp/heap_shape.so" && shape=$tmp/heap_shape.so
+fi
 out=$tmp/dump.txt
-EXIT_DUMP_FILE=$out LD_PRELOAD=$tmp/exit_dump.so "$@" >/dev/null 2>&1
+EXIT_DUMP_FILE=$out HEAP_SHAPE_FILE=$tmp/shape.txt LD_PRELOAD="$tmp/exit_dump.so${shape:+ $shape}" "$@" >/dev/null 2>&1
 [[ -s $out ]] || { echo "no dump (the program did not run its destructors)" >&2; exit 1; }
 awk '$1 == "VmHWM:" { print "hwm", $2, "KB" } $1 == "VmRSS:" { print "rss_at_exit", $2, "KB" }' "$out"
 syms=/dev/null
@@ -164,3 +176,5 @@ awk -v syms="$syms" -v lib="$lib" -v hdr="${HDR:-10}" -v prog="$(readlink -f "$(
     for (c in R) printf "cat %s %d %d %d\n", c, R[c], P[c], A[c]
     for (w in L) printf "lbss %d %s\n", L[w], w
   }' "$syms" "$out" | sort
+[[ -s $tmp/shape.txt ]] && sed 's/^/shape /' "$tmp/shape.txt"
+exit 0

@@ -105,6 +105,31 @@ void push_sparse_tail(Central& c, Slab* s) {
     s->list = kListSparse;
 }
 
+// A small heap's one-slot slabs serve every class (issue 22 part 2).
+// glibc's brk heap reuses a freed block for the next blocks of any size;
+// here a freed slot of a one-slot class (above 16 KiB) sat in the thread
+// cache, its pages resident and of no use to other classes, for the
+// process's life: python3 grows its dicts by malloc and free (6.5 -> 13 ->
+// 26 -> 52 KB), `ls` frees a 41.6 KB copy when realloc makes its table a
+// large block.  So while the heap is below partition_after (where the
+// processes of a machine-wide preload stay), such a slab is marked draining
+// for its pair's first kYoungRefills refills: its free goes home
+// (free_home), and the slab, empty, is *parked* on its pair's empty list
+// (settle_empty), where a double free still finds its slot marked free.  The
+// next slab that any other pair makes in a small heap first gives the parked
+// ones to the page heap (share_parked), which makes slabs on resident pages
+// first.  A pair that keeps asking (a churn of one size) refills from its
+// parked slab, and past those refills it caches its slot as before; its
+// slabs lose the mark at their next refill.  `refills` wraps at 2^16: a pair
+// that churns that long is young again for kYoungRefills refills.
+inline constexpr uint16_t kYoungRefills = 64;
+std::atomic<uint32_t> g_parked{0};  // parked slabs on the empty lists
+bool small_heap() {
+    return uint64_t(__atomic_load_n(&chunks::nchunks, __ATOMIC_RELAXED)) * kChunkSize <= g_partition_after;
+}
+bool drained(const Slab* s) { return pe_kind(chunk_of(s)->pagemap[slab_first_page(s)]) == kPageDraining; }
+bool parks(const Slab* s) { return g_class[s->cls].capacity == 1 && drained(s); }
+
 void list_remove(Central& c, Slab* s) {
     Slab*& head = list_head(c, SlabList(s->list));
     if (s->prev) s->prev->next = s->next;
@@ -112,6 +137,7 @@ void list_remove(Central& c, Slab* s) {
     if (s->next) s->next->prev = s->prev;
     else if (s->list == kListSparse) c.sparse_tail = s->prev;
     if (s->list == kListEmpty) {
+        if (BTM_UNLIKELY(parks(s))) g_parked.fetch_sub(1, std::memory_order_relaxed);
         if (c.nempty-- > warm_of(s)) g_kept_bytes.fetch_sub(slab_bytes(s), std::memory_order_relaxed);
         if (c.nempty < c.empty_low) c.empty_low = c.nempty;
     }
@@ -141,6 +167,14 @@ void rewind(Slab* s) {
     s->bump = 0;
 }
 
+// After a refill took the slot of one-slot slab s (central lock held).
+// Once per slab taken by every process that makes blocks above 16 KiB
+// (python3, ls): start-up code.
+BTM_STARTUP BTM_NOINLINE void mark_young(const Central& c, Slab* s) {
+    bool young = c.refills < kYoungRefills && small_heap();
+    if (young != drained(s)) set_draining(s, young);
+}
+
 // An emptied slab stays with its pair: a live set that swings
 // (bench_latency) emptied slabs on each shrink and made them again on the
 // next growth, one new slab per refill (page-heap lock, a cold descriptor,
@@ -149,13 +183,15 @@ void rewind(Slab* s) {
 // ticks give back those that stay unused through a whole interval
 // (drain_all); they fill the heap up to its recent peak in use, no further
 // (use_peak).  Only warm ones without the background thread or during a
-// mass free (see keeps_slabs), none with warm_slabs = 0.  Out of line (once
+// mass free (see keeps_slabs), and a small heap's parked one-slot slabs
+// (above), none with warm_slabs = 0.  Out of line (once
 // per slab, not per slot) but start-up code: a short-lived python3 empties
 // slabs, and a cold one mapped a second window of the library's code in it
 // (library_text_pages).
 BTM_STARTUP BTM_NOINLINE void settle_empty(Central& c, Slab* s) {
+    bool park = parks(s);
     bool warm = c.nempty < warm_of(s) && !c.partial && !c.sparse;
-    bool keep = warm || (within_peak() && reclaim::keeps_slabs());
+    bool keep = warm || park || (within_peak() && reclaim::keeps_slabs());
     if (!g_warm_slabs || c.nempty == UINT16_MAX || !keep) {
         --c.nslabs;
         chunks::slab_free(s);
@@ -163,7 +199,27 @@ BTM_STARTUP BTM_NOINLINE void settle_empty(Central& c, Slab* s) {
     }
     rewind(s);
     if (c.nempty++ >= warm_of(s)) g_kept_bytes.fetch_add(slab_bytes(s), std::memory_order_relaxed);
+    if (BTM_UNLIKELY(park)) g_parked.fetch_add(1, std::memory_order_relaxed);
     list_push(c.empty, s, kListEmpty);
+}
+
+// Before pair `self` makes a slab in a small heap: the other pairs' parked
+// slabs go to the page heap.  try_lock only: the caller holds its own
+// pair's lock.  Start-up code (ls and python3 run it).
+BTM_STARTUP BTM_NOINLINE void share_parked(const Central& self) {
+    for_each_used([&self](Central& d) {
+        if (&d == &self || !d.empty || !d.lock.try_lock()) return;
+        for (Slab* s = d.empty; s;) {
+            Slab* next = s->next;
+            if (parks(s)) {
+                list_remove(d, s);
+                --d.nslabs;
+                chunks::slab_free(s);
+            }
+            s = next;
+        }
+        d.lock.unlock();
+    });
 }
 
 // Puts a slab on the list its state calls for (central lock held).
@@ -324,6 +380,7 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** out, uint32_t want,
             // 32 KiB of them (8 slabs) took ~3.6 us, the latency p999.  The
             // bin refills again sooner, from the slab made here.
             if (got) break;
+            if (BTM_UNLIKELY(g_parked.load(std::memory_order_relaxed)) && small_heap()) share_parked(c);
             s = chunks::slab_alloc(ci.npages, bin, cls);
             if (!s) break;
             ++c.nslabs;
@@ -386,6 +443,7 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** out, uint32_t want,
         s->site = ra;
         s->epoch = now;
         reposition(c, s);
+        if (ci.capacity == 1) mark_young(c, s);
         if (carve_left == 0 && got) break;  // the rest of the refill would be fresh pages
         if (handed) break;
     }
