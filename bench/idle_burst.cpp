@@ -10,9 +10,6 @@
 // never).  glibc trims the top of its heap on the free; an allocator
 // that ages its free pages needs something to run the aging while the
 // process sleeps.
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -23,16 +20,10 @@ using namespace bench;
 
 namespace {
 
-// RssAnon from /proc/self/status, in bytes; read into a stack buffer, so
-// that measuring calls no allocator.
+// RssAnon from /proc/self/status, in bytes.
 uint64_t anon_bytes() {
   char buf[4096];
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
+  if (!read_proc("/proc/self/status", buf, sizeof buf)) return 0;
   const char* p = std::strstr(buf, "RssAnon:");
   return p ? std::strtoull(p + 8, nullptr, 10) << 10 : 0;
 }
