@@ -240,17 +240,23 @@ inline void report_provider() {
   std::fflush(stdout);
 }
 
-// Resident set size from /proc/self/statm, read with plain syscalls so the
-// measurement itself never calls malloc (stdio would).
+// Reads a small /proc file into buf (NUL-terminated) with plain syscalls, so
+// the measurement itself never calls malloc (stdio would); false on error.
+inline bool read_proc(const char* path, char* buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, buf, size - 1);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  return true;
+}
+
+// Resident set size from /proc/self/statm.
 inline uint64_t rss_bytes() {
   static const long page = sysconf(_SC_PAGESIZE);
   char buf[128];
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return 0;
-  buf[n] = 0;
+  if (!read_proc("/proc/self/statm", buf, sizeof buf)) return 0;
   char* p = buf;
   std::strtoull(p, &p, 10);  // size
   uint64_t resident = std::strtoull(p, &p, 10);

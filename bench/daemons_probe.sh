@@ -9,11 +9,14 @@
 #   d_<service>_pss    KB, the tree's Pss
 #   daemons_sum_pss    KB, their sum
 #   daemons_count      services measured
+# With BTM_DAEMONS_ANATOMY set, each process's anonymous memory by cause
+# (anon_anatomy.py) goes to stderr.
 # Services that are not installed (bench/install-daemons.sh) are left out and
 # named on stderr; one that is installed but does not start fails the probe.
 #   daemons_probe.sh LIB|""   (as root: unshare -m, mounts, setpriv)
 set -u
 settle=${BTM_DAEMONS_SETTLE:-5}
+here=$(cd "$(dirname "$0")" && pwd)
 . "$(dirname "$0")/preload_ns.sh" "$@"
 mount -t tmpfs tmpfs /run || exit 1
 d=$tmp/d
@@ -100,6 +103,7 @@ for name in $(printf '%s\n' "${!pid[@]}" | sort); do
   for q in $(tree "$p"); do
     v=$(awk '$1 == "Pss:" { print $2 }' "/proc/$q/smaps_rollup" 2>/dev/null)
     pss=$((pss + ${v:-0}))
+    [[ -n ${BTM_DAEMONS_ANATOMY:-} ]] && /usr/bin/python3 "$here/anon_anatomy.py" "$q" "$lib" | sed "s/^/$name: /" >&2
   done
   echo "d_${name}_pss $pss KB"
   sum=$((sum + pss))

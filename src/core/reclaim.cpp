@@ -24,7 +24,12 @@ namespace btm::reclaim {
 namespace {
 
 inline constexpr uint64_t kTickNs = 250'000'000;        // the aging interval
-inline constexpr uint64_t kStartThreadBytes = 1 << 20;  // dirty bytes that justify a thread
+// Pending bytes that justify a thread.  Below it they stay resident until a
+// slow path runs a tick, which an idle process never takes: a daemon that
+// freed a burst of 900 KiB kept it for good while 1 MiB was the bar.  The
+// thread costs ~12 KiB resident (its stack's top pages): glibc's trim
+// threshold (128 KiB) pays for it ten times over.
+inline constexpr uint64_t kStartThreadBytes = 128 << 10;
 inline constexpr size_t kBatch = 64;                    // ranges per release batch
 inline constexpr uint32_t kHelpRun = 512;                // see poll()
 // Free pages kept resident ahead of a growing heap (see prefault()).
