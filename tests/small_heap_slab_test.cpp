@@ -97,4 +97,43 @@ TEST(SmallHeap, ChurnOfABigClassIsCached) {
     for (void* p : keep) free(p);
 }
 
+// Hot bins grow past two batches (thread_cache.cpp, grow) only once the heap
+// has passed partition_after: a small process keeps its bins at two batches,
+// which pins less, and never runs the growth code, which lies past the
+// library's first 64 KiB (python3 mapped it at start: library_text_pages).
+TEST(SmallHeap, HotBinsStayAtTwoBatches) {
+    if (btm_test::kAgainstGlibc) GTEST_SKIP() << "btmalloc's bin limits";
+    std::vector<void*> keep;
+    make_small_heap(keep);
+    std::vector<void*> live;
+    live.reserve(256);
+    uint64_t widest = 0;
+    for (int round = 0; round < 12; ++round) {
+        // Mallocs from one refill to the next (the first stretch of a round
+        // pops what the frees left in the bin).
+        uint64_t since = 0, slow = stats().malloc_calls_slow;
+        bool refilled = false;
+        for (int i = 0; i < 200; ++i) {
+            live.push_back(malloc(opaque(size_t(4096))));
+            ASSERT_NE(live.back(), nullptr);
+            memset(live.back(), 5, 64);
+            ++since;
+            uint64_t now = stats().malloc_calls_slow;
+            if (now != slow) {
+                if (refilled && round > 0 && since > widest) widest = since;
+                refilled = true;
+                since = 0;
+                slow = now;
+            }
+        }
+        for (void* p : live) free(p);
+        live.clear();
+    }
+    // Two batches of 4 KiB are 16 slots and a refill takes half of them, so
+    // a slow path comes at least every 9th malloc; a grown bin's at the 17th.
+    EXPECT_LE(widest, 9u) << "a 4 KiB bin grew in a small heap: " << widest - 1 << " slots per refill";
+    EXPECT_LE(stats().chunks, 2u) << "the heap left the small phase: the test measured nothing";
+    for (void* p : keep) free(p);
+}
+
 }  // namespace

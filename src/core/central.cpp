@@ -124,9 +124,6 @@ void push_sparse_tail(Central& c, Slab* s) {
 // that churns that long is young again for kYoungRefills refills.
 inline constexpr uint16_t kYoungRefills = 64;
 std::atomic<uint32_t> g_parked{0};  // parked slabs on the empty lists
-bool small_heap() {
-    return uint64_t(__atomic_load_n(&chunks::nchunks, __ATOMIC_RELAXED)) * kChunkSize <= g_partition_after;
-}
 bool drained(const Slab* s) { return pe_kind(chunk_of(s)->pagemap[slab_first_page(s)]) == kPageDraining; }
 bool parks(const Slab* s) { return g_class[s->cls].capacity == 1 && drained(s); }
 
@@ -171,7 +168,7 @@ void rewind(Slab* s) {
 // Once per slab taken by every process that makes blocks above 16 KiB
 // (python3, ls): start-up code.
 BTM_STARTUP BTM_NOINLINE void mark_young(const Central& c, Slab* s) {
-    bool young = c.refills < kYoungRefills && small_heap();
+    bool young = c.refills < kYoungRefills && chunks::small_heap();
     if (young != drained(s)) set_draining(s, young);
 }
 
@@ -380,7 +377,7 @@ uint32_t take(Central& c, uint32_t bin, uint32_t cls, void** out, uint32_t want,
             // 32 KiB of them (8 slabs) took ~3.6 us, the latency p999.  The
             // bin refills again sooner, from the slab made here.
             if (got) break;
-            if (BTM_UNLIKELY(g_parked.load(std::memory_order_relaxed)) && small_heap()) share_parked(c);
+            if (BTM_UNLIKELY(g_parked.load(std::memory_order_relaxed)) && chunks::small_heap()) share_parked(c);
             s = chunks::slab_alloc(ci.npages, bin, cls);
             if (!s) break;
             ++c.nslabs;

@@ -156,7 +156,7 @@ ChunkHeader* chunk_new() {
             // Partitions switch on once the heap is big enough to gain from
             // them (see the knob partition_after): a short-lived process
             // touches the metadata and first slabs of one partition only.
-            if (uint64_t(nchunks) * kChunkSize > g_partition_after) {
+            if (!small_heap()) {
                 __atomic_store_n(&g.part_mask, g_part_mask_full, __ATOMIC_RELAXED);
                 end_coarse_phase();
             }

@@ -179,6 +179,12 @@ extern std::atomic<unsigned> nregions;
 extern Group* registry;   // set once by init()
 extern unsigned nchunks;
 extern unsigned max_chunks;  // the registry's capacity, set once by init()
+// The heap has not passed partition_after yet: the shape of the short-lived
+// and small processes of a machine-wide preload, which trade a little speed
+// for memory (central.cpp's parked slabs, thread_cache.cpp's bin growth).
+inline bool small_heap() {
+    return uint64_t(__atomic_load_n(&nchunks, __ATOMIC_RELAXED)) * kChunkSize <= g_partition_after;
+}
 extern std::atomic<uint32_t> clock_base;  // the second the clock started; 0 before
 
 // Reserves the address space (shrunk to fit RLIMIT_AS), with the

@@ -151,6 +151,22 @@ void on_thread_exit(void* arg) {
 // Slots at least this big leave the cache first when it is over budget.
 inline constexpr uint32_t kBigSlot = 32 * 1024;
 
+// A grown bin that did not refill for a whole period goes back to two
+// batches (see grow): a class that went quiet pins nothing more.  BTM_LATE,
+// like grow: only a process with hot bins above 1 KiB has grown bins, and
+// the library's first 64 KiB are kept for what every process runs.
+BTM_LATE BTM_NOINLINE void shrink_grown(ThreadCache* tc, size_t n) {
+    Header* h = header_of(tc);
+    for (size_t i = 0; h->grown_bytes && i < n; ++i) {
+        uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
+        uint32_t cls = bin & ((1u << kClassBits) - 1), base = stack_slots(cls);
+        Bin* b = &tc->bins[bin];
+        if (b->max <= base || refilled(h, bin)) continue;
+        central::flush(b, bin, base);
+        set_max(h, b, cls, base);
+    }
+}
+
 // When the cache holds more than its budget, slots go home in four steps,
 // stopping after the first that brings the cache under half of it: the bins
 // that did not refill since the last scavenge (their slots sat unused)
@@ -180,16 +196,7 @@ void scavenge(ThreadCache* tc) {
     auto is_big = [](uint32_t bin) { return g_class[bin & ((1u << kClassBits) - 1)].size >= kBigSlot; };
     auto step_of = [&](uint32_t bin) { return (refilled(h, bin) ? 2 : 0) + (is_big(bin) ? 0 : 1); };
     size_t n = h->overflow ? nbins() : h->nactive;
-    // A grown bin that did not refill for a whole period goes back to two
-    // batches (see grow): a class that went quiet pins nothing more.
-    for (size_t i = 0; h->grown_bytes && i < n; ++i) {
-        uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
-        uint32_t cls = bin & ((1u << kClassBits) - 1), base = stack_slots(cls);
-        Bin* b = &tc->bins[bin];
-        if (b->max <= base || refilled(h, bin)) continue;
-        central::flush(b, bin, base);
-        set_max(h, b, cls, base);
-    }
+    if (h->grown_bytes) shrink_grown(tc, n);
     // Bytes each step would send home.
     uint64_t total = 0, freed[4] = {};
     for (size_t i = 0; i < n; ++i) {
@@ -260,7 +267,11 @@ bool activate(ThreadCache* tc, Bin* b, uint32_t bin, uint32_t cls) {
 // own, once (the old one stays unused: at most 256 bytes), and goes back to
 // two batches at the first scavenge that finds it did not refill (scavenge).
 // The bin is empty here (its refill comes next), so nothing is copied.
-void grow(Header* h, Bin* b, uint32_t bin, uint32_t cls) {
+// Not in a small heap (chunks::small_heap): the short-lived processes of a
+// machine-wide preload keep their bins at two batches, which pins less, and
+// so never run this code, which lies past the library's first 64 KiB
+// (library_text_pages: python3 grew bins at start and mapped it).
+BTM_LATE BTM_NOINLINE void grow(Header* h, Bin* b, uint32_t bin, uint32_t cls) {
     uint32_t cap = grown_slots(cls), next = b->max * 2 < cap ? b->max * 2 : cap;
     if (next <= b->max || h->grown_bytes + grown_part(next, cls) - grown_part(b->max, cls) > h->budget / 2) return;
     if (!wide(h, bin)) {
@@ -372,7 +383,7 @@ void* refill(uint32_t bin, uint32_t cls, uintptr_t ra) {
         if (!activate(tc, b, bin, cls)) return central::alloc_one(bin, cls, ra);
     } else if (uint32_t full = stack_slots(cls); b->max < full) {
         set_max(h, b, cls, b->max * 2 < full ? b->max * 2 : full);
-    } else if (refilled(h, bin)) {
+    } else if (refilled(h, bin) && !chunks::small_heap()) {
         grow(h, b, bin, cls);
     }
     h->refilled[bin / 64] |= uint64_t(1) << (bin % 64);
