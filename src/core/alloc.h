@@ -61,11 +61,11 @@ BTM_INLINE void free_fast(void* p, uintptr_t ra) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     if (BTM_UNLIKELY(!in_primary(a))) return free_outside(p, ra);
     ChunkHeader* c = chunk_of(a);
-    uint64_t e = c->pagemap[(a & kChunkMask) >> g.page_shift];
-    if (BTM_UNLIKELY(pe_kind(e) != kPageSlab)) return free_unusual(p, e, ra);
+    uint64_t e = c->pagemap[(a & kChunkMask) >> hot_page_shift()];
+    if (BTM_UNLIKELY(!pe_plain_slab(e))) return free_unusual(p, e, ra);
     if constexpr (kHardening) {
         if (BTM_LIKELY(g.checks)) {
-            if (BTM_UNLIKELY(!is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask)))) return invalid_free(p);
+            if (BTM_UNLIKELY(!is_slot_start(pe_class(e), pe_offset(e) + (a & hot_page_mask())))) return invalid_free(p);
             if (BTM_UNLIKELY(marked_free(p))) return double_free(p, e, ra);
         }
         mark_free(p);
