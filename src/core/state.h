@@ -66,7 +66,7 @@ inline constexpr uint64_t kCoarseSlowCalls = 2048;
 // Also starts the slabs' clock (chunks::start_clock).
 void end_coarse_phase();
 BTM_INLINE unsigned class_for(size_t n) {
-    return n <= kLutMax ? g_class_lut[(n + 15) >> 4] : class_of_medium(n);
+    return BTM_LIKELY(n <= kLutMax) ? g_class_lut[(n + 15) >> 4] : class_of_medium(n);
 }
 
 // Per size class, filled at init from the page size: what free's hit path
