@@ -110,7 +110,7 @@ void setup_classes() {
         ci.size = size;
         ci.npages = uint16_t(pages);
         ci.capacity = uint16_t(slots);
-        g_check[c] = SlotCheck{~uint64_t(0) / size + 1, uint32_t(slots * size)};
+        g_check[c] = make_slot_check(uint32_t(size), uint32_t(slots));
         // A refill or flush moves half a full bin, `batch` slots, under the
         // central lock: 32 KiB, and at most 128 slots (sizes up to 256 B).
         // 128 rather than 64: a producer/consumer pair of threads at 64 B

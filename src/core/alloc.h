@@ -50,10 +50,15 @@ BTM_INLINE void* bin_pop(Bin* b, size_t n, uintptr_t ra) {
     return p;
 }
 
+// Up to 4 KiB (nearly every request) one size compare leads to the class
+// table; the large-block test is made only past it.
 BTM_INLINE void* malloc_fast(size_t n, uintptr_t ra) {
-    if (BTM_UNLIKELY(n > kMaxSmall)) return malloc_large(n, 0, false, ra);
+    unsigned cls;
+    if (BTM_LIKELY(n <= kLutMax)) cls = g_class_lut[(n + 15) >> 4];
+    else if (BTM_UNLIKELY(n > kMaxSmall)) return malloc_large(n, 0, false, ra);
+    else cls = class_of_medium(n);
     if (BTM_UNLIKELY(g.divert)) return malloc_diverted(n, ra);
-    uint32_t bin = partition::hash_bits(ra) | class_for(n);
+    uint32_t bin = partition::hash_bits(ra) | cls;
     return bin_pop(&t_state.tc->bins[bin], n, ra);
 }
 
@@ -61,11 +66,11 @@ BTM_INLINE void free_fast(void* p, uintptr_t ra) {
     uintptr_t a = reinterpret_cast<uintptr_t>(p);
     if (BTM_UNLIKELY(!in_primary(a))) return free_outside(p, ra);
     ChunkHeader* c = chunk_of(a);
-    uint64_t e = c->pagemap[(a & kChunkMask) >> g.page_shift];
-    if (BTM_UNLIKELY(pe_kind(e) != kPageSlab)) return free_unusual(p, e, ra);
+    uint64_t e = c->pagemap[(a & kChunkMask) >> hot_page_shift()];
+    if (BTM_UNLIKELY(!pe_plain_slab(e))) return free_unusual(p, e, ra);
     if constexpr (kHardening) {
         if (BTM_LIKELY(g.checks)) {
-            if (BTM_UNLIKELY(!is_slot_start(pe_class(e), pe_offset(e) + (a & g.page_mask)))) return invalid_free(p);
+            if (BTM_UNLIKELY(!is_slot_start(pe_class(e), pe_offset(e) + (a & hot_page_mask())))) return invalid_free(p);
             if (BTM_UNLIKELY(marked_free(p))) return double_free(p, e, ra);
         }
         mark_free(p);

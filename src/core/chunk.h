@@ -53,6 +53,10 @@ BTM_INLINE constexpr uint32_t pe_bin(uint64_t e) { return uint32_t(e & 0xffff); 
 BTM_INLINE constexpr uint32_t pe_class(uint64_t e) { return uint32_t(e >> 16) & 0xff; }
 BTM_INLINE constexpr uint32_t pe_offset(uint64_t e) { return uint32_t(e >> 32); }
 BTM_INLINE constexpr uint32_t pe_kind(uint64_t e) { return uint32_t(e >> 24) & 0xff; }
+// pe_kind(e) == kPageSlab in one instruction fewer (free's hit path): the
+// kind byte minus one is zero, and the subtraction cannot borrow from below.
+BTM_INLINE constexpr bool pe_plain_slab(uint64_t e) { return uint32_t(e) - (uint32_t(kPageSlab) << 24) < (1u << 24); }
+static_assert(pe_plain_slab(kPageSlab << 24 | 0xffffff) && !pe_plain_slab(0xffffff) && !pe_plain_slab(kPageDraining << 24));
 static_assert(kMaxBins <= 0x10000);
 
 // Remote free list word: (count << 48) | pointer to the first slot, whose low

@@ -8,6 +8,8 @@
 // fast path ever asks "am I initialised?".
 #pragma once
 
+#include <bit>
+
 #include "core/base.h"
 #include "core/size_classes.h"
 
@@ -40,6 +42,18 @@ struct alignas(64) Globals {
 };
 extern Globals g;
 
+// The page size as free's hit path uses it.  Linux on x86-64 has one base
+// page size, 4 KiB (AT_PAGESZ, which init reads, says the same), so there
+// it is a constant: one load fewer on every free.
+#if defined(__x86_64__)
+inline constexpr uint32_t kFixedPageShift = 12;
+BTM_INLINE constexpr uint32_t hot_page_shift() { return kFixedPageShift; }
+BTM_INLINE constexpr uintptr_t hot_page_mask() { return (uintptr_t(1) << kFixedPageShift) - 1; }
+#else
+BTM_INLINE uint32_t hot_page_shift() { return g.page_shift; }
+BTM_INLINE uintptr_t hot_page_mask() { return g.page_mask; }
+#endif
+
 // The class of a size up to kLutMax, as malloc looks it up.  A process
 // starts with kCoarseLut: its first mallocs of up to 64 B round up to 32 or
 // 64 B, because a short-lived process touches a data page per class it uses;
@@ -52,17 +66,38 @@ inline constexpr uint64_t kCoarseSlowCalls = 2048;
 // Also starts the slabs' clock (chunks::start_clock).
 void end_coarse_phase();
 BTM_INLINE unsigned class_for(size_t n) {
-    return n <= kLutMax ? g_class_lut[(n + 15) >> 4] : class_of_medium(n);
+    return BTM_LIKELY(n <= kLutMax) ? g_class_lut[(n + 15) >> 4] : class_of_medium(n);
 }
 
-// Per size class, filled at init from the page size.  The part the free
-// path reads is kept to 16 bytes.
+// Per size class, filled at init from the page size: what free's hit path
+// needs to tell a slot start from any other offset in a slab, 16 bytes so
+// that one shift indexes it.
 struct SlotCheck {
-    uint64_t div_magic;    // ceil(2^64 / size): n % size == 0  <=>  n * magic <= magic - 1
-    uint32_t limit;        // capacity * size: offsets at or past it are not slots
+    uint64_t inverse;      // of the size's odd part, modulo 2^64
+    uint32_t capacity;     // slots per slab
+    uint32_t shift;        // trailing zero bits of the size
 };
-static_assert(sizeof(SlotCheck) == 16);  // one shift to index
+static_assert(sizeof(SlotCheck) == 16);
 extern SlotCheck g_check[kNumClasses];
+
+constexpr SlotCheck make_slot_check(uint32_t size, uint32_t capacity) {
+    uint32_t shift = uint32_t(__builtin_ctz(size));
+    uint64_t odd = size >> shift, inv = odd;  // right to 3 bits: odd * odd == 1 mod 8
+    for (int i = 0; i < 5; ++i) inv *= 2 - odd * inv;  // Newton: each step doubles the bits
+    return SlotCheck{inv, capacity, shift};
+}
+
+// True if byte offset `off` inside a slab is the start of one of its
+// `capacity` slots.  Multiplying by the inverse of the size's odd part
+// and rotating by its power of two gives off / size exactly when the size
+// divides off, and a number no slab's capacity reaches when it does not
+// (a remainder in the low bits rotates into the top ones; an odd part
+// that does not divide lands above 2^64 / size): one multiply, one rotate
+// and one compare check both the division and the bound.
+BTM_INLINE constexpr bool slot_start(const SlotCheck& k, uint64_t off) {
+    return std::rotr(off * k.inverse, int(k.shift)) < k.capacity;
+}
+BTM_INLINE bool is_slot_start(uint32_t cls, uint64_t off) { return slot_start(g_check[cls], off); }
 
 struct ClassInfo {
     uint32_t size;
@@ -71,12 +106,6 @@ struct ClassInfo {
     uint16_t batch;        // slots moved per refill / flush
 };
 extern ClassInfo g_class[kNumClasses];
-
-// True if the byte offset `off` inside a slab of class `cls` is a slot start.
-BTM_INLINE bool is_slot_start(uint32_t cls, uint64_t off) {
-    const SlotCheck& k = g_check[cls];
-    return off * k.div_magic <= k.div_magic - 1 && off < k.limit;
-}
 
 // A stack of free slots: malloc takes slots[count - 1], free stores at
 // slots[count]; no link runs through the slots (only the free mark is in
