@@ -26,12 +26,7 @@ namespace {
 using btm_test::escape;
 using btm_test::opaque;
 
-struct btm_stats stats() {
-    struct btm_stats s{};
-    s.version = BTM_STATS_VERSION;
-    btm_stats(&s);
-    return s;
-}
+struct btm_stats stats() { return btm_test::read_stats(); }
 
 // Ends the start-up phase (its arena would serve the blocks below without a
 // heap) and checks that the heap is still a small one.
