@@ -92,6 +92,7 @@ Header* header_of(ThreadCache* tc) { return reinterpret_cast<Header*>(tc) - 1; }
 FreshRun* run_of(Header* h, uint32_t bin) { return bin < (1u << kClassBits) ? &h->runs0[bin] : &h->runs[bin]; }
 ThreadCache* cache_of(Header* h) { return reinterpret_cast<ThreadCache*>(h + 1); }
 size_t nbins() { return size_t(g.npart) << kClassBits; }
+uint32_t class_of_bin(uint32_t bin) { return bin & ((1u << kClassBits) - 1); }
 size_t refilled_words() { return (nbins() + 63) / 64; }
 bool wide(Header* h, uint32_t bin) { return h->wide[bin / 64] >> (bin % 64) & 1; }
 // A bin's stack holds its limit: two batches, or grown_slots() once the bin
@@ -124,7 +125,9 @@ uint64_t grown_part(uint32_t max, uint32_t cls) {
     uint32_t base = stack_slots(cls);
     return max > base ? uint64_t(max - base) * g_class[cls].size : 0;
 }
-// Every change of a bin's limit, so that grown_bytes stays exact.
+// Every change of a bin's limit that may cross its two batches (growth,
+// shrinking), so that grown_bytes stays exact; changes below two batches
+// (activate, free_slow's regrowth) leave it alone and may set max directly.
 void set_max(Header* h, Bin* b, uint32_t cls, uint32_t max) {
     h->grown_bytes += grown_part(max, cls) - grown_part(b->max, cls);
     b->max = max;
@@ -159,7 +162,7 @@ BTM_LATE BTM_NOINLINE void shrink_grown(ThreadCache* tc, size_t n) {
     Header* h = header_of(tc);
     for (size_t i = 0; h->grown_bytes && i < n; ++i) {
         uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
-        uint32_t cls = bin & ((1u << kClassBits) - 1), base = stack_slots(cls);
+        uint32_t cls = class_of_bin(bin), base = stack_slots(cls);
         Bin* b = &tc->bins[bin];
         if (b->max <= base || refilled(h, bin)) continue;
         central::flush(b, bin, base);
@@ -193,7 +196,7 @@ BTM_LATE BTM_NOINLINE void shrink_grown(ThreadCache* tc, size_t n) {
 void scavenge(ThreadCache* tc) {
     Header* h = header_of(tc);
     h->events = 0;
-    auto is_big = [](uint32_t bin) { return g_class[bin & ((1u << kClassBits) - 1)].size >= kBigSlot; };
+    auto is_big = [](uint32_t bin) { return g_class[class_of_bin(bin)].size >= kBigSlot; };
     auto step_of = [&](uint32_t bin) { return (refilled(h, bin) ? 2 : 0) + (is_big(bin) ? 0 : 1); };
     size_t n = h->overflow ? nbins() : h->nactive;
     if (h->grown_bytes) shrink_grown(tc, n);
@@ -202,7 +205,7 @@ void scavenge(ThreadCache* tc) {
     for (size_t i = 0; i < n; ++i) {
         uint32_t bin = h->overflow ? uint32_t(i) : h->active[i];
         const Bin& b = tc->bins[bin];
-        uint64_t slot = g_class[bin & ((1u << kClassBits) - 1)].size;
+        uint64_t slot = g_class[class_of_bin(bin)].size;
         total += b.count * slot;
         freed[step_of(bin)] += (is_big(bin) ? b.count : b.count - b.count / 2) * slot;
     }
